@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, on a machine that has only rustup,
+# Python and Node: the wasm32 target and wasm-bindgen-cli at the exact version
+# of the wasm-bindgen crate in Cargo.lock. Then fetches the test models.
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ -z "$want" ]; then
+  echo "Cargo.lock names no wasm-bindgen version" >&2
+  exit 1
+fi
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (have: ${have:-none})"
+  # --locked pins its dependencies; a yanked one makes that fail, so fall back to a fresh resolve.
+  cargo install --quiet --locked wasm-bindgen-cli --version "$want" ||
+    cargo install --quiet wasm-bindgen-cli --version "$want"
+fi
+
+bash scripts/fetch-models.sh

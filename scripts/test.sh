@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test: native unit and integration tests (including the llama.cpp
+# reference checks on the real models), then the wasm32 build's tests in Node.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== native tests"
+cargo test --release --all-targets
+
+echo "== wasm32 (+simd128) tests in Node"
+cargo test --release --target wasm32-unknown-unknown --test wasm

@@ -1,0 +1,342 @@
+//! Chat templates: renders a GGUF's `tokenizer.chat_template` (a Hugging Face
+//! Jinja template) with minijinja, set up the way transformers sets up Jinja2:
+//! `trim_blocks` and `lstrip_blocks` on, Python string/dict methods
+//! (`.strip()`, `.startswith()`, `.items()`, ...), `raise_exception(msg)` and
+//! `strftime_now(fmt)`, and the variables `messages`, `add_generation_prompt`,
+//! `bos_token`, `eos_token`, `tools` and `documents` (the last two are `none`,
+//! as transformers passes them when there are none).
+
+use crate::Error;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, ErrorKind, Value};
+
+/// One chat turn.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+const TEMPLATE_NAME: &str = "chat_template";
+
+/// What `strftime_now` reports unless [`ChatTemplate::with_date`] says
+/// otherwise: 26 Jul 2024, the date Llama 3.x templates fall back to
+/// themselves, so they render the same whether or not the function exists.
+const DEFAULT_DATE: (i32, u32, u32) = (2024, 7, 26);
+
+impl ChatTemplate {
+    /// `bos_token`/`eos_token` are the texts of the model's BOS/EOS tokens (templates use them).
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, Error> {
+        let mut env = Environment::new();
+        env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(to_error)?);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_global("bos_token", bos_token);
+        env.add_global("eos_token", eos_token);
+        // transformers passes these as None when absent: `tools is not none` must be false.
+        env.add_global("tools", Value::from(()));
+        env.add_global("documents", Value::from(()));
+        env.add_template_owned(TEMPLATE_NAME, source.to_owned()).map_err(to_error)?;
+        Ok(ChatTemplate { env }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
+    }
+
+    /// Sets the date `strftime_now` formats (month 1-12, day 1-31; out-of-range
+    /// values are clamped). There is no clock here: std has none on
+    /// wasm32-unknown-unknown, and a fixed date keeps prompts reproducible. The
+    /// time of day is always midnight.
+    pub fn with_date(mut self, year: i32, month: u32, day: u32) -> Self {
+        let date = (year, month.clamp(1, 12), day.clamp(1, 31));
+        self.env.add_function("strftime_now", move |format: String| strftime(&format, date));
+        self
+    }
+
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
+        let messages: Vec<Value> = messages
+            .iter()
+            .map(|m| Value::from_pairs([("role", m.role.as_str()), ("content", m.content.as_str())]))
+            .collect();
+        let context = Value::from_pairs([
+            ("messages", Value::from(messages)),
+            ("add_generation_prompt", Value::from(add_generation_prompt)),
+        ]);
+        self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render(context)).map_err(to_error)
+    }
+}
+
+/// Templates call this to reject a conversation; the message becomes the error.
+fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
+    Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+}
+
+/// The error with its causes, e.g. `syntax error: unexpected end of input (in chat_template:3)`.
+fn to_error(err: minijinja::Error) -> Error {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    Error::ChatTemplate(message)
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/// The subset of Python's `strftime` chat templates use: `%d %m %Y %y %b %B %a
+/// %A %H %M %S %%`, with glibc's `%-d`-style unpadded numbers. Other directives
+/// are copied through unchanged.
+fn strftime(format: &str, (year, month, day): (i32, u32, u32)) -> String {
+    let month_name = MONTHS[month as usize - 1];
+    let weekday_name = WEEKDAYS[weekday(year, month, day)];
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut directive = chars.next();
+        let padded = directive != Some('-');
+        if !padded {
+            directive = chars.next();
+        }
+        let number = |n: u32| {
+            if padded {
+                format!("{n:02}")
+            } else {
+                n.to_string()
+            }
+        };
+        match directive {
+            Some('d') => out += &number(day),
+            Some('m') => out += &number(month),
+            Some('Y') => out += &year.to_string(),
+            Some('y') => out += &number(year.rem_euclid(100) as u32),
+            Some('b') => out += &month_name[..3],
+            Some('B') => out += month_name,
+            Some('a') => out += &weekday_name[..3],
+            Some('A') => out += weekday_name,
+            Some('H' | 'M' | 'S') => out += &number(0),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out += if padded { "%" } else { "%-" };
+                out.push(other);
+            }
+            None => out += if padded { "%" } else { "%-" },
+        }
+    }
+    out
+}
+
+/// Day of the week, 0 = Sunday (Sakamoto's method, proleptic Gregorian).
+fn weekday(year: i32, month: u32, day: u32) -> usize {
+    const OFFSETS: [i32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
+    let y = if month < 3 { year - 1 } else { year };
+    let days = y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400) + OFFSETS[month as usize - 1] + day as i32;
+    days.rem_euclid(7) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> Message {
+        Message { role: role.into(), content: content.into() }
+    }
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!("{}/tests/fixtures/smollm2-q4_1/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn error_text(result: Result<impl std::fmt::Debug, Error>) -> String {
+        match result {
+            Err(Error::ChatTemplate(message)) => message,
+            other => panic!("expected a chat template error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn smollm2_template_matches_reference_prompts() {
+        let source = fixture("prompts.json")["chat_template"].as_str().unwrap().to_owned();
+        let template = ChatTemplate::new(&source, "<|im_start|>", "<|im_end|>").unwrap();
+        let reference = fixture("reference_greedy.json");
+        let chats: Vec<_> = reference["prompts"].as_array().unwrap().iter().filter(|p| p["kind"] == "chat").collect();
+        assert_eq!(chats.len(), 3);
+        for prompt in chats {
+            let messages = [msg("user", prompt["user_text"].as_str().unwrap())];
+            assert_eq!(template.render(&messages, true).unwrap(), prompt["formatted"].as_str().unwrap());
+        }
+        // An explicit system message replaces the default one.
+        let rendered = template.render(&[msg("system", "Be brief."), msg("user", "Hi")], false).unwrap();
+        assert_eq!(rendered, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+    }
+
+    /// The structure of Gemma 3's template (text-only parts).
+    const GEMMA3: &str = r#"{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"#;
+
+    #[test]
+    fn gemma3_template() {
+        let template = ChatTemplate::new(GEMMA3, "<bos>", "<eos>").unwrap();
+        let conversation =
+            [msg("system", "Be helpful."), msg("user", " Hello "), msg("assistant", "Hi!"), msg("user", "Bye")];
+        assert_eq!(
+            template.render(&conversation, true).unwrap(),
+            "<bos><start_of_turn>user\nBe helpful.\n\nHello<end_of_turn>\n\
+             <start_of_turn>model\nHi!<end_of_turn>\n\
+             <start_of_turn>user\nBye<end_of_turn>\n\
+             <start_of_turn>model\n"
+        );
+        assert_eq!(
+            template.render(&[msg("user", "Hello")], false).unwrap(),
+            "<bos><start_of_turn>user\nHello<end_of_turn>\n"
+        );
+        let error = error_text(template.render(&[msg("user", "a"), msg("user", "b")], true));
+        assert!(error.contains("Conversation roles must alternate user/assistant/user/assistant/..."), "{error}");
+    }
+
+    /// Llama 3 style: whitespace-controlled `set`, `.strip()`, a date from `strftime_now`.
+    const LLAMA3: &str = r#"{{- bos_token }}
+{%- if strftime_now is defined -%}
+    {%- set date_string = strftime_now("%d %b %Y") -%}
+{%- else -%}
+    {%- set date_string = "unknown" -%}
+{%- endif -%}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- set system_message = messages[0]['content'].strip() -%}
+    {%- set messages = messages[1:] -%}
+{%- else -%}
+    {%- set system_message = "" -%}
+{%- endif -%}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Today Date: " + date_string + "\n\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if message.content.startswith('!') %}{% continue %}{% endif %}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"#;
+
+    #[test]
+    fn llama3_style_template() {
+        let template = ChatTemplate::new(LLAMA3, "<|begin_of_text|>", "<|eot_id|>").unwrap();
+        let conversation = [msg("system", "  Be terse.\n"), msg("user", "Hi\n"), msg("user", "!skipped")];
+        let expected = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\
+                        Today Date: 26 Jul 2024\n\nBe terse.<|eot_id|>\
+                        <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>\
+                        <|start_header_id|>assistant<|end_header_id|>\n\n";
+        assert_eq!(template.render(&conversation, true).unwrap(), expected);
+
+        let dated = template.with_date(2025, 3, 9);
+        let rendered = dated.render(&[msg("user", "Hi")], false).unwrap();
+        assert!(rendered.contains("Today Date: 09 Mar 2025\n\n<|eot_id|>"), "{rendered}");
+    }
+
+    #[test]
+    fn blocks_are_trimmed_like_transformers() {
+        let source = "{% for m in messages %}\n    {% if m.role == 'user' %}\nU: {{ m.content }}\n    {% endif %}\n{% endfor %}\n";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert_eq!(
+            template.render(&[msg("user", "a"), msg("bot", "b"), msg("user", "c")], false).unwrap(),
+            "U: a\nU: c\n"
+        );
+    }
+
+    #[test]
+    fn python_methods_and_message_order() {
+        let source =
+            "{% for m in messages %}{% for k, v in m.items() %}{{ k }}={{ v.upper() }};{% endfor %}{% endfor %}\
+                      {% if eos_token.startswith('</') %}ok{% endif %}";
+        let template = ChatTemplate::new(source, "<s>", "</s>").unwrap();
+        assert_eq!(template.render(&[msg("user", "hi")], false).unwrap(), "role=USER;content=HI;ok");
+    }
+
+    #[test]
+    fn raise_exception_becomes_an_error() {
+        let template = ChatTemplate::new("{{ raise_exception('no system role, please') }}", "", "").unwrap();
+        let error = error_text(template.render(&[], true));
+        assert!(error.contains("no system role, please"), "{error}");
+    }
+
+    #[test]
+    fn broken_template_fails_at_new() {
+        let error = error_text(ChatTemplate::new("{% for m in messages %}{{ m.content }}", "", "").map(|_| ()));
+        assert!(error.contains("syntax error"), "{error}");
+        let error = error_text(ChatTemplate::new("{{ messages[0] ", "", "").map(|_| ()));
+        assert!(error.contains("syntax error"), "{error}");
+    }
+
+    #[test]
+    fn strftime_subset() {
+        let date = (2025, 3, 9); // a Sunday
+        assert_eq!(strftime("%A %a %d %-d %B %b %m %-m %Y %y", date), "Sunday Sun 09 9 March Mar 03 3 2025 25");
+        assert_eq!(strftime("%H:%M:%S 100%% %Q %", date), "00:00:00 100% %Q %");
+        assert_eq!(strftime("%A", DEFAULT_DATE), "Friday");
+        assert_eq!(strftime("%A", (2000, 2, 29)), "Tuesday");
+    }
+}

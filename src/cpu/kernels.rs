@@ -1,0 +1,60 @@
+//! Portable float kernels of the CPU backend.
+
+use crate::model::Rope;
+use half::f16;
+
+/// The sum of squares is kept in f64, as ggml does: residual streams with
+/// outliers in the hundreds lose digits in f32 that later layers amplify.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// Rotates one head at position `pos`.
+pub fn rope(head: &mut [f32], pos: usize, rope: &Rope) {
+    let half = rope.dims / 2;
+    let p = pos as f32 * rope.freq_scale;
+    for i in 0..half {
+        let mut theta = p * rope.freq_base.powf(-2.0 * i as f32 / rope.dims as f32);
+        if let Some(f) = &rope.factors {
+            theta /= f[i];
+        }
+        let (sin, cos) = theta.sin_cos();
+        let (a, b) = if rope.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos - x1 * sin;
+        head[b] = x0 * sin + x1 * cos;
+    }
+}
+
+/// In-place softmax.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+pub fn dot_f16_f16(a: &[f16], b: &[f16]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y.to_f32()).sum()
+}
+
+/// `y += a * x`.
+pub fn axpy_f16(a: f32, x: &[f16], y: &mut [f32]) {
+    for (d, s) in y.iter_mut().zip(x) {
+        *d += a * s.to_f32();
+    }
+}

@@ -1,0 +1,224 @@
+//! The CPU backend: weights stay in their GGUF blocks in host memory, and
+//! matrix products run the integer dot-product kernels of [`crate::quant`].
+
+mod kernels;
+
+use crate::gguf::TensorInfo;
+use crate::model::{Attention, Backend, Rope};
+use crate::quant::{self, GgmlType};
+use crate::{Error, Result};
+use half::f16;
+
+/// Runs the ops on the calling thread.
+#[derive(Default)]
+pub struct Cpu {
+    /// Reused buffer for activations quantized to a weight's dot-product type.
+    act_q: Vec<u8>,
+}
+
+pub enum Weight {
+    /// A matrix of `rows` rows of `cols` elements, in `ty`'s blocks.
+    Matrix { ty: GgmlType, rows: usize, cols: usize, data: Vec<u8> },
+    /// A vector (norm weights), dequantized once at load.
+    Vector(Vec<f32>),
+}
+
+/// A row-major activation matrix.
+#[derive(Clone, Debug)]
+pub struct Act {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    fn zeros(rows: usize, cols: usize) -> Act {
+        Act { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+/// Keys and values of every layer, in f16 as llama.cpp keeps them: half the
+/// memory of f32, and the same rounding as the reference.
+pub struct Cache {
+    context: usize,
+    kv_dim: usize,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
+}
+
+impl Cache {
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        2 * self.k.len() * self.context * self.kv_dim * std::mem::size_of::<f16>()
+    }
+}
+
+/// Allocates `n` zeroed elements, reporting failure instead of aborting.
+fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{what}: {n} elements")))?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
+impl Backend for Cpu {
+    type Weight = Weight;
+    type Act = Act;
+    type Cache = Cache;
+
+    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
+        let cols = info.dims[0] as usize;
+        if info.dims.len() == 1 {
+            let mut v = try_zeroed(cols, &info.name)?;
+            quant::dequantize_row(info.ty, data, &mut v);
+            return Ok(Weight::Vector(v));
+        }
+        let rows = (info.n_elements() / info.dims[0]) as usize;
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(data.len())
+            .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, data.len())))?;
+        bytes.extend_from_slice(data);
+        Ok(Weight::Matrix { ty: info.ty, rows, cols, data: bytes })
+    }
+
+    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
+        let per_layer = context
+            .checked_mul(kv_dim)
+            .ok_or_else(|| Error::OutOfMemory(format!("KV cache of {context} positions")))?;
+        let mut k = Vec::with_capacity(n_layer);
+        let mut v = Vec::with_capacity(n_layer);
+        for _ in 0..n_layer {
+            k.push(try_zeroed(per_layer, "KV cache")?);
+            v.push(try_zeroed(per_layer, "KV cache")?);
+        }
+        Ok(Cache { context, kv_dim, k, v })
+    }
+
+    fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
+        let Weight::Matrix { ty, rows, cols, data } = table else { unreachable!("the embedding table is a matrix") };
+        let row_bytes = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
+        let mut out = Act::zeros(tokens.len(), *cols);
+        for (t, dst) in tokens.iter().zip(out.data.chunks_exact_mut(*cols)) {
+            // Ids are checked against the vocabulary before a forward pass.
+            let r = (*t as usize).min(rows - 1);
+            quant::dequantize_row(*ty, &data[r * row_bytes..(r + 1) * row_bytes], dst);
+        }
+        out
+    }
+
+    fn rms_norm(&mut self, x: &Act, weight: &Weight, eps: f32) -> Act {
+        let Weight::Vector(w) = weight else { unreachable!("norm weights are vectors") };
+        let mut out = Act::zeros(x.rows, x.cols);
+        for (src, dst) in x.data.chunks_exact(x.cols).zip(out.data.chunks_exact_mut(x.cols)) {
+            kernels::rms_norm(src, w, eps, dst);
+        }
+        out
+    }
+
+    fn matmul(&mut self, x: &Act, w: &Weight) -> Act {
+        let Weight::Matrix { ty, rows, cols, data } = w else { unreachable!("matmul takes a matrix") };
+        debug_assert_eq!(x.cols, *cols);
+        let act_ty = quant::vec_dot_type(*ty);
+        let act_row = act_ty.bytes_for(*cols as u64).expect("checked at load") as usize;
+        let w_row = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
+        self.act_q.resize(act_row * x.rows, 0);
+        for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
+            quant::quantize_row(act_ty, src, dst);
+        }
+        let mut out = Act::zeros(x.rows, *rows);
+        // Weight rows outermost: each block is read once for the whole batch.
+        for (r, wr) in data.chunks_exact(w_row).enumerate() {
+            for (t, a) in self.act_q.chunks_exact(act_row).enumerate() {
+                out.data[t * rows + r] = quant::vec_dot(*ty, *cols, wr, a);
+            }
+        }
+        out
+    }
+
+    fn rope(&mut self, x: &mut Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope) {
+        let cols = x.cols;
+        for (i, row) in x.data.chunks_exact_mut(cols).enumerate() {
+            for head in row.chunks_exact_mut(head_dim).take(n_head) {
+                kernels::rope(head, pos + i, rope);
+            }
+        }
+    }
+
+    fn attention(
+        &mut self,
+        q: &Act,
+        k: &Act,
+        v: &Act,
+        cache: &mut Cache,
+        layer: usize,
+        pos: usize,
+        shape: &Attention,
+    ) -> Act {
+        let kv_dim = cache.kv_dim;
+        assert!(pos + q.rows <= cache.context, "the session keeps batches inside the context");
+        let (kc, vc) = (&mut cache.k[layer], &mut cache.v[layer]);
+        for i in 0..k.rows {
+            let at = (pos + i) * kv_dim;
+            for (d, s) in kc[at..at + kv_dim].iter_mut().zip(k.row(i)) {
+                *d = f16::from_f32(*s);
+            }
+            for (d, s) in vc[at..at + kv_dim].iter_mut().zip(v.row(i)) {
+                *d = f16::from_f32(*s);
+            }
+        }
+        // Queries and attention weights are rounded to f16 before meeting the
+        // f16 cache, as llama.cpp's attention does: SmolLM2 amplifies such
+        // rounding differences into tenths of a logit.
+        let hd = shape.head_dim;
+        let group = shape.n_head / shape.n_head_kv;
+        let mut out = Act::zeros(q.rows, shape.n_head * hd);
+        let mut scores = Vec::with_capacity(pos + q.rows);
+        let mut qh = vec![f16::ZERO; hd];
+        for i in 0..q.rows {
+            let seen = pos + i + 1;
+            for h in 0..shape.n_head {
+                let off = (h / group) * hd;
+                for (d, s) in qh.iter_mut().zip(&q.row(i)[h * hd..(h + 1) * hd]) {
+                    *d = f16::from_f32(*s);
+                }
+                scores.clear();
+                scores
+                    .extend((0..seen).map(|j| kernels::dot_f16_f16(&qh, &kc[j * kv_dim + off..][..hd]) * shape.scale));
+                kernels::softmax(&mut scores);
+                let dst = &mut out.data[i * shape.n_head * hd + h * hd..][..hd];
+                for (j, &p) in scores.iter().enumerate() {
+                    kernels::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
+                }
+            }
+        }
+        out
+    }
+
+    fn swiglu(&mut self, gate: &Act, up: &Act) -> Act {
+        let data = gate.data.iter().zip(&up.data).map(|(&g, &u)| kernels::silu(g) * u).collect();
+        Act { rows: gate.rows, cols: gate.cols, data }
+    }
+
+    fn add(&mut self, x: &mut Act, y: &Act) {
+        for (a, b) in x.data.iter_mut().zip(&y.data) {
+            *a += b;
+        }
+    }
+
+    fn last_row(&mut self, x: &Act) -> Act {
+        Act { rows: 1, cols: x.cols, data: x.row(x.rows - 1).to_vec() }
+    }
+
+    fn read(&mut self, x: &Act) -> Vec<f32> {
+        x.data.clone()
+    }
+}

@@ -1,0 +1,133 @@
+//! The push-based loader: bytes in, header and whole tensors out.
+
+use super::{parse_header, GgufError, Header, TensorInfo};
+use crate::Result;
+
+/// Receives what a [`GgufStream`] finds, in file order.
+pub trait GgufSink {
+    /// Called once, before any tensor: the place to check the architecture and
+    /// reserve memory.
+    fn header(&mut self, header: &Header) -> Result<()>;
+    /// Called once per tensor with exactly its bytes, as soon as they are all in.
+    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<()>;
+}
+
+/// Consumes a GGUF file as chunks of any size. Memory held at any time: the
+/// header while it is incomplete, or the one tensor that straddles chunks.
+pub struct GgufStream {
+    file_len: u64,
+    /// Absolute offset of the next byte to arrive.
+    pos: u64,
+    /// Header bytes gathered so far; emptied once the header is parsed.
+    head: Vec<u8>,
+    /// Do not try to parse the header again before `head` has this many bytes,
+    /// so that small chunks cost linear, not quadratic, time.
+    retry_at: usize,
+    header: Option<Header>,
+    /// Tensor indices in offset order, and how many of them are delivered.
+    order: Vec<usize>,
+    delivered: usize,
+    /// Bytes of the tensor that straddles chunks.
+    partial: Vec<u8>,
+}
+
+impl GgufStream {
+    /// `file_len` is the size of the whole file: every size in the header is
+    /// checked against it.
+    pub fn new(file_len: u64) -> Self {
+        GgufStream {
+            file_len,
+            pos: 0,
+            head: Vec::new(),
+            retry_at: 0,
+            header: None,
+            order: Vec::new(),
+            delivered: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The header, once it has been parsed.
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// Bytes received so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Feeds the next chunk of the file.
+    pub fn push(&mut self, chunk: &[u8], sink: &mut impl GgufSink) -> Result<()> {
+        let got = self.pos.saturating_add(chunk.len() as u64);
+        if got > self.file_len {
+            return Err(GgufError::StreamTooLong { got, declared: self.file_len }.into());
+        }
+        if self.header.is_some() {
+            let start = self.pos;
+            self.pos = got;
+            return self.tensors(start, chunk, sink);
+        }
+        self.head.extend_from_slice(chunk);
+        self.pos = got;
+        if self.head.len() < self.retry_at && self.pos < self.file_len {
+            return Ok(());
+        }
+        match parse_header(&self.head, self.file_len)? {
+            None => {
+                self.retry_at = self.head.len().saturating_mul(2);
+                Ok(())
+            }
+            Some(header) => {
+                sink.header(&header)?;
+                let mut order: Vec<usize> = (0..header.tensors.len()).collect();
+                order.sort_by_key(|&i| header.tensors[i].offset);
+                self.order = order;
+                self.header = Some(header);
+                let head = std::mem::take(&mut self.head);
+                self.tensors(0, &head, sink)
+            }
+        }
+    }
+
+    /// Ends the stream; fails unless every tensor was delivered.
+    pub fn finish(self) -> Result<Header> {
+        match self.header {
+            Some(header) if self.delivered == self.order.len() => Ok(header),
+            _ => Err(GgufError::Truncated { needed: self.file_len, file_len: self.pos }.into()),
+        }
+    }
+
+    /// Delivers every tensor that `chunk`, holding bytes from absolute offset
+    /// `start`, completes.
+    fn tensors(&mut self, start: u64, chunk: &[u8], sink: &mut impl GgufSink) -> Result<()> {
+        let header = self.header.as_ref().expect("called after the header");
+        let end = start + chunk.len() as u64;
+        while let Some(&index) = self.order.get(self.delivered) {
+            let info = &header.tensors[index];
+            let t_start = header.data_offset + info.offset;
+            let t_end = t_start + info.size;
+            if t_start >= end {
+                break;
+            }
+            let from = t_start.max(start);
+            let to = t_end.min(end);
+            let piece = &chunk[(from - start) as usize..(to - start) as usize];
+            if self.partial.is_empty() && from == t_start && to == t_end {
+                sink.tensor(info, piece)?;
+            } else {
+                if self.partial.is_empty() {
+                    self.partial.reserve_exact(info.size as usize);
+                }
+                self.partial.extend_from_slice(piece);
+                if to < t_end {
+                    break;
+                }
+                sink.tensor(info, &self.partial)?;
+                self.partial = Vec::new();
+            }
+            self.delivered += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! webslm: small language models, privately, wherever WebAssembly runs.
+//!
+//! The pipeline: [`gguf`] streams a model file in chunks; [`model`] describes
+//! each architecture as a forward pass over a few ops that a backend ([`cpu`])
+//! implements on weights kept in their [`quant`]ized blocks; [`tokenizer`] and
+//! [`chat`] turn text and conversations into tokens; [`sampler`] picks tokens;
+//! [`session`] ties it together into generate, chat and score requests.
+
+pub mod chat;
+pub mod cpu;
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod quant;
+pub mod sampler;
+pub mod session;
+pub mod tokenizer;
+
+pub use chat::Message;
+pub use error::{Error, Result};
+pub use sampler::SamplerConfig;
+pub use session::{GenerateOptions, LoadOptions, Session};

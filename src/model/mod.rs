@@ -1,0 +1,275 @@
+//! Model architectures as data plus one forward pass over a small set of ops.
+//!
+//! An architecture reads its hyper-parameters from GGUF metadata, collects its
+//! weights as the loader streams them in, and describes its forward pass with
+//! the [`Backend`] ops. A backend (the CPU today, the GPU later) implements
+//! those ops once for every architecture; a new architecture is one new file
+//! here plus one line in [`Architecture::for_header`].
+
+pub mod llama;
+
+use crate::gguf::{Header, Metadata, TensorInfo};
+use crate::{Error, Result};
+
+/// Rotary position embedding parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rope {
+    /// Number of leading dimensions of each head that are rotated.
+    pub dims: usize,
+    pub freq_base: f32,
+    /// Positions are multiplied by this (linear scaling: 1 / factor).
+    pub freq_scale: f32,
+    /// NeoX rotates (i, i + dims/2) pairs; the normal order rotates (2i, 2i+1).
+    pub neox: bool,
+    /// Per-frequency divisors (`rope_freqs.weight`, Llama 3.x), `dims / 2` of them.
+    pub factors: Option<Vec<f32>>,
+}
+
+/// Shape of one attention call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attention {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    /// Multiplier of q·k before the softmax.
+    pub scale: f32,
+}
+
+/// Which positions of a batch need logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (generation).
+    Last,
+    /// Every position (scoring).
+    All,
+}
+
+/// The ops a forward pass is written in. Activations are row-major matrices
+/// with one row per token of the batch.
+pub trait Backend {
+    /// A weight tensor as the backend keeps it (quantized, on its device).
+    type Weight;
+    /// An activation matrix.
+    type Act;
+    /// The key/value cache of every layer.
+    type Cache;
+
+    /// Takes ownership of one tensor's bytes as the loader streams it in.
+    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Self::Weight>;
+    /// Allocates a cache of `context` positions of `kv_dim` values per layer.
+    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Self::Cache>;
+
+    /// Rows of an embedding table.
+    fn embed(&mut self, table: &Self::Weight, tokens: &[u32]) -> Self::Act;
+    /// RMS-normalizes every row and multiplies by `weight`.
+    fn rms_norm(&mut self, x: &Self::Act, weight: &Self::Weight, eps: f32) -> Self::Act;
+    /// `x · wᵀ`: `x` has `k` columns, `w` has `m` rows of `k`; the result `m` columns.
+    fn matmul(&mut self, x: &Self::Act, w: &Self::Weight) -> Self::Act;
+    /// Rotates every head of every row; row `i` is at position `pos + i`.
+    fn rope(&mut self, x: &mut Self::Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope);
+    /// Causal attention of the batch's queries over the cache, after writing the
+    /// batch's keys and values into `layer` of the cache at `pos..`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &mut self,
+        q: &Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        cache: &mut Self::Cache,
+        layer: usize,
+        pos: usize,
+        shape: &Attention,
+    ) -> Self::Act;
+    /// `silu(gate) * up`, element-wise.
+    fn swiglu(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// `x += y`, element-wise.
+    fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
+    /// The last row of `x`.
+    fn last_row(&mut self, x: &Self::Act) -> Self::Act;
+    /// Copies activations back to the host (logits).
+    fn read(&mut self, x: &Self::Act) -> Vec<f32>;
+}
+
+/// Hyper-parameters common to the transformer decoders this crate runs.
+#[derive(Clone, Debug)]
+pub struct Hparams {
+    pub arch: String,
+    pub n_vocab: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub rms_eps: f32,
+    /// The context the model was trained for.
+    pub context_length: usize,
+}
+
+/// A typed view of an architecture's metadata keys.
+pub(crate) struct Keys<'a> {
+    md: &'a Metadata,
+    arch: &'a str,
+}
+
+impl<'a> Keys<'a> {
+    pub fn new(md: &'a Metadata, arch: &'a str) -> Self {
+        Keys { md, arch }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.arch)
+    }
+
+    pub fn usize(&self, name: &str) -> Result<usize> {
+        self.opt_usize(name)?.ok_or_else(|| Error::BadModel(format!("metadata `{}` is missing", self.key(name))))
+    }
+
+    pub fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
+        let key = self.key(name);
+        match self.md.get(&key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| usize::try_from(v).ok())
+                .filter(|&v| v <= 1 << 30)
+                .map(Some)
+                .ok_or_else(|| Error::BadModel(format!("metadata `{key}` = {v:?} is not a size"))),
+        }
+    }
+
+    pub fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
+        let key = self.key(name);
+        match self.md.get(&key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(|v| Some(v as f32))
+                .ok_or_else(|| Error::BadModel(format!("metadata `{key}` = {v:?} is not a number"))),
+        }
+    }
+
+    pub fn opt_str(&self, name: &str) -> Option<&'a str> {
+        self.md.get(&self.key(name)).and_then(|v| v.as_str())
+    }
+}
+
+/// Collects the weights an architecture asked for as the loader streams them.
+pub(crate) struct WeightSlots<W> {
+    names: Vec<String>,
+    slots: Vec<Option<W>>,
+}
+
+impl<W> WeightSlots<W> {
+    pub fn new() -> Self {
+        WeightSlots { names: Vec::new(), slots: Vec::new() }
+    }
+
+    /// Registers a tensor the model needs, checking its shape now so that a bad
+    /// file fails before its weights are read.
+    pub fn want(&mut self, header: &Header, name: &str, dims: &[usize]) -> Result<usize> {
+        let info = header.tensor(name).ok_or_else(|| Error::BadModel(format!("tensor `{name}` is missing")))?;
+        let expected: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        if info.dims != expected {
+            return Err(Error::BadModel(format!("tensor `{name}` has shape {:?}, expected {:?}", info.dims, expected)));
+        }
+        if !info.ty.is_supported() {
+            return Err(Error::UnsupportedQuant { tensor: name.to_string(), ty: info.ty.name() });
+        }
+        self.names.push(name.to_string());
+        self.slots.push(None);
+        Ok(self.slots.len() - 1)
+    }
+
+    /// The slot a streamed tensor fills, if the model wants it.
+    pub fn slot_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    pub fn fill(&mut self, slot: usize, weight: W) {
+        self.slots[slot] = Some(weight);
+    }
+
+    /// Takes every weight out, in registration order; fails if one never came.
+    pub fn into_weights(self) -> Result<Vec<W>> {
+        self.names
+            .into_iter()
+            .zip(self.slots)
+            .map(|(name, w)| w.ok_or_else(|| Error::BadModel(format!("tensor `{name}` has no data"))))
+            .collect()
+    }
+}
+
+/// A loaded model of one of the supported architectures.
+pub enum Architecture<B: Backend> {
+    Llama(llama::Llama<B>),
+}
+
+/// A model under construction: it knows the tensors it needs and takes them as
+/// they stream in.
+pub enum Builder<B: Backend> {
+    Llama(llama::Builder<B>),
+}
+
+impl<B: Backend> Builder<B> {
+    /// Chooses the architecture named by the header and checks that every
+    /// tensor it needs is present with the right shape and a supported type.
+    pub fn for_header(header: &Header) -> Result<Self> {
+        let arch = header
+            .metadata
+            .architecture()
+            .ok_or_else(|| Error::BadModel("metadata `general.architecture` is missing".into()))?;
+        match arch {
+            "llama" => Ok(Builder::Llama(llama::Builder::new(header)?)),
+            other => Err(Error::UnsupportedArch(other.to_string())),
+        }
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        match self {
+            Builder::Llama(b) => b.hparams(),
+        }
+    }
+
+    /// Offers a streamed tensor; tensors the model does not use are dropped.
+    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: &[u8]) -> Result<()> {
+        match self {
+            Builder::Llama(b) => b.tensor(backend, info, data),
+        }
+    }
+
+    pub fn finish(self) -> Result<Architecture<B>> {
+        match self {
+            Builder::Llama(b) => Ok(Architecture::Llama(b.finish()?)),
+        }
+    }
+}
+
+impl<B: Backend> Architecture<B> {
+    pub fn hparams(&self) -> &Hparams {
+        match self {
+            Architecture::Llama(m) => &m.hparams,
+        }
+    }
+
+    /// Width of one layer's cache rows.
+    pub fn kv_dim(&self) -> usize {
+        let h = self.hparams();
+        h.n_head_kv * h.head_dim
+    }
+
+    /// Runs `tokens` at positions `pos..` through the model, filling the cache,
+    /// and returns the logits of the positions asked for, row-major.
+    pub fn forward(
+        &self,
+        backend: &mut B,
+        cache: &mut B::Cache,
+        tokens: &[u32],
+        pos: usize,
+        logits: Logits,
+    ) -> Vec<f32> {
+        match self {
+            Architecture::Llama(m) => m.forward(backend, cache, tokens, pos, logits),
+        }
+    }
+}

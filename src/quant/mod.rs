@@ -1,0 +1,299 @@
+//! ggml's tensor element types and their block layouts.
+//!
+//! Weights stay in their quantized blocks; a matrix–vector product quantizes the
+//! activations once (to Q8_0, Q8_1 or Q8_K, as llama.cpp does) and runs
+//! integer dot products block by block. `scalar` holds the portable reference
+//! kernels.
+
+/// The element types a GGUF tensor may have, with ggml's numeric ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GgmlType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q8_1,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
+    Q8K,
+    Iq2Xxs,
+    Iq2Xs,
+    Iq3Xxs,
+    Iq1S,
+    Iq4Nl,
+    Iq3S,
+    Iq2S,
+    Iq4Xs,
+    I8,
+    I16,
+    I32,
+    I64,
+    F64,
+    Iq1M,
+    Bf16,
+    Tq1_0,
+    Tq2_0,
+    Mxfp4,
+}
+
+impl GgmlType {
+    /// Maps ggml's numeric id; `None` for ids ggml never defined (or retired).
+    pub fn from_id(id: u32) -> Option<Self> {
+        use GgmlType::*;
+        Some(match id {
+            0 => F32,
+            1 => F16,
+            2 => Q4_0,
+            3 => Q4_1,
+            6 => Q5_0,
+            7 => Q5_1,
+            8 => Q8_0,
+            9 => Q8_1,
+            10 => Q2K,
+            11 => Q3K,
+            12 => Q4K,
+            13 => Q5K,
+            14 => Q6K,
+            15 => Q8K,
+            16 => Iq2Xxs,
+            17 => Iq2Xs,
+            18 => Iq3Xxs,
+            19 => Iq1S,
+            20 => Iq4Nl,
+            21 => Iq3S,
+            22 => Iq2S,
+            23 => Iq4Xs,
+            24 => I8,
+            25 => I16,
+            26 => I32,
+            27 => I64,
+            28 => F64,
+            29 => Iq1M,
+            30 => Bf16,
+            34 => Tq1_0,
+            35 => Tq2_0,
+            39 => Mxfp4,
+            _ => return None,
+        })
+    }
+
+    /// ggml's name for the type, as users see it in model cards.
+    pub fn name(self) -> &'static str {
+        use GgmlType::*;
+        match self {
+            F32 => "F32",
+            F16 => "F16",
+            Q4_0 => "Q4_0",
+            Q4_1 => "Q4_1",
+            Q5_0 => "Q5_0",
+            Q5_1 => "Q5_1",
+            Q8_0 => "Q8_0",
+            Q8_1 => "Q8_1",
+            Q2K => "Q2_K",
+            Q3K => "Q3_K",
+            Q4K => "Q4_K",
+            Q5K => "Q5_K",
+            Q6K => "Q6_K",
+            Q8K => "Q8_K",
+            Iq2Xxs => "IQ2_XXS",
+            Iq2Xs => "IQ2_XS",
+            Iq3Xxs => "IQ3_XXS",
+            Iq1S => "IQ1_S",
+            Iq4Nl => "IQ4_NL",
+            Iq3S => "IQ3_S",
+            Iq2S => "IQ2_S",
+            Iq4Xs => "IQ4_XS",
+            I8 => "I8",
+            I16 => "I16",
+            I32 => "I32",
+            I64 => "I64",
+            F64 => "F64",
+            Iq1M => "IQ1_M",
+            Bf16 => "BF16",
+            Tq1_0 => "TQ1_0",
+            Tq2_0 => "TQ2_0",
+            Mxfp4 => "MXFP4",
+        }
+    }
+
+    /// (elements per block, bytes per block), from ggml's type traits.
+    pub fn block_layout(self) -> (usize, usize) {
+        use GgmlType::*;
+        match self {
+            F32 | I32 => (1, 4),
+            F16 | Bf16 | I16 => (1, 2),
+            I8 => (1, 1),
+            I64 | F64 => (1, 8),
+            Q4_0 => (32, 18),
+            Q4_1 => (32, 20),
+            Q5_0 => (32, 22),
+            Q5_1 => (32, 24),
+            Q8_0 => (32, 34),
+            Q8_1 => (32, 36),
+            Q2K => (256, 84),
+            Q3K => (256, 110),
+            Q4K => (256, 144),
+            Q5K => (256, 176),
+            Q6K => (256, 210),
+            Q8K => (256, 292),
+            Iq2Xxs => (256, 66),
+            Iq2Xs => (256, 74),
+            Iq3Xxs => (256, 98),
+            Iq1S => (256, 50),
+            Iq4Nl => (32, 18),
+            Iq3S => (256, 110),
+            Iq2S => (256, 82),
+            Iq4Xs => (256, 136),
+            Iq1M => (256, 56),
+            Tq1_0 => (256, 54),
+            Tq2_0 => (256, 66),
+            Mxfp4 => (32, 17),
+        }
+    }
+
+    /// Bytes taken by `n` consecutive elements; `None` when `n` is not a whole
+    /// number of blocks or the size overflows.
+    pub fn bytes_for(self, n: u64) -> Option<u64> {
+        let (block, size) = self.block_layout();
+        if n % block as u64 != 0 {
+            return None;
+        }
+        (n / block as u64).checked_mul(size as u64)
+    }
+
+    /// Whether this crate can compute with weights of this type.
+    pub fn is_supported(self) -> bool {
+        use GgmlType::*;
+        matches!(self, F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K)
+    }
+}
+
+mod scalar;
+#[cfg(test)]
+mod tests;
+
+/// The hot-path kernels (dot products and activation quantizers). An
+/// instruction-set file with the same function names (e.g. `simd128.rs`)
+/// takes this alias's place under `cfg`; dequantization and the reference
+/// weight quantizers always come from `scalar`.
+use scalar as kernels;
+
+#[cold]
+#[track_caller]
+fn unsupported(op: &str, ty: GgmlType) -> ! {
+    panic!("quant::{op}: type {} is not supported here", ty.name())
+}
+
+/// The activation format a weight type's dot product consumes: Q8_0 for the
+/// symmetric 32-element block formats (Q4_0, Q5_0, Q8_0), Q8_1 (Q8_0 plus the
+/// block's f16 `s = d·Σq`, for the min term) for Q4_1 and Q5_1, Q8_K for the
+/// K-quants (Q4_K, Q5_K, Q6_K), F32 for F32/F16/BF16.
+///
+/// Panics for a type that is not [`GgmlType::is_supported`].
+pub fn vec_dot_type(w: GgmlType) -> GgmlType {
+    use GgmlType::*;
+    match w {
+        Q4_0 | Q5_0 | Q8_0 => Q8_0,
+        Q4_1 | Q5_1 => Q8_1,
+        Q4K | Q5K | Q6K => Q8K,
+        F32 | F16 | Bf16 => F32,
+        _ => unsupported("vec_dot_type", w),
+    }
+}
+
+/// Quantize one row of f32 activations into `ty` (Q8_0, Q8_1, Q8_K, or F32 =
+/// plain little-endian f32 bytes). `src.len()` is a multiple of the block
+/// size; `dst.len() == ty.bytes_for(src.len())`.
+///
+/// Panics for any other `ty`.
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    debug_assert_eq!(Some(dst.len() as u64), ty.bytes_for(src.len() as u64));
+    match ty {
+        GgmlType::Q8_0 => kernels::quantize_row_q8_0(src, dst),
+        GgmlType::Q8_1 => kernels::quantize_row_q8_1(src, dst),
+        GgmlType::Q8K => kernels::quantize_row_q8_k(src, dst),
+        GgmlType::F32 => scalar::quantize_row_f32(src, dst),
+        _ => unsupported("quantize_row", ty),
+    }
+}
+
+/// Dequantize one row of `ty` (every supported type, plus the activation
+/// formats Q8_1 and Q8_K) into f32;
+/// `src.len() == ty.bytes_for(dst.len())`.
+///
+/// Panics for any other `ty`.
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+    debug_assert_eq!(Some(src.len() as u64), ty.bytes_for(dst.len() as u64));
+    use GgmlType::*;
+    match ty {
+        F32 => scalar::dequantize_row_f32(src, dst),
+        F16 => scalar::dequantize_row_f16(src, dst),
+        Bf16 => scalar::dequantize_row_bf16(src, dst),
+        Q4_0 => scalar::dequantize_row_q4_0(src, dst),
+        Q4_1 => scalar::dequantize_row_q4_1(src, dst),
+        Q5_0 => scalar::dequantize_row_q5_0(src, dst),
+        Q5_1 => scalar::dequantize_row_q5_1(src, dst),
+        Q8_0 => scalar::dequantize_row_q8_0(src, dst),
+        Q8_1 => scalar::dequantize_row_q8_1(src, dst),
+        Q4K => scalar::dequantize_row_q4_k(src, dst),
+        Q5K => scalar::dequantize_row_q5_k(src, dst),
+        Q6K => scalar::dequantize_row_q6_k(src, dst),
+        Q8K => scalar::dequantize_row_q8_k(src, dst),
+        _ => unsupported("dequantize_row", ty),
+    }
+}
+
+/// Dot product of an `n`-element weight row in `ty` with activations already
+/// in `vec_dot_type(ty)`: `w.len() == ty.bytes_for(n)`,
+/// `act.len() == vec_dot_type(ty).bytes_for(n)`.
+///
+/// Panics for a type that is not [`GgmlType::is_supported`].
+pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
+    use GgmlType::*;
+    match ty {
+        F32 => kernels::vec_dot_f32(n, w, act),
+        F16 => kernels::vec_dot_f16(n, w, act),
+        Bf16 => kernels::vec_dot_bf16(n, w, act),
+        Q4_0 => kernels::vec_dot_q4_0_q8_0(n, w, act),
+        Q4_1 => kernels::vec_dot_q4_1_q8_1(n, w, act),
+        Q5_0 => kernels::vec_dot_q5_0_q8_0(n, w, act),
+        Q5_1 => kernels::vec_dot_q5_1_q8_1(n, w, act),
+        Q8_0 => kernels::vec_dot_q8_0_q8_0(n, w, act),
+        Q4K => kernels::vec_dot_q4_k_q8_k(n, w, act),
+        Q5K => kernels::vec_dot_q5_k_q8_k(n, w, act),
+        Q6K => kernels::vec_dot_q6_k_q8_k(n, w, act),
+        _ => unsupported("vec_dot", ty),
+    }
+}
+
+/// Reference round-to-nearest quantizer for weights of any supported type
+/// (for tests and tiny generated models). The 32-element formats follow
+/// ggml's `quantize_row_*_ref` exactly; the K-quants use plain min/max scale
+/// fits rather than llama.cpp's search, so they are valid but somewhat less
+/// accurate than llama-quantize's output.
+///
+/// Panics for a type that is not [`GgmlType::is_supported`].
+pub fn quantize_row_ref(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    debug_assert_eq!(Some(dst.len() as u64), ty.bytes_for(src.len() as u64));
+    use GgmlType::*;
+    match ty {
+        F32 => scalar::quantize_row_f32(src, dst),
+        F16 => scalar::quantize_row_f16(src, dst),
+        Bf16 => scalar::quantize_row_bf16(src, dst),
+        Q4_0 => scalar::quantize_row_q4_0_ref(src, dst),
+        Q4_1 => scalar::quantize_row_q4_1_ref(src, dst),
+        Q5_0 => scalar::quantize_row_q5_0_ref(src, dst),
+        Q5_1 => scalar::quantize_row_q5_1_ref(src, dst),
+        Q8_0 => scalar::quantize_row_q8_0(src, dst),
+        Q4K => scalar::quantize_row_q4_k_ref(src, dst),
+        Q5K => scalar::quantize_row_q5_k_ref(src, dst),
+        Q6K => scalar::quantize_row_q6_k_ref(src, dst),
+        _ => unsupported("quantize_row_ref", ty),
+    }
+}

@@ -1,0 +1,571 @@
+//! The session: a loaded model with its tokenizer, chat template and KV cache,
+//! answering generate, chat and score requests.
+//!
+//! The KV cache outlives requests: a request whose tokens start with what the
+//! cache already holds (the next turn of a chat, say) prefills only the rest.
+
+use crate::chat::{ChatTemplate, Message};
+use crate::cpu::Cpu;
+use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
+use crate::model::{Architecture, Backend, Builder, Hparams, Logits};
+use crate::sampler::{Sampler, SamplerConfig, StopStrings};
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::{Error, Result};
+use web_time::Instant;
+
+/// Longest batch a forward pass takes; longer prompts go in several passes,
+/// which bounds the activation memory.
+const BATCH: usize = 256;
+/// The context when neither the caller nor a smaller model limit says otherwise.
+const DEFAULT_CONTEXT: usize = 4096;
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Positions the KV cache holds; default min(model context, 4096).
+    pub context_length: Option<usize>,
+}
+
+/// What a loaded model is.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub parameters: u64,
+    pub file_size: u64,
+    /// The most common weight type, e.g. "Q4_1".
+    pub quantization: String,
+    pub context_length: usize,
+    pub trained_context_length: usize,
+    pub vocab_size: usize,
+    pub kv_cache_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Tokens to generate at most (an end-of-generation token counts).
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    /// Generation stops before any of these strings; they are not emitted.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new() }
+    }
+}
+
+/// One generated token and the text it completes. `text` can be empty while
+/// a multi-byte character or a possible stop string is incomplete.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Piece {
+    pub token: u32,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// A stop string appeared.
+    Stop,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The context is full.
+    ContextFull,
+}
+
+/// Figures of the last request.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already cached.
+    pub reused_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub time_to_first_token_ms: f64,
+    pub finish_reason: Option<FinishReason>,
+}
+
+impl Stats {
+    /// Prompt tokens actually computed per second.
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        per_second(self.prompt_tokens - self.reused_tokens, self.prefill_ms)
+    }
+
+    /// Tokens per second after the first.
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        per_second(self.generated_tokens.saturating_sub(1), self.decode_ms)
+    }
+}
+
+fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+/// A candidate token at a scored position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub id: u32,
+    pub logit: f32,
+    pub logprob: f32,
+}
+
+/// The model's view of one given token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredToken {
+    pub id: u32,
+    pub logit: f32,
+    pub logprob: f32,
+    /// The `top_k` most likely tokens at this position, most likely first.
+    pub top: Vec<Candidate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Score {
+    pub tokens: Vec<ScoredToken>,
+    /// exp of the mean negative log-probability of the scored tokens.
+    pub perplexity: f64,
+}
+
+/// Model, backend and KV cache, and the tokens the cache holds.
+struct Engine<B: Backend> {
+    model: Architecture<B>,
+    backend: B,
+    cache: B::Cache,
+    context: usize,
+    /// The tokens whose keys and values are in the cache, in order.
+    cached: Vec<u32>,
+}
+
+impl<B: Backend> Engine<B> {
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let n_vocab = self.model.hparams().n_vocab;
+        match tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            Some(t) => Err(Error::InvalidArgument(format!("token id {t} is outside the vocabulary of {n_vocab}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// How many leading `tokens` the cache can keep, leaving at least
+    /// `recompute` to run so that their logits come out.
+    fn reusable(&self, tokens: &[u32], recompute: usize) -> usize {
+        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        common.min(tokens.len().saturating_sub(recompute))
+    }
+
+    /// Runs `tokens` from position `from`, in batches; `each` gets every
+    /// batch's start position and its logits.
+    fn run(
+        &mut self,
+        tokens: &[u32],
+        from: usize,
+        logits: Logits,
+        mut each: impl FnMut(usize, Vec<f32>),
+    ) -> Result<()> {
+        if tokens.len() > self.context {
+            return Err(Error::ContextOverflow { needed: tokens.len(), context: self.context });
+        }
+        self.check_tokens(tokens)?;
+        self.cached.truncate(from);
+        let mut pos = from;
+        while pos < tokens.len() {
+            let end = (pos + BATCH).min(tokens.len());
+            let batch = &tokens[pos..end];
+            let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
+            self.cached.extend_from_slice(batch);
+            each(pos, out);
+            pos = end;
+        }
+        Ok(())
+    }
+
+    /// Logits after `tokens`, reusing the cached prefix. Returns them and how
+    /// many tokens were reused.
+    fn prefill(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, usize)> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("the prompt has no tokens".into()));
+        }
+        let reused = self.reusable(tokens, 1);
+        let mut last = Vec::new();
+        self.run(tokens, reused, Logits::Last, |_, l| last = l)?;
+        Ok((last, reused))
+    }
+
+    /// Feeds one more token; its logits, or `None` when the context is full.
+    fn step(&mut self, token: u32) -> Option<Vec<f32>> {
+        let pos = self.cached.len();
+        if pos >= self.context {
+            return None;
+        }
+        let logits = self.model.forward(&mut self.backend, &mut self.cache, &[token], pos, Logits::Last);
+        self.cached.push(token);
+        Some(logits)
+    }
+}
+
+/// A model ready to answer requests.
+pub struct Session<B: Backend = Cpu> {
+    engine: Engine<B>,
+    tokenizer: Tokenizer,
+    /// The parsed chat template, or why there is none.
+    template: std::result::Result<ChatTemplate, String>,
+    info: ModelInfo,
+    stats: Stats,
+}
+
+impl Session<Cpu> {
+    /// Loads a GGUF file from disk onto the CPU backend.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_path(path: impl AsRef<std::path::Path>, options: LoadOptions) -> Result<Self> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let mut file = std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let mut loader = Loader::new(Cpu::default(), file.metadata()?.len(), options);
+        let mut chunk = vec![0u8; 4 << 20];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            loader.push(&chunk[..n])?;
+        }
+        loader.finish()
+    }
+
+    /// Loads a whole GGUF file held in memory onto the CPU backend.
+    pub fn load_bytes(bytes: &[u8], options: LoadOptions) -> Result<Self> {
+        let mut loader = Loader::new(Cpu::default(), bytes.len() as u64, options);
+        loader.push(bytes)?;
+        loader.finish()
+    }
+}
+
+impl<B: Backend> Session<B> {
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        self.engine.model.hparams()
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Figures of the last request.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Tokenizes text the way a prompt is tokenized: special-token text is
+    /// parsed, and BOS/EOS are added as the model's metadata says when
+    /// `add_special` is true.
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text, add_special, true)
+    }
+
+    /// Text of `ids`, special tokens rendered; invalid UTF-8 becomes U+FFFD.
+    pub fn detokenize(&self, ids: &[u32]) -> String {
+        String::from_utf8_lossy(&self.tokenizer.decode(ids, true)).into_owned()
+    }
+
+    /// Renders a conversation with the model's chat template and tokenizes it.
+    pub fn chat_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let template = self.template.as_ref().map_err(|why| Error::ChatTemplate(why.clone()))?;
+        let text = template.render(messages, true)?;
+        let mut ids = self.tokenizer.encode(&text, false, true)?;
+        // Templates often write the BOS text themselves; never add a second one.
+        if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Generates a continuation of `text` (tokenized with BOS as the model wants).
+    pub fn generate_text(&mut self, text: &str, options: GenerateOptions) -> Result<Generation<'_, B>> {
+        let ids = self.tokenize(text, true)?;
+        self.generate(&ids, options)
+    }
+
+    /// Generates the assistant's reply to a conversation.
+    pub fn chat(&mut self, messages: &[Message], options: GenerateOptions) -> Result<Generation<'_, B>> {
+        let ids = self.chat_tokens(messages)?;
+        self.generate(&ids, options)
+    }
+
+    /// Generates a continuation of `prompt`. The prompt is prefilled now (so a
+    /// prompt past the context fails here); tokens come from the iterator.
+    pub fn generate(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<Generation<'_, B>> {
+        let start = Instant::now();
+        let (logits, reused) = self.engine.prefill(prompt)?;
+        self.stats = Stats {
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            prefill_ms: ms_since(start),
+            ..Stats::default()
+        };
+        Ok(Generation {
+            engine: &mut self.engine,
+            stats: &mut self.stats,
+            decoder: StreamDecoder::new(&self.tokenizer, false),
+            tokenizer: &self.tokenizer,
+            sampler: Sampler::new(options.sampler),
+            stops: StopStrings::new(options.stop),
+            max_tokens: options.max_tokens,
+            logits: Some(logits),
+            pending: None,
+            start,
+            first_token_at: None,
+        })
+    }
+
+    /// Teacher-forced scoring: for every position from `n_prompt` on, the
+    /// model's log-probability of the given token after the ones before it,
+    /// with the `top_k` alternatives.
+    pub fn score(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<Score> {
+        if n_prompt == 0 || n_prompt >= tokens.len() {
+            return Err(Error::InvalidArgument(format!(
+                "scoring needs at least one prompt token and one token to score (got {n_prompt} of {})",
+                tokens.len()
+            )));
+        }
+        let start = Instant::now();
+        let n_vocab = self.engine.model.hparams().n_vocab;
+        // Logits are needed from position n_prompt - 1 on.
+        let reused = self.engine.reusable(tokens, tokens.len() - (n_prompt - 1));
+        let mut scored = Vec::with_capacity(tokens.len() - n_prompt);
+        // The last token is only a target: it is never fed.
+        let inputs = &tokens[..tokens.len() - 1];
+        self.engine.run(inputs, reused, Logits::All, |pos, logits| {
+            for (i, row) in logits.chunks_exact(n_vocab).enumerate() {
+                let target_at = pos + i + 1;
+                if target_at >= n_prompt {
+                    scored.push(score_row(row, tokens[target_at], top_k));
+                }
+            }
+        })?;
+        let nll: f64 = scored.iter().map(|s: &ScoredToken| -(s.logprob as f64)).sum();
+        self.stats = Stats {
+            prompt_tokens: inputs.len(),
+            reused_tokens: reused,
+            prefill_ms: ms_since(start),
+            ..Stats::default()
+        };
+        Ok(Score { perplexity: (nll / scored.len() as f64).exp(), tokens: scored })
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Log-softmax of one row at `target`, and its top `k`.
+fn score_row(logits: &[f32], target: u32, k: usize) -> ScoredToken {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let log_z = max + sum.ln() as f32;
+    let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(ids.len());
+    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    if k > 0 && k < ids.len() {
+        ids.select_nth_unstable_by(k - 1, by_logit);
+    }
+    ids.truncate(k);
+    ids.sort_by(by_logit);
+    let candidate = |id: u32| Candidate { id, logit: logits[id as usize], logprob: logits[id as usize] - log_z };
+    let t = candidate(target);
+    ScoredToken { id: t.id, logit: t.logit, logprob: t.logprob, top: ids.into_iter().map(candidate).collect() }
+}
+
+/// A running generation: an iterator of pieces. Dropping it ends the
+/// generation; the session stays usable and keeps what was computed.
+pub struct Generation<'s, B: Backend> {
+    engine: &'s mut Engine<B>,
+    stats: &'s mut Stats,
+    tokenizer: &'s Tokenizer,
+    decoder: StreamDecoder<&'s Tokenizer>,
+    sampler: Sampler,
+    stops: StopStrings,
+    max_tokens: usize,
+    /// Logits to sample the next token from; `None` once finished.
+    logits: Option<Vec<f32>>,
+    /// The last sampled token, not yet fed to the model.
+    pending: Option<u32>,
+    start: Instant,
+    first_token_at: Option<Instant>,
+}
+
+impl<B: Backend> Generation<'_, B> {
+    /// Why the generation ended, once it has.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.stats.finish_reason
+    }
+
+    fn finish(&mut self, reason: FinishReason) -> String {
+        self.logits = None;
+        self.stats.finish_reason = Some(reason);
+        let tail = self.decoder.finish();
+        let (mut text, _) = self.stops.push(&tail);
+        text.push_str(&self.stops.flush());
+        text
+    }
+}
+
+impl<B: Backend> Iterator for Generation<'_, B> {
+    type Item = Piece;
+
+    fn next(&mut self) -> Option<Piece> {
+        let mut logits = self.logits.take()?;
+        if let Some(token) = self.pending.take() {
+            match self.engine.step(token) {
+                Some(l) => logits = l,
+                None => {
+                    let text = self.finish(FinishReason::ContextFull);
+                    return (!text.is_empty()).then_some(Piece { token, text });
+                }
+            }
+        }
+        let token = self.sampler.sample(&mut logits, &self.engine.cached);
+        let now = Instant::now();
+        let first = *self.first_token_at.get_or_insert(now);
+        self.stats.generated_tokens += 1;
+        self.stats.time_to_first_token_ms = (first - self.start).as_secs_f64() * 1000.0;
+        self.stats.decode_ms = (now - first).as_secs_f64() * 1000.0;
+
+        if self.tokenizer.is_eog(token) {
+            let text = self.finish(FinishReason::EndOfGeneration);
+            return Some(Piece { token, text });
+        }
+        let (mut text, stopped) = self.stops.push(&self.decoder.push(token));
+        if stopped {
+            self.finish(FinishReason::Stop);
+        } else if self.stats.generated_tokens >= self.max_tokens {
+            text.push_str(&self.finish(FinishReason::MaxTokens));
+        } else {
+            self.logits = Some(logits);
+            self.pending = Some(token);
+        }
+        Some(Piece { token, text })
+    }
+}
+
+/// Loads a model from a GGUF file pushed in chunks of any size: the file is
+/// never held whole, each tensor goes to the backend as soon as it is complete.
+pub struct Loader<B: Backend> {
+    stream: GgufStream,
+    sink: LoadSink<B>,
+}
+
+struct LoadSink<B: Backend> {
+    backend: B,
+    options: LoadOptions,
+    builder: Option<Builder<B>>,
+    tokenizer: Option<Tokenizer>,
+    template: Option<std::result::Result<ChatTemplate, String>>,
+}
+
+impl<B: Backend> Loader<B> {
+    /// `file_len` is the size of the whole file.
+    pub fn new(backend: B, file_len: u64, options: LoadOptions) -> Self {
+        Loader {
+            stream: GgufStream::new(file_len),
+            sink: LoadSink { backend, options, builder: None, tokenizer: None, template: None },
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.stream.position()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        self.stream.push(chunk, &mut self.sink)
+    }
+
+    pub fn finish(self) -> Result<Session<B>> {
+        let header = self.stream.finish()?;
+        let LoadSink { mut backend, options, builder, tokenizer, template } = self.sink;
+        let (builder, tokenizer, template) = match (builder, tokenizer, template) {
+            (Some(b), Some(t), Some(c)) => (b, t, c),
+            _ => unreachable!("a finished stream has called header()"),
+        };
+        let model = builder.finish()?;
+        let h = model.hparams();
+        let context = options.context_length.unwrap_or(h.context_length.min(DEFAULT_CONTEXT)).max(1);
+        let cache = backend.new_cache(h.n_layer, context, model.kv_dim())?;
+        let info = model_info(&header, h, context, cache_bytes(h, context));
+        Ok(Session {
+            engine: Engine { model, backend, cache, context, cached: Vec::new() },
+            tokenizer,
+            template,
+            info,
+            stats: Stats::default(),
+        })
+    }
+}
+
+fn cache_bytes(h: &Hparams, context: usize) -> usize {
+    2 * h.n_layer * context * h.n_head_kv * h.head_dim * 2
+}
+
+fn model_info(header: &Header, h: &Hparams, context: usize, kv_cache_bytes: usize) -> ModelInfo {
+    let mut by_type: Vec<(&'static str, u64)> = Vec::new();
+    for t in &header.tensors {
+        let n = t.n_elements();
+        match by_type.iter_mut().find(|(name, _)| *name == t.ty.name()) {
+            Some((_, count)) => *count += n,
+            None => by_type.push((t.ty.name(), n)),
+        }
+    }
+    let quantization = by_type.iter().max_by_key(|(_, n)| *n).map(|(t, _)| t.to_string()).unwrap_or_default();
+    ModelInfo {
+        architecture: h.arch.clone(),
+        name: header.metadata.get("general.name").and_then(|v| v.as_str()).map(str::to_string),
+        parameters: header.tensors.iter().map(|t| t.n_elements()).sum(),
+        file_size: header.file_len,
+        quantization,
+        context_length: context,
+        trained_context_length: h.context_length,
+        vocab_size: h.n_vocab,
+        kv_cache_bytes,
+    }
+}
+
+impl<B: Backend> GgufSink for LoadSink<B> {
+    fn header(&mut self, header: &Header) -> Result<()> {
+        // Everything that can be checked before the weights arrive is checked here.
+        let builder = Builder::for_header(header)?;
+        let h = builder.hparams();
+        let context = self.options.context_length.unwrap_or(h.context_length.min(DEFAULT_CONTEXT));
+        if context == 0 {
+            return Err(Error::InvalidArgument("context length 0".into()));
+        }
+        let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        let template = match header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+            None => Err("this model has no chat template; use generate with a plain prompt".to_string()),
+            Some(source) => {
+                let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();
+                ChatTemplate::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()))
+                    .map_err(|e| e.to_string())
+            }
+        };
+        self.builder = Some(builder);
+        self.tokenizer = Some(tokenizer);
+        self.template = Some(template);
+        Ok(())
+    }
+
+    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<()> {
+        let builder = self.builder.as_mut().expect("header() comes first");
+        builder.tensor(&mut self.backend, info, data)
+    }
+}

@@ -1,0 +1,237 @@
+//! Test support: a GGUF writer and a tiny generated llama model that uses
+//! every supported weight format.
+#![allow(dead_code)]
+
+use webslm::quant::{self, GgmlType};
+
+/// Writes GGUF files, including deliberately broken ones.
+pub struct GgufWriter {
+    pub version: u32,
+    pub alignment: u64,
+    kvs: Vec<(String, u32, Vec<u8>)>,
+    tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
+}
+
+fn string(s: &str) -> Vec<u8> {
+    let mut out = (s.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+impl Default for GgufWriter {
+    fn default() -> Self {
+        GgufWriter { version: 3, alignment: 32, kvs: Vec::new(), tensors: Vec::new() }
+    }
+}
+
+impl GgufWriter {
+    pub fn raw(&mut self, key: &str, ty: u32, value: Vec<u8>) -> &mut Self {
+        self.kvs.push((key.to_string(), ty, value));
+        self
+    }
+    pub fn u32(&mut self, key: &str, v: u32) -> &mut Self {
+        self.raw(key, 4, v.to_le_bytes().to_vec())
+    }
+    pub fn f32(&mut self, key: &str, v: f32) -> &mut Self {
+        self.raw(key, 6, v.to_le_bytes().to_vec())
+    }
+    pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
+        self.raw(key, 7, vec![v as u8])
+    }
+    pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
+        self.raw(key, 8, string(v))
+    }
+    pub fn str_array(&mut self, key: &str, v: &[String]) -> &mut Self {
+        let mut out = 8u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        for s in v {
+            out.extend(string(s));
+        }
+        self.raw(key, 9, out)
+    }
+    pub fn i32_array(&mut self, key: &str, v: &[i32]) -> &mut Self {
+        let mut out = 5u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        for x in v {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        self.raw(key, 9, out)
+    }
+    pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> &mut Self {
+        self.tensors.push((name.to_string(), dims.to_vec(), ty, data));
+        self
+    }
+    /// Adds a tensor of random values quantized to `ty`.
+    pub fn random_tensor(&mut self, rng: &mut Rng, name: &str, dims: &[u64], ty: GgmlType, scale: f32) -> &mut Self {
+        let n: u64 = dims.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+        let data = quantize(ty, dims[0] as usize, &values);
+        let id = type_id(ty);
+        self.tensor(name, dims, id, data)
+    }
+
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.tensors.iter().map(|t| t.0.clone()).collect()
+    }
+
+    /// The file, with each tensor at the next aligned offset.
+    pub fn build(&self) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        for (k, ty, v) in &self.kvs {
+            out.extend(string(k));
+            out.extend_from_slice(&ty.to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        let mut offset = 0u64;
+        let mut offsets = Vec::new();
+        for (name, dims, ty, data) in &self.tensors {
+            out.extend(string(name));
+            out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+            for d in dims {
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            out.extend_from_slice(&ty.to_le_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+            offsets.push(offset);
+            offset = (offset + data.len() as u64).next_multiple_of(self.alignment);
+        }
+        let data_start = (out.len() as u64).next_multiple_of(self.alignment);
+        out.resize(data_start as usize, 0);
+        for ((_, _, _, data), off) in self.tensors.iter().zip(offsets) {
+            out.resize((data_start + off) as usize, 0);
+            out.extend_from_slice(data);
+        }
+        out
+    }
+}
+
+pub fn type_id(ty: GgmlType) -> u32 {
+    (0..64).find(|&id| GgmlType::from_id(id) == Some(ty)).expect("a ggml type")
+}
+
+pub fn quantize(ty: GgmlType, row: usize, values: &[f32]) -> Vec<u8> {
+    let row_bytes = ty.bytes_for(row as u64).unwrap() as usize;
+    let mut out = vec![0u8; values.len() / row * row_bytes];
+    for (src, dst) in values.chunks_exact(row).zip(out.chunks_exact_mut(row_bytes)) {
+        quant::quantize_row_ref(ty, src, dst);
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift64*), so tests need no `rand`.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Roughly normal (sum of uniforms).
+    pub fn normal(&mut self) -> f32 {
+        (0..4).map(|_| self.uniform()).sum::<f32>() - 2.0
+    }
+}
+
+/// GPT-2's byte-to-character map: printable bytes stand for themselves, the
+/// rest are moved past U+0100.
+pub fn byte_chars() -> Vec<char> {
+    let mut extra = 0u32;
+    (0u32..256)
+        .map(|b| {
+            let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+            if printable {
+                char::from_u32(b).unwrap()
+            } else {
+                extra += 1;
+                char::from_u32(255 + extra).unwrap()
+            }
+        })
+        .collect()
+}
+
+pub const TINY_TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// Shape of the tiny model: 3 layers, 64-wide, 4 query heads sharing 2
+/// key/value heads, a 256-wide feed-forward so the K-quants fit.
+pub const TINY_EMBD: u64 = 64;
+pub const TINY_FF: u64 = 256;
+
+/// A tiny llama with a byte-level BPE tokenizer: 3 special tokens, 256 byte
+/// tokens and a few merges. Its weights use every supported format.
+pub fn tiny_llama_writer() -> GgufWriter {
+    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let chars = byte_chars();
+    tokens.extend(chars.iter().map(|c| c.to_string()));
+    let g = chars[b' ' as usize];
+    let merges = vec![format!("{g} t"), "h e".into(), format!("{g}t he"), "l l".into(), "ll o".into()];
+    for m in &merges {
+        tokens.push(m.replace(' ', ""));
+    }
+    let mut types = vec![3i32; 3];
+    types.extend(std::iter::repeat_n(1, tokens.len() - 3));
+    let n_vocab = tokens.len() as u64;
+
+    let mut w = GgufWriter::default();
+    w.str("general.architecture", "llama")
+        .str("general.name", "tiny")
+        .u32("llama.context_length", 128)
+        .u32("llama.embedding_length", TINY_EMBD as u32)
+        .u32("llama.block_count", 3)
+        .u32("llama.feed_forward_length", TINY_FF as u32)
+        .u32("llama.attention.head_count", 4)
+        .u32("llama.attention.head_count_kv", 2)
+        .f32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+        .f32("llama.rope.freq_base", 10000.0)
+        .u32("llama.rope.dimension_count", 16)
+        .str("tokenizer.ggml.model", "gpt2")
+        .str("tokenizer.ggml.pre", "smollm")
+        .str_array("tokenizer.ggml.tokens", &tokens)
+        .i32_array("tokenizer.ggml.token_type", &types)
+        .str_array("tokenizer.ggml.merges", &merges)
+        .u32("tokenizer.ggml.bos_token_id", 1)
+        .u32("tokenizer.ggml.eos_token_id", 2)
+        .bool("tokenizer.ggml.add_bos_token", false)
+        .str("tokenizer.chat_template", TINY_TEMPLATE);
+
+    let mut rng = Rng::new(7);
+    let (e, f) = (TINY_EMBD, TINY_FF);
+    let kv = 2 * 16;
+    use GgmlType::*;
+    w.random_tensor(&mut rng, "token_embd.weight", &[e, n_vocab], Q8_0, 1.0);
+    w.random_tensor(&mut rng, "output_norm.weight", &[e], F32, 0.2);
+    w.random_tensor(&mut rng, "output.weight", &[e, n_vocab], Q4_0, 0.3);
+    let layer_types = [
+        [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16, Q4K],
+        [Q8_0, Q5_1, Q4_1, Q5_0, F32, Bf16, Q5K],
+        [Q5_0, Q8_0, Q4_0, Q4_1, Q5_1, Q8_0, Q6K],
+    ];
+    for (i, t) in layer_types.iter().enumerate() {
+        let n = |s: &str| format!("blk.{i}.{s}.weight");
+        w.random_tensor(&mut rng, &n("attn_norm"), &[e], F32, 0.2);
+        w.random_tensor(&mut rng, &n("attn_q"), &[e, e], t[0], 0.3);
+        w.random_tensor(&mut rng, &n("attn_k"), &[e, kv], t[1], 0.3);
+        w.random_tensor(&mut rng, &n("attn_v"), &[e, kv], t[2], 0.3);
+        w.random_tensor(&mut rng, &n("attn_output"), &[e, e], t[3], 0.3);
+        w.random_tensor(&mut rng, &n("ffn_norm"), &[e], F32, 0.2);
+        w.random_tensor(&mut rng, &n("ffn_gate"), &[e, f], t[4], 0.3);
+        w.random_tensor(&mut rng, &n("ffn_up"), &[e, f], t[5], 0.3);
+        // Rows of 256: the K-quants fit here.
+        w.random_tensor(&mut rng, &n("ffn_down"), &[f, e], t[6], 0.3);
+    }
+    w
+}
+
+pub fn tiny_llama() -> Vec<u8> {
+    tiny_llama_writer().build()
+}
