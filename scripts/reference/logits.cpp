@@ -1,0 +1,51 @@
+// Prints llama.cpp's logits for a token sequence run as one batch, the way
+// webslm's teacher-forced tests run it: `logits MODEL OUT.bin ID...` writes
+// n_tokens x n_vocab little-endian f32 to OUT.bin. Built by build.sh against
+// the llama.cpp that llama-cpp-python vendors.
+#include "llama.h"
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+int main(int argc, char ** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL OUT.bin ID...\n", argv[0]);
+        return 2;
+    }
+    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+    llama_backend_init();
+    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    if (!model) {
+        fprintf(stderr, "cannot load %s\n", argv[1]);
+        return 1;
+    }
+    std::vector<llama_token> ids;
+    for (int i = 3; i < argc; i++) ids.push_back(atoi(argv[i]));
+
+    // As the fixtures were made: n_batch 512, 2 threads, no flash attention.
+    auto cp = llama_context_default_params();
+    cp.n_ctx = 512;
+    cp.n_batch = cp.n_ubatch = 512;
+    cp.n_threads = cp.n_threads_batch = 2;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    llama_context * ctx = llama_init_from_model(model, cp);
+
+    llama_batch batch = llama_batch_init(ids.size(), 0, 1);
+    for (size_t i = 0; i < ids.size(); i++) {
+        batch.token[i] = ids[i];
+        batch.pos[i] = i;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i] = 1;
+    }
+    batch.n_tokens = ids.size();
+    if (llama_decode(ctx, batch)) {
+        fprintf(stderr, "decode failed\n");
+        return 1;
+    }
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    FILE * out = fopen(argv[2], "wb");
+    for (size_t i = 0; i < ids.size(); i++) fwrite(llama_get_logits_ith(ctx, i), sizeof(float), n_vocab, out);
+    fclose(out);
+    return 0;
+}
