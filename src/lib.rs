@@ -20,3 +20,5 @@ pub use chat::Message;
 pub use error::{Error, Result};
 pub use sampler::SamplerConfig;
 pub use session::{GenerateOptions, LoadOptions, Session};
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -11,6 +11,7 @@ use crate::model::{Architecture, Backend, Builder, Hparams, Logits};
 use crate::sampler::{Sampler, SamplerConfig, StopStrings};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
+use std::sync::Arc;
 use web_time::Instant;
 
 /// Longest batch a forward pass takes; longer prompts go in several passes,
@@ -26,7 +27,8 @@ pub struct LoadOptions {
 }
 
 /// What a loaded model is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ModelInfo {
     pub architecture: String,
     pub name: Option<String>,
@@ -63,7 +65,8 @@ pub struct Piece {
     pub text: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// The model produced an end-of-generation token.
     EndOfGeneration,
@@ -212,7 +215,7 @@ impl<B: Backend> Engine<B> {
 /// A model ready to answer requests.
 pub struct Session<B: Backend = Cpu> {
     engine: Engine<B>,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     /// The parsed chat template, or why there is none.
     template: std::result::Result<ChatTemplate, String>,
     info: ModelInfo,
@@ -305,6 +308,13 @@ impl<B: Backend> Session<B> {
     /// Generates a continuation of `prompt`. The prompt is prefilled now (so a
     /// prompt past the context fails here); tokens come from the iterator.
     pub fn generate(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<Generation<'_, B>> {
+        let state = self.start(prompt, options)?;
+        Ok(Generation { session: self, state })
+    }
+
+    /// Prefills `prompt` and returns the state that [`Session::step`] advances:
+    /// [`Session::generate`] without the borrow.
+    pub fn start(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
         let start = Instant::now();
         let (logits, reused) = self.engine.prefill(prompt)?;
         self.stats = Stats {
@@ -313,11 +323,8 @@ impl<B: Backend> Session<B> {
             prefill_ms: ms_since(start),
             ..Stats::default()
         };
-        Ok(Generation {
-            engine: &mut self.engine,
-            stats: &mut self.stats,
-            decoder: StreamDecoder::new(&self.tokenizer, false),
-            tokenizer: &self.tokenizer,
+        Ok(GenerationState {
+            decoder: StreamDecoder::new(self.tokenizer.clone(), false),
             sampler: Sampler::new(options.sampler),
             stops: StopStrings::new(options.stop),
             max_tokens: options.max_tokens,
@@ -326,6 +333,44 @@ impl<B: Backend> Session<B> {
             start,
             first_token_at: None,
         })
+    }
+
+    /// The next piece of a generation, or `None` once it has finished. Every
+    /// sampled token gives one piece; the end-of-generation token's piece
+    /// carries only text that was held back.
+    pub fn step(&mut self, g: &mut GenerationState) -> Option<Piece> {
+        let mut logits = g.logits.take()?;
+        if let Some(token) = g.pending.take() {
+            match self.engine.step(token) {
+                Some(l) => logits = l,
+                None => {
+                    let text = g.finish(&mut self.stats, FinishReason::ContextFull);
+                    return (!text.is_empty()).then_some(Piece { token, text });
+                }
+            }
+        }
+        let token = g.sampler.sample(&mut logits, &self.engine.cached);
+        let now = Instant::now();
+        let first = *g.first_token_at.get_or_insert(now);
+        let stats = &mut self.stats;
+        stats.generated_tokens += 1;
+        stats.time_to_first_token_ms = (first - g.start).as_secs_f64() * 1000.0;
+        stats.decode_ms = (now - first).as_secs_f64() * 1000.0;
+
+        if self.tokenizer.is_eog(token) {
+            let text = g.finish(stats, FinishReason::EndOfGeneration);
+            return Some(Piece { token, text });
+        }
+        let (mut text, stopped) = g.stops.push(&g.decoder.push(token));
+        if stopped {
+            g.finish(stats, FinishReason::Stop);
+        } else if stats.generated_tokens >= g.max_tokens {
+            text.push_str(&g.finish(stats, FinishReason::MaxTokens));
+        } else {
+            g.logits = Some(logits);
+            g.pending = Some(token);
+        }
+        Some(Piece { token, text })
     }
 
     /// Teacher-forced scoring: for every position from `n_prompt` on, the
@@ -389,10 +434,30 @@ fn score_row(logits: &[f32], target: u32, k: usize) -> ScoredToken {
 /// A running generation: an iterator of pieces. Dropping it ends the
 /// generation; the session stays usable and keeps what was computed.
 pub struct Generation<'s, B: Backend> {
-    engine: &'s mut Engine<B>,
-    stats: &'s mut Stats,
-    tokenizer: &'s Tokenizer,
-    decoder: StreamDecoder<&'s Tokenizer>,
+    session: &'s mut Session<B>,
+    state: GenerationState,
+}
+
+impl<B: Backend> Generation<'_, B> {
+    /// Why the generation ended, once it has.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.session.stats.finish_reason
+    }
+}
+
+impl<B: Backend> Iterator for Generation<'_, B> {
+    type Item = Piece;
+
+    fn next(&mut self) -> Option<Piece> {
+        self.session.step(&mut self.state)
+    }
+}
+
+/// Where a generation stands between two tokens. It owns everything it needs
+/// so that a caller that cannot hold a borrow of the session (the JavaScript
+/// API, across awaits) can keep it and call [`Session::step`].
+pub struct GenerationState {
+    decoder: StreamDecoder<Arc<Tokenizer>>,
     sampler: Sampler,
     stops: StopStrings,
     max_tokens: usize,
@@ -404,57 +469,19 @@ pub struct Generation<'s, B: Backend> {
     first_token_at: Option<Instant>,
 }
 
-impl<B: Backend> Generation<'_, B> {
-    /// Why the generation ended, once it has.
-    pub fn finish_reason(&self) -> Option<FinishReason> {
-        self.stats.finish_reason
+impl GenerationState {
+    pub fn is_finished(&self) -> bool {
+        self.logits.is_none()
     }
 
-    fn finish(&mut self, reason: FinishReason) -> String {
+    /// Ends the generation; returns the text that was held back.
+    fn finish(&mut self, stats: &mut Stats, reason: FinishReason) -> String {
         self.logits = None;
-        self.stats.finish_reason = Some(reason);
+        stats.finish_reason = Some(reason);
         let tail = self.decoder.finish();
         let (mut text, _) = self.stops.push(&tail);
         text.push_str(&self.stops.flush());
         text
-    }
-}
-
-impl<B: Backend> Iterator for Generation<'_, B> {
-    type Item = Piece;
-
-    fn next(&mut self) -> Option<Piece> {
-        let mut logits = self.logits.take()?;
-        if let Some(token) = self.pending.take() {
-            match self.engine.step(token) {
-                Some(l) => logits = l,
-                None => {
-                    let text = self.finish(FinishReason::ContextFull);
-                    return (!text.is_empty()).then_some(Piece { token, text });
-                }
-            }
-        }
-        let token = self.sampler.sample(&mut logits, &self.engine.cached);
-        let now = Instant::now();
-        let first = *self.first_token_at.get_or_insert(now);
-        self.stats.generated_tokens += 1;
-        self.stats.time_to_first_token_ms = (first - self.start).as_secs_f64() * 1000.0;
-        self.stats.decode_ms = (now - first).as_secs_f64() * 1000.0;
-
-        if self.tokenizer.is_eog(token) {
-            let text = self.finish(FinishReason::EndOfGeneration);
-            return Some(Piece { token, text });
-        }
-        let (mut text, stopped) = self.stops.push(&self.decoder.push(token));
-        if stopped {
-            self.finish(FinishReason::Stop);
-        } else if self.stats.generated_tokens >= self.max_tokens {
-            text.push_str(&self.finish(FinishReason::MaxTokens));
-        } else {
-            self.logits = Some(logits);
-            self.pending = Some(token);
-        }
-        Some(Piece { token, text })
     }
 }
 
@@ -505,7 +532,7 @@ impl<B: Backend> Loader<B> {
         let info = model_info(&header, h, context, cache_bytes(h, context));
         Ok(Session {
             engine: Engine { model, backend, cache, context, cached: Vec::new() },
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             template,
             info,
             stats: Stats::default(),

@@ -1,5 +1,6 @@
 //! Damaged and hostile GGUF files: each kind of damage gives its own typed
 //! error, never a panic and never a huge allocation.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

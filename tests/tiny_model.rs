@@ -1,6 +1,7 @@
 //! The engine end to end on a tiny generated llama whose weights use every
 //! supported format: streaming loads, batched prefill, KV-cache reuse,
 //! generation limits, scoring and errors.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! of tests/fixtures/*/tokenizer_fixture.json (ids with and without special
 //! parsing, with BOS/EOS, per-token pieces and four detokenized forms), plus the
 //! streaming decoder, which must add up to the full detokenization.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
 use std::time::Instant;

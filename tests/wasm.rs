@@ -41,3 +41,92 @@ fn tokenizes_runs_forward_passes_and_generates() {
     assert!(!pieces.is_empty());
     assert!(s.stats().generated_tokens == pieces.len());
 }
+
+mod js_api {
+    use super::common::tiny_llama;
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_test::wasm_bindgen_test;
+    use webslm::web::{Engine, ModelLoader};
+
+    fn get(v: &JsValue, key: &str) -> JsValue {
+        Reflect::get(v, &key.into()).unwrap()
+    }
+
+    fn code(e: JsValue) -> String {
+        assert!(e.is_instance_of::<js_sys::Error>(), "errors are Error objects");
+        get(&e, "code").as_string().unwrap()
+    }
+
+    fn options(pairs: &[(&str, JsValue)]) -> JsValue {
+        let o = Object::new();
+        for (k, v) in pairs {
+            Reflect::set(&o, &(*k).into(), v).unwrap();
+        }
+        o.into()
+    }
+
+    fn engine(context: Option<u32>) -> Engine {
+        let bytes = tiny_llama();
+        let mut loader = ModelLoader::new(bytes.len() as f64, context).unwrap();
+        for chunk in bytes.chunks(4096) {
+            loader.push(chunk).unwrap();
+        }
+        assert_eq!(loader.position(), bytes.len() as f64);
+        loader.finish().unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn generates_through_the_js_classes() {
+        let mut e = engine(None);
+        assert_eq!(get(&e.info(), "architecture").as_string().unwrap(), "llama");
+        let prompt = e.tokenize("hello there", true).unwrap();
+        e.start(&prompt, options(&[("maxTokens", 6.into()), ("temperature", 0.8.into()), ("seed", 3.into())])).unwrap();
+        assert_eq!(code(e.start(&prompt, JsValue::UNDEFINED).unwrap_err()), "BUSY");
+        let mut tokens = Vec::new();
+        loop {
+            let piece = e.next_piece();
+            if piece.is_null() {
+                break;
+            }
+            tokens.push(get(&piece, "token").as_f64().unwrap() as u32);
+            assert!(get(&piece, "text").is_string());
+        }
+        assert!(!tokens.is_empty() && tokens.len() <= 6);
+        let stats = e.stats();
+        assert_eq!(get(&stats, "generatedTokens").as_f64().unwrap() as usize, tokens.len());
+        assert_eq!(get(&stats, "promptTokens").as_f64().unwrap() as usize, prompt.len());
+
+        // A cancelled generation leaves the engine usable, and the next request reuses the cache.
+        e.start(&prompt, JsValue::UNDEFINED).unwrap();
+        assert!(!e.next_piece().is_null());
+        e.cancel();
+        e.start(&prompt, JsValue::UNDEFINED).unwrap();
+        assert_eq!(get(&e.stats(), "reusedTokens").as_f64().unwrap() as usize, prompt.len() - 1);
+
+        let messages = js_sys::JSON::parse(r#"[{"role":"user","content":"hi"}]"#).unwrap();
+        assert!(!e.chat_tokens(messages).unwrap().is_empty());
+        e.cancel();
+        let score = e.score(&prompt, 1, 3).unwrap();
+        assert!(get(&score, "perplexity").as_f64().unwrap() > 0.0);
+    }
+
+    #[wasm_bindgen_test]
+    fn errors_carry_stable_codes() {
+        let mut e = engine(Some(8));
+        let long = e.tokenize(&"hello there ".repeat(8), true).unwrap();
+        assert_eq!(code(e.start(&long, JsValue::UNDEFINED).unwrap_err()), "CONTEXT_OVERFLOW");
+        assert_eq!(code(e.start(&[1], options(&[("maxTokenz", 3.into())])).unwrap_err()), "INVALID_ARGUMENT");
+        let messages = js_sys::JSON::parse(r#"[{"role":"user"}]"#).unwrap();
+        assert_eq!(code(e.chat_tokens(messages).unwrap_err()), "INVALID_ARGUMENT");
+
+        let mut loader = ModelLoader::new(12.0, None).unwrap();
+        assert_eq!(code(loader.push(b"GGML\x03\0\0\0\0\0\0\0").unwrap_err()), "INVALID_GGUF");
+        // A download that stops early.
+        let bytes = tiny_llama();
+        let mut loader = ModelLoader::new(bytes.len() as f64, None).unwrap();
+        loader.push(&bytes[..50]).unwrap();
+        assert_eq!(code(loader.finish().err().unwrap()), "INVALID_GGUF");
+        assert_eq!(code(ModelLoader::new(-1.0, None).err().unwrap()), "INVALID_ARGUMENT");
+    }
+}

@@ -1,0 +1,295 @@
+//! The JavaScript edge: wasm-bindgen classes over [`Session`] and [`Loader`].
+//!
+//! The npm package's glue (pkg-template/) wraps these in the public
+//! `Generator` API; everything here is synchronous and owned, so the glue can
+//! await between calls (to read the next chunk, to yield to the event loop, to
+//! check an `AbortSignal`). Errors become `Error` objects with a stable `code`.
+
+use crate::chat::Message;
+use crate::cpu::Cpu;
+use crate::sampler::SamplerConfig;
+use crate::session::{GenerateOptions, GenerationState, LoadOptions, Loader, Session};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+/// An `Error` whose `code` property is the crate error's stable code.
+fn js_error(e: Error) -> JsValue {
+    coded_error(e.code(), &e.to_string())
+}
+
+fn coded_error(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return serde_wasm_bindgen::from_value(js_sys::Object::new().into())
+            .map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")));
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")))
+}
+
+/// Builds an [`Engine`] from a GGUF file pushed chunk by chunk.
+#[wasm_bindgen]
+pub struct ModelLoader {
+    inner: Option<Loader<Cpu>>,
+}
+
+#[wasm_bindgen]
+impl ModelLoader {
+    /// `file_len` is the size of the whole file in bytes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(file_len: f64, context_length: Option<u32>) -> Result<ModelLoader, JsValue> {
+        if !(file_len >= 0.0 && file_len.fract() == 0.0 && file_len <= 9.007_199_254_740_991e15) {
+            return Err(coded_error("INVALID_ARGUMENT", &format!("file length {file_len} is not a byte count")));
+        }
+        let options = LoadOptions { context_length: context_length.map(|c| c as usize) };
+        Ok(ModelLoader { inner: Some(Loader::new(Cpu::default(), file_len as u64, options)) })
+    }
+
+    /// Feeds the next chunk of the file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.loader()?.push(chunk).map_err(js_error)
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> f64 {
+        self.inner.as_ref().map_or(0.0, |l| l.position() as f64)
+    }
+
+    /// The loaded engine; the loader cannot be used afterwards.
+    pub fn finish(&mut self) -> Result<Engine, JsValue> {
+        let loader = self.inner.take().ok_or_else(finished)?;
+        let session = loader.finish().map_err(js_error)?;
+        Ok(Engine { session, generation: None })
+    }
+
+    fn loader(&mut self) -> Result<&mut Loader<Cpu>, JsValue> {
+        self.inner.as_mut().ok_or_else(finished)
+    }
+}
+
+fn finished() -> JsValue {
+    coded_error("INVALID_ARGUMENT", "this loader has already finished")
+}
+
+/// Sampling and stopping options as the JavaScript API spells them.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct JsGenerateOptions {
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    penalty_last_n: Option<usize>,
+    seed: Option<f64>,
+    stop: Option<Vec<String>>,
+    logit_bias: Option<Vec<(u32, f32)>>,
+}
+
+impl JsGenerateOptions {
+    const KEYS: [&'static str; 12] = [
+        "maxTokens",
+        "temperature",
+        "topK",
+        "topP",
+        "minP",
+        "repeatPenalty",
+        "frequencyPenalty",
+        "presencePenalty",
+        "penaltyLastN",
+        "seed",
+        "stop",
+        "logitBias",
+    ];
+
+    /// Reads the options object; a misspelt key is an error, not a silent default.
+    fn read(value: JsValue) -> Result<Self, JsValue> {
+        if value.is_object() {
+            for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
+                let key = key.as_string().unwrap_or_default();
+                if !Self::KEYS.contains(&key.as_str()) {
+                    return Err(coded_error(
+                        "INVALID_ARGUMENT",
+                        &format!("unknown generate option `{key}` (known: {})", Self::KEYS.join(", ")),
+                    ));
+                }
+            }
+        }
+        from_js(value, "generate options")
+    }
+
+    fn into_options(self) -> GenerateOptions {
+        let d = SamplerConfig::default();
+        GenerateOptions {
+            max_tokens: self.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
+            sampler: SamplerConfig {
+                temperature: self.temperature.unwrap_or(d.temperature),
+                top_k: self.top_k.unwrap_or(d.top_k),
+                top_p: self.top_p.unwrap_or(d.top_p),
+                min_p: self.min_p.unwrap_or(d.min_p),
+                repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
+                frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+                presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
+                penalty_last_n: self.penalty_last_n.unwrap_or(d.penalty_last_n),
+                logit_bias: self.logit_bias.unwrap_or_default(),
+                seed: self.seed.map_or(d.seed, |s| s as u64),
+            },
+            stop: self.stop.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsStats {
+    prompt_tokens: usize,
+    reused_tokens: usize,
+    generated_tokens: usize,
+    prefill_tokens_per_second: f64,
+    decode_tokens_per_second: f64,
+    time_to_first_token_ms: f64,
+    finish_reason: Option<crate::session::FinishReason>,
+}
+
+#[derive(Serialize)]
+struct JsPiece {
+    token: u32,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct JsCandidate {
+    id: u32,
+    logit: f32,
+    logprob: f32,
+}
+
+#[derive(Serialize)]
+struct JsScoredToken {
+    id: u32,
+    logit: f32,
+    logprob: f32,
+    top: Vec<JsCandidate>,
+}
+
+#[derive(Serialize)]
+struct JsScore {
+    tokens: Vec<JsScoredToken>,
+    perplexity: f64,
+}
+
+/// A loaded model. One generation runs at a time.
+#[wasm_bindgen]
+pub struct Engine {
+    session: Session<Cpu>,
+    generation: Option<GenerationState>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Architecture, parameters, quantization, context length, KV cache size.
+    pub fn info(&self) -> JsValue {
+        to_js(self.session.info())
+    }
+
+    /// Figures of the last request.
+    pub fn stats(&self) -> JsValue {
+        let s = self.session.stats();
+        to_js(&JsStats {
+            prompt_tokens: s.prompt_tokens,
+            reused_tokens: s.reused_tokens,
+            generated_tokens: s.generated_tokens,
+            prefill_tokens_per_second: s.prefill_tokens_per_second(),
+            decode_tokens_per_second: s.decode_tokens_per_second(),
+            time_to_first_token_ms: s.time_to_first_token_ms,
+            finish_reason: s.finish_reason,
+        })
+    }
+
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, JsValue> {
+        self.session.tokenize(text, add_special).map_err(js_error)
+    }
+
+    pub fn detokenize(&self, ids: &[u32]) -> String {
+        self.session.detokenize(ids)
+    }
+
+    /// The tokens of a conversation (`[{role, content}]`) rendered with the
+    /// model's chat template, ready to generate the assistant's reply.
+    #[wasm_bindgen(js_name = chatTokens)]
+    pub fn chat_tokens(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
+        let messages: Vec<Message> = from_js(messages, "messages")?;
+        self.session.chat_tokens(&messages).map_err(js_error)
+    }
+
+    /// Prefills `prompt` and starts a generation; `next` yields its pieces.
+    /// Fails with `BUSY` while another generation runs.
+    pub fn start(&mut self, prompt: &[u32], options: JsValue) -> Result<(), JsValue> {
+        self.check_idle()?;
+        let options = JsGenerateOptions::read(options)?;
+        self.generation = Some(self.session.start(prompt, options.into_options()).map_err(js_error)?);
+        Ok(())
+    }
+
+    /// The next `{token, text}` of the running generation, or `null` when it
+    /// has finished.
+    #[wasm_bindgen(js_name = next)]
+    pub fn next_piece(&mut self) -> JsValue {
+        let Some(g) = self.generation.as_mut() else { return JsValue::NULL };
+        match self.session.step(g) {
+            Some(p) => to_js(&JsPiece { token: p.token, text: p.text }),
+            None => {
+                self.generation = None;
+                JsValue::NULL
+            }
+        }
+    }
+
+    /// Ends the running generation (an abort); the engine stays usable and
+    /// keeps the cache of what was computed.
+    pub fn cancel(&mut self) {
+        self.generation = None;
+    }
+
+    fn check_idle(&self) -> Result<(), JsValue> {
+        match &self.generation {
+            Some(g) if !g.is_finished() => {
+                Err(coded_error("BUSY", "a generation is running; wait for it to finish or cancel it first"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Teacher-forced scoring of `tokens[n_prompt..]`; see [`Session::score`].
+    pub fn score(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
+        self.check_idle()?;
+        let score = self.session.score(tokens, n_prompt, top_k).map_err(js_error)?;
+        let candidate = |c: &crate::session::Candidate| JsCandidate { id: c.id, logit: c.logit, logprob: c.logprob };
+        Ok(to_js(&JsScore {
+            perplexity: score.perplexity,
+            tokens: score
+                .tokens
+                .iter()
+                .map(|t| JsScoredToken {
+                    id: t.id,
+                    logit: t.logit,
+                    logprob: t.logprob,
+                    top: t.top.iter().map(candidate).collect(),
+                })
+                .collect(),
+        }))
+    }
+}
