@@ -1,0 +1,126 @@
+/** Stable error codes; branch on `error.code`, not on the message. */
+export type ErrorCode =
+  | 'INVALID_GGUF'
+  | 'UNSUPPORTED_ARCH'
+  | 'UNSUPPORTED_QUANT'
+  | 'NO_WEBGPU'
+  | 'OUT_OF_MEMORY'
+  | 'QUOTA_EXCEEDED'
+  | 'NETWORK'
+  | 'ABORTED'
+  | 'CONTEXT_OVERFLOW'
+  | 'BUSY'
+  | 'TOKENIZER'
+  | 'CHAT_TEMPLATE'
+  | 'INVALID_ARGUMENT'
+  | 'IO'
+  | 'INTERNAL';
+
+/** Every error this package throws. */
+export class WebslmError extends Error {
+  readonly code: ErrorCode;
+}
+
+/** A model file: a URL, a File/Blob, bytes, a stream, or (Node, Deno) a file path. */
+export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | ReadableStream<Uint8Array>;
+
+export interface LoadOptions {
+  /** 'auto' picks the best backend available; 'webgpu' fails with NO_WEBGPU in this version. */
+  device?: 'auto' | 'webgpu' | 'cpu';
+  /** Positions the KV cache holds; default min(the model's context, 4096). */
+  contextLength?: number;
+  /** Called as bytes arrive: `loaded` of `total` bytes. */
+  onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerateOptions {
+  /** Tokens to generate at most (default 256); an end-of-generation token counts. */
+  maxTokens?: number;
+  /** 0 (the default) is greedy decoding. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** How many recent tokens the penalties look at (default 64). */
+  penaltyLastN?: number;
+  /** Seed of the sampler's random generator: the same seed gives the same text. */
+  seed?: number;
+  /** Generation stops before any of these strings; they are not emitted. */
+  stop?: string[];
+  /** [token id, bias] pairs added to the logits; -Infinity bans a token. */
+  logitBias?: [number, number][];
+  /** Stops the generation; the iterator rejects with ABORTED. */
+  signal?: AbortSignal;
+}
+
+/** One generated token and the text it completes (possibly empty while a character or a stop string is incomplete). */
+export interface Piece {
+  token: number;
+  text: string;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | string;
+  content: string;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  name: string | null;
+  parameters: number;
+  fileSize: number;
+  /** The most common weight type, e.g. 'Q4_1'. */
+  quantization: string;
+  contextLength: number;
+  trainedContextLength: number;
+  vocabSize: number;
+  kvCacheBytes: number;
+  backend: 'cpu' | 'webgpu';
+  threads: number;
+}
+
+export interface Stats {
+  promptTokens: number;
+  /** Prompt tokens whose keys and values were already cached (a chat's earlier turns). */
+  reusedTokens: number;
+  generatedTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  timeToFirstTokenMs: number;
+  finishReason: 'end_of_generation' | 'stop' | 'max_tokens' | 'context_full' | null;
+}
+
+export interface Candidate {
+  id: number;
+  logit: number;
+  logprob: number;
+}
+
+export interface Score {
+  /** From the second token on: its logit and log-probability, and the topK most likely alternatives. */
+  tokens: (Candidate & { top: Candidate[] })[];
+  perplexity: number;
+}
+
+/** A loaded model. Requests are queued: a second generate waits for the first. */
+export class Generator {
+  static load(source: ModelSource, options?: LoadOptions): Promise<Generator>;
+  readonly info: ModelInfo;
+  /** Figures of the last request. */
+  readonly stats: Stats;
+  /** Token ids of `text`; `addSpecial` adds BOS/EOS as the model's metadata says. */
+  tokenize(text: string, options?: { addSpecial?: boolean }): number[];
+  detokenize(ids: ArrayLike<number>): string;
+  /** Streams a continuation of a prompt (text, or token ids). */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncIterableIterator<Piece>;
+  /** Streams the assistant's reply, reusing the KV cache of earlier turns. */
+  chat(messages: ChatMessage[], options?: GenerateOptions): AsyncIterableIterator<Piece>;
+  /** Teacher-forced log-probabilities of every token after the first, and perplexity. */
+  score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal }): Promise<Score>;
+  /** Frees the model once earlier requests are done. */
+  dispose(): Promise<void>;
+}

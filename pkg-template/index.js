@@ -1,0 +1,253 @@
+// The public API: a thin layer over the wasm engine (src/web.rs). It turns any
+// model source into a stream of chunks pushed into the engine, turns token
+// stepping into async iterators, queues requests, and honours AbortSignals.
+import init, { ModelLoader } from './wasm/webslm.js';
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof Deno === 'undefined';
+const isDeno = typeof Deno !== 'undefined';
+
+/** An error with a stable `code` (INVALID_GGUF, UNSUPPORTED_ARCH, ABORTED, ...). */
+export class WebslmError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'WebslmError';
+    this.code = code;
+  }
+}
+
+function wrap(e) {
+  if (e instanceof WebslmError) return e;
+  if (e && typeof e === 'object' && typeof e.code === 'string') return new WebslmError(e.code, e.message, { cause: e });
+  if (e && e.name === 'AbortError') return new WebslmError('ABORTED', 'aborted', { cause: e });
+  if (e instanceof WebAssembly.RuntimeError) {
+    return new WebslmError('INTERNAL', `the engine stopped unexpectedly (${e.message}); load the model again`, { cause: e });
+  }
+  return new WebslmError('NETWORK', e?.message ?? String(e), { cause: e });
+}
+
+function checkAbort(signal) {
+  if (signal?.aborted) throw new WebslmError('ABORTED', 'aborted', { cause: signal.reason });
+}
+
+let ready;
+/** Loads and instantiates the wasm module once. */
+function initEngine() {
+  ready ??= (async () => {
+    const url = new URL('./wasm/webslm_bg.wasm', import.meta.url);
+    if (isNode) {
+      const { readFile } = await import('node:fs/promises');
+      return init({ module_or_path: await readFile(url) });
+    }
+    if (isDeno && url.protocol === 'file:') return init({ module_or_path: await Deno.readFile(url) });
+    return init({ module_or_path: url });
+  })();
+  return ready;
+}
+
+/** Yields the bytes of any supported source as Uint8Array chunks, with its total size. */
+async function openSource(source, signal) {
+  if (source instanceof Uint8Array) return { size: source.byteLength, chunks: sliceChunks(source) };
+  if (source instanceof ArrayBuffer) return { size: source.byteLength, chunks: sliceChunks(new Uint8Array(source)) };
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return { size: source.size, chunks: readStream(source.stream()) };
+  if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) return { size: undefined, chunks: readStream(source) };
+  const text = source instanceof URL ? source.href : source;
+  if (typeof text !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'a model source is a URL, a path, a File/Blob, an ArrayBuffer, a Uint8Array or a ReadableStream');
+  if (/^(https?|blob|data):/i.test(text) || (!isNode && !isDeno)) return fetchSource(text, signal);
+  const path = text.startsWith('file:') ? new URL(text) : text;
+  if (isNode) {
+    const { stat } = await import('node:fs/promises');
+    const { createReadStream } = await import('node:fs');
+    const size = (await stat(path)).size;
+    return { size, chunks: createReadStream(path, { highWaterMark: 4 << 20, signal }) };
+  }
+  const file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  return { size, chunks: readStream(file.readable) };
+}
+
+function* sliceChunks(bytes) {
+  const step = 16 << 20;
+  for (let i = 0; i < bytes.byteLength; i += step) yield bytes.subarray(i, Math.min(i + step, bytes.byteLength));
+}
+
+async function* readStream(stream) {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function fetchSource(url, signal) {
+  let response;
+  try {
+    response = await fetch(url, { signal });
+  } catch (e) {
+    throw e?.name === 'AbortError' ? wrap(e) : new WebslmError('NETWORK', `could not fetch ${url}: ${e.message}`, { cause: e });
+  }
+  if (!response.ok) throw new WebslmError('NETWORK', `fetching ${url} failed: HTTP ${response.status}`);
+  const length = Number(response.headers.get('content-length'));
+  return { size: Number.isFinite(length) && length > 0 ? length : undefined, chunks: readStream(response.body) };
+}
+
+/** Collects a stream of unknown length (a bare ReadableStream) so its size is known. */
+async function withSize({ size, chunks }) {
+  if (size !== undefined) return { size, chunks };
+  const parts = [];
+  let total = 0;
+  for await (const c of chunks) {
+    parts.push(c);
+    total += c.byteLength;
+  }
+  return { size: total, chunks: parts };
+}
+
+const GENERATE_KEYS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'stop', 'logitBias'];
+
+/** A loaded model, ready to generate, chat and score. */
+export class Generator {
+  #engine;
+  #queue = Promise.resolve();
+  #disposed = false;
+
+  constructor(engine) {
+    this.#engine = engine;
+  }
+
+  /**
+   * Loads a GGUF model. `source`: URL string or URL, File/Blob, ArrayBuffer,
+   * Uint8Array, ReadableStream, or (Node, Deno) a file path.
+   */
+  static async load(source, options = {}) {
+    const { device = 'auto', contextLength, onProgress, signal } = options;
+    if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
+    if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
+    try {
+      checkAbort(signal);
+      await initEngine();
+      const { size, chunks } = await withSize(await openSource(source, signal));
+      const loader = new ModelLoader(size, contextLength);
+      let loaded = 0;
+      onProgress?.({ phase: 'load', loaded, total: size });
+      for await (const chunk of chunks) {
+        checkAbort(signal);
+        loader.push(chunk);
+        loaded += chunk.byteLength;
+        onProgress?.({ phase: 'load', loaded, total: size });
+      }
+      checkAbort(signal);
+      return new Generator(loader.finish());
+    } catch (e) {
+      throw wrap(e);
+    }
+  }
+
+  /** Architecture, parameters, quantization, context length, backend. */
+  get info() {
+    return { ...this.#live().info(), backend: 'cpu', threads: 1 };
+  }
+
+  /** Figures of the last request. */
+  get stats() {
+    return this.#live().stats();
+  }
+
+  tokenize(text, { addSpecial = false } = {}) {
+    return Array.from(this.#call(() => this.#live().tokenize(text, addSpecial)));
+  }
+
+  detokenize(ids) {
+    return this.#live().detokenize(Uint32Array.from(ids));
+  }
+
+  /** Streams a continuation of `prompt` (text, or token ids). */
+  generate(prompt, options = {}) {
+    return this.#stream(() => (typeof prompt === 'string' ? this.#live().tokenize(prompt, true) : Uint32Array.from(prompt)), options);
+  }
+
+  /** Streams the assistant's reply to `messages` ([{role, content}]); the KV cache is reused across turns. */
+  chat(messages, options = {}) {
+    return this.#stream(() => this.#live().chatTokens(messages), options);
+  }
+
+  /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */
+  async score(input, { topK = 0, signal } = {}) {
+    const release = await this.#acquire();
+    try {
+      checkAbort(signal);
+      const ids = typeof input === 'string' ? this.#call(() => this.#live().tokenize(input, true)) : Uint32Array.from(input);
+      return this.#call(() => this.#live().score(ids, 1, topK));
+    } finally {
+      release();
+    }
+  }
+
+  /** Frees the engine once the requests before it are done; the generator cannot be used afterwards. */
+  async dispose() {
+    await this.#acquire();
+    if (!this.#disposed) {
+      this.#disposed = true;
+      this.#engine.free();
+    }
+  }
+
+  #live() {
+    if (this.#disposed) throw new WebslmError('INVALID_ARGUMENT', 'this generator has been disposed');
+    return this.#engine;
+  }
+
+  #call(f) {
+    try {
+      return f();
+    } catch (e) {
+      throw wrap(e);
+    }
+  }
+
+  /**
+   * Waits for every request before this one (requests are queued, never
+   * interleaved) and resolves to the function that lets the next one run.
+   */
+  #acquire() {
+    const previous = this.#queue;
+    let release;
+    this.#queue = new Promise((resolve) => (release = resolve));
+    return previous.then(() => release);
+  }
+
+  #stream(tokens, options) {
+    const { signal, ...rest } = options;
+    const self = this;
+    // The request joins the queue when iteration starts; errors surface there too.
+    return (async function* () {
+      for (const key of Object.keys(rest)) {
+        if (!GENERATE_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown option ${key} (known: signal, ${GENERATE_KEYS.join(', ')})`);
+      }
+      const release = await self.#acquire();
+      try {
+        checkAbort(signal);
+        const engine = self.#live();
+        self.#call(() => engine.start(tokens(), rest));
+        try {
+          for (;;) {
+            checkAbort(signal);
+            const piece = self.#call(() => engine.next());
+            if (piece === null) return;
+            yield piece;
+            // Let the event loop breathe (and an abort arrive) between tokens.
+            await new Promise((resolve) => setTimeout(resolve, 0));
+          }
+        } finally {
+          engine.cancel();
+        }
+      } finally {
+        release();
+      }
+    })();
+  }
+}

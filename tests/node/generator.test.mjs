@@ -1,0 +1,162 @@
+// The npm package (built into pkg/ by scripts/build-pkg.sh) in Node: model
+// sources, progress, generation against llama.cpp's tokens, chat cache reuse,
+// queueing, aborts and error codes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { Generator, WebslmError } from '../../pkg/index.js';
+
+const root = new URL('../../', import.meta.url);
+const modelPath = new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', root).pathname;
+const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/reference_greedy.json', root)));
+
+let gen;
+let bytes;
+let server;
+let base;
+
+before(async () => {
+  bytes = await readFile(modelPath).catch(() => assert.fail(`${modelPath} is missing: run scripts/fetch-models.sh`));
+  gen = await Generator.load(modelPath);
+  server = createServer((req, res) => {
+    if (req.url === '/model.gguf') {
+      res.writeHead(200, { 'content-length': bytes.byteLength });
+      res.end(bytes);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(async () => {
+  await gen?.dispose();
+  server?.close();
+});
+
+async function collect(iterable) {
+  const pieces = [];
+  for await (const p of iterable) pieces.push(p);
+  return pieces;
+}
+
+async function rejectsWith(promise, code) {
+  await assert.rejects(promise, (e) => {
+    assert.ok(e instanceof WebslmError, `expected a WebslmError, got ${e}`);
+    assert.equal(e.code, code, e.message);
+    assert.ok(e.message.length > 0);
+    return true;
+  });
+}
+
+test('info describes the model and the backend', () => {
+  const info = gen.info;
+  assert.equal(info.architecture, 'llama');
+  assert.equal(info.quantization, 'Q4_1');
+  assert.equal(info.parameters, 134515008);
+  assert.equal(info.contextLength, 4096);
+  assert.equal(info.backend, 'cpu');
+});
+
+test('greedy generation follows llama.cpp until its first near-tie', async () => {
+  for (const p of fixture.prompts.filter((p) => p.kind === 'raw')) {
+    const sure = p.step_top3.findIndex((s) => s[0][1] - s[1][1] < 0.5);
+    const n = Math.min(sure, 12);
+    const pieces = await collect(gen.generate(p.prompt_token_ids, { maxTokens: n }));
+    assert.deepEqual(pieces.map((x) => x.token), p.generated_token_ids.slice(0, n), p.name);
+    assert.equal(gen.stats.generatedTokens, n);
+    assert.equal(gen.stats.finishReason, 'max_tokens');
+  }
+  assert.deepEqual(gen.tokenize('The quick brown fox'), [504, 2365, 6354, 16438]);
+  assert.equal(gen.detokenize([504, 2365, 6354, 16438]), 'The quick brown fox');
+});
+
+test('a second chat turn prefills only the new message', async () => {
+  const messages = [{ role: 'user', content: 'Name a color.' }];
+  const reply = (await collect(gen.chat(messages, { maxTokens: 4 }))).map((p) => p.text).join('');
+  const first = gen.stats.promptTokens;
+  messages.push({ role: 'assistant', content: reply }, { role: 'user', content: 'And another?' });
+  await collect(gen.chat(messages, { maxTokens: 2 }));
+  assert.ok(gen.stats.reusedTokens >= first, `reused ${gen.stats.reusedTokens} of ${first}`);
+});
+
+test('every kind of source loads, with progress', async () => {
+  const sources = {
+    Uint8Array: new Uint8Array(bytes),
+    ArrayBuffer: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    Blob: new Blob([bytes]),
+    ReadableStream: new Blob([bytes]).stream(),
+    URL: `${base}/model.gguf`,
+    'file URL': new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', root),
+  };
+  for (const [kind, source] of Object.entries(sources)) {
+    const events = [];
+    const g = await Generator.load(source, { onProgress: (e) => events.push(e), contextLength: 64 });
+    assert.equal(g.info.contextLength, 64, kind);
+    const last = events.at(-1);
+    assert.equal(last.loaded, bytes.byteLength, kind);
+    assert.equal(last.total, bytes.byteLength, kind);
+    assert.ok(events.every((e, i) => i === 0 || e.loaded >= events[i - 1].loaded), `${kind}: progress only grows`);
+    assert.deepEqual(g.tokenize('Hello'), gen.tokenize('Hello'));
+    await g.dispose();
+  }
+});
+
+test('requests are queued, never interleaved', async () => {
+  const order = [];
+  const run = async (tag) => {
+    for await (const _ of gen.generate('Once upon a time', { maxTokens: 3 })) order.push(tag);
+  };
+  await Promise.all([run('a'), run('b'), gen.score('The capital of France is', { topK: 2 }).then(() => order.push('s'))]);
+  assert.equal(order.join(''), 'aaabbbs');
+});
+
+test('aborts stop a generation promptly and leave the generator usable', async () => {
+  const controller = new AbortController();
+  const pieces = [];
+  await rejectsWith(
+    (async () => {
+      for await (const p of gen.generate('Once upon a time', { maxTokens: 50, signal: controller.signal })) {
+        pieces.push(p);
+        if (pieces.length === 2) controller.abort();
+      }
+    })(),
+    'ABORTED',
+  );
+  assert.equal(pieces.length, 2);
+  assert.equal((await collect(gen.generate('Once upon a time', { maxTokens: 2 }))).length, 2);
+});
+
+test('aborts stop a load', async () => {
+  const controller = new AbortController();
+  await rejectsWith(
+    Generator.load(new Uint8Array(bytes), { signal: controller.signal, onProgress: (e) => e.loaded > 0 && controller.abort() }),
+    'ABORTED',
+  );
+  const already = AbortSignal.abort();
+  await rejectsWith(Generator.load(modelPath, { signal: already }), 'ABORTED');
+});
+
+test('scores are log-probabilities with a perplexity', async () => {
+  const s = await gen.score('The capital of France is Paris', { topK: 3 });
+  assert.ok(s.perplexity > 1 && Number.isFinite(s.perplexity));
+  assert.ok(s.tokens.every((t) => t.logprob <= 0 && t.top.length === 3));
+  const paris = s.tokens.at(-1);
+  assert.equal(paris.top[0].id, paris.id, 'Paris is the most likely last token');
+});
+
+test('errors carry stable codes', async () => {
+  await rejectsWith(Generator.load(new TextEncoder().encode('<!DOCTYPE html><html></html>')), 'INVALID_GGUF');
+  await rejectsWith(Generator.load(bytes.subarray(0, 1 << 20)), 'INVALID_GGUF');
+  await rejectsWith(Generator.load(modelPath, { device: 'webgpu' }), 'NO_WEBGPU');
+  await rejectsWith(Generator.load(`${base}/missing.gguf`), 'NETWORK');
+  await rejectsWith(Generator.load('http://127.0.0.1:9/none.gguf'), 'NETWORK');
+  await rejectsWith(collect(gen.generate('x', { maxTokenz: 3 })), 'INVALID_ARGUMENT');
+  const small = await Generator.load(modelPath, { contextLength: 16 });
+  await rejectsWith(collect(small.generate('word '.repeat(40))), 'CONTEXT_OVERFLOW');
+  await rejectsWith(collect(small.chat([{ role: 'user' }])), 'INVALID_ARGUMENT');
+  await small.dispose();
+  assert.throws(() => small.tokenize('x'), (e) => e.code === 'INVALID_ARGUMENT');
+});
