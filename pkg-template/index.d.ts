@@ -106,8 +106,49 @@ export interface Score {
   perplexity: number;
 }
 
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  /** Ignored: the model is the loaded one. */
+  model?: string;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  n?: 1;
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: [{ index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' | 'length' }];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null }];
+}
+
 /** A loaded model. Requests are queued: a second generate waits for the first. */
 export class Generator {
+  /** OpenAI's chat-completions shape, for code written against that API. */
+  readonly chatCompletions: {
+    create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+    create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  };
   static load(source: ModelSource, options?: LoadOptions): Promise<Generator>;
   readonly info: ModelInfo;
   /** Figures of the last request. */

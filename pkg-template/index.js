@@ -15,9 +15,13 @@ export class WebslmError extends Error {
   }
 }
 
+const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'INTERNAL']);
+
 function wrap(e) {
   if (e instanceof WebslmError) return e;
-  if (e && typeof e === 'object' && typeof e.code === 'string') return new WebslmError(e.code, e.message, { cause: e });
+  if (CODES.has(e?.code)) return new WebslmError(e.code, e.message, { cause: e });
+  // Node's and Deno's file errors (ENOENT, EACCES, NotFound, ...).
+  if (e?.syscall || (isDeno && e instanceof Deno.errors.NotFound)) return new WebslmError('IO', e.message, { cause: e });
   if (e && e.name === 'AbortError') return new WebslmError('ABORTED', 'aborted', { cause: e });
   if (e instanceof WebAssembly.RuntimeError) {
     return new WebslmError('INTERNAL', `the engine stopped unexpectedly (${e.message}); load the model again`, { cause: e });
@@ -107,6 +111,64 @@ async function withSize({ size, chunks }) {
   return { size: total, chunks: parts };
 }
 
+const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
+const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal'];
+
+/** OpenAI's chat-completions shape over a Generator, for code written against that API. */
+class ChatCompletions {
+  #gen;
+  constructor(gen) {
+    this.#gen = gen;
+  }
+
+  /** Resolves to a `chat.completion`, or with `stream: true` to an async iterable of `chat.completion.chunk`s. */
+  async create(request) {
+    for (const key of Object.keys(request ?? {})) {
+      if (!COMPLETION_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unsupported parameter ${key} (supported: ${COMPLETION_KEYS.join(', ')})`);
+    }
+    const { messages, stream = false, n = 1, signal } = request;
+    if (n !== 1) throw new WebslmError('INVALID_ARGUMENT', 'only n = 1 is supported');
+    const options = { signal };
+    const set = (key, value) => value !== undefined && value !== null && (options[key] = value);
+    set('maxTokens', request.max_completion_tokens ?? request.max_tokens);
+    set('temperature', request.temperature);
+    set('topP', request.top_p);
+    set('topK', request.top_k);
+    set('minP', request.min_p);
+    set('frequencyPenalty', request.frequency_penalty);
+    set('presencePenalty', request.presence_penalty);
+    set('seed', request.seed);
+    set('stop', typeof request.stop === 'string' ? [request.stop] : request.stop);
+    const id = `chatcmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = this.#gen.info.name ?? this.#gen.info.architecture;
+    const pieces = this.#gen.chat(messages, options);
+    const usage = () => {
+      const s = this.#gen.stats;
+      return { prompt_tokens: s.promptTokens, completion_tokens: s.generatedTokens, total_tokens: s.promptTokens + s.generatedTokens };
+    };
+    const finish = () => FINISH_REASONS[this.#gen.stats.finishReason] ?? 'stop';
+    if (!stream) {
+      let content = '';
+      for await (const p of pieces) content += p.text;
+      return {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish() }],
+        usage: usage(),
+      };
+    }
+    const chunk = (delta, finish_reason = null) => ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }] });
+    return (async function* () {
+      yield chunk({ role: 'assistant', content: '' });
+      for await (const p of pieces) if (p.text) yield chunk({ content: p.text });
+      yield chunk({}, finish());
+    })();
+  }
+}
+
 const GENERATE_KEYS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'stop', 'logitBias'];
 
 /** A loaded model, ready to generate, chat and score. */
@@ -117,6 +179,8 @@ export class Generator {
 
   constructor(engine) {
     this.#engine = engine;
+    /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
+    this.chatCompletions = new ChatCompletions(this);
   }
 
   /**

@@ -151,6 +151,7 @@ test('errors carry stable codes', async () => {
   await rejectsWith(Generator.load(new TextEncoder().encode('<!DOCTYPE html><html></html>')), 'INVALID_GGUF');
   await rejectsWith(Generator.load(bytes.subarray(0, 1 << 20)), 'INVALID_GGUF');
   await rejectsWith(Generator.load(modelPath, { device: 'webgpu' }), 'NO_WEBGPU');
+  await rejectsWith(Generator.load('/nonexistent/model.gguf'), 'IO');
   await rejectsWith(Generator.load(`${base}/missing.gguf`), 'NETWORK');
   await rejectsWith(Generator.load('http://127.0.0.1:9/none.gguf'), 'NETWORK');
   await rejectsWith(collect(gen.generate('x', { maxTokenz: 3 })), 'INVALID_ARGUMENT');
@@ -159,4 +160,43 @@ test('errors carry stable codes', async () => {
   await rejectsWith(collect(small.chat([{ role: 'user' }])), 'INVALID_ARGUMENT');
   await small.dispose();
   assert.throws(() => small.tokenize('x'), (e) => e.code === 'INVALID_ARGUMENT');
+});
+
+test('chatCompletions speaks the OpenAI shape, streamed or not', async () => {
+  const messages = [{ role: 'user', content: 'What is the capital of France?' }];
+  const whole = await gen.chatCompletions.create({ model: 'any', messages, max_tokens: 6 });
+  assert.equal(whole.object, 'chat.completion');
+  assert.equal(whole.choices[0].message.role, 'assistant');
+  assert.equal(whole.choices[0].finish_reason, 'length');
+  assert.equal(whole.usage.completion_tokens, 6);
+  assert.equal(whole.usage.total_tokens, whole.usage.prompt_tokens + 6);
+
+  const chunks = [];
+  for await (const c of await gen.chatCompletions.create({ messages, max_tokens: 6, stream: true })) chunks.push(c);
+  assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+  assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
+  assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id));
+  const streamed = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  assert.equal(streamed, whole.choices[0].message.content, 'greedy: the same text either way');
+  await rejectsWith(gen.chatCompletions.create({ messages, logprobs: true }), 'INVALID_ARGUMENT');
+});
+
+test('the bin runs a prompt and prints JSON', async () => {
+  const { execFile } = await import('node:child_process');
+  const bin = new URL('pkg/bin/webslm.js', root).pathname;
+  const run = (args) =>
+    new Promise((resolve) => execFile(process.execPath, [bin, ...args], (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stdout, stderr })));
+  const fox = fixture.prompts.find((p) => p.name === 'raw_fox');
+  const out = await run(['run', modelPath, fox.user_text, '--max-tokens', '4', '--json']);
+  assert.equal(out.code, 0, out.stderr);
+  const result = JSON.parse(out.stdout);
+  assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, 4));
+  assert.equal(result.stats.generatedTokens, 4);
+  const chat = await run(['run', modelPath, 'Hi', '--chat', '--max-tokens', '3']);
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.match(chat.stderr, /decode [\d.]+ tok\/s/);
+  const bad = await run(['run', '/nonexistent.gguf', 'x']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error \[IO\]/);
+  assert.equal((await run(['frobnicate'])).code, 2);
 });
