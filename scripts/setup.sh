@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, on a machine that has only rustup,
-# Python and Node: the wasm32 target and wasm-bindgen-cli at the exact version
-# of the wasm-bindgen crate in Cargo.lock. Then fetches the test models.
+# Python and Node: the wasm32 target, wasm-bindgen-cli at the exact version of
+# the wasm-bindgen crate in Cargo.lock, and the npm dev tools. Then fetches the
+# test models.
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,12 @@ if [ "$have" != "$want" ]; then
   # --locked pins its dependencies; a yanked one makes that fail, so fall back to a fresh resolve.
   cargo install --quiet --locked wasm-bindgen-cli --version "$want" ||
     cargo install --quiet wasm-bindgen-cli --version "$want"
+fi
+
+# Test tools from npm (Deno), as package-lock.json pins them.
+if ! cmp -s package-lock.json node_modules/.installed-lock.json 2>/dev/null; then
+  npm install --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.installed-lock.json
 fi
 
 bash scripts/fetch-models.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: native unit and integration tests (including the llama.cpp
 # reference checks on the real models), the wasm32 build's tests in Node, and
-# the npm package's tests in Node.
+# the npm package's tests in Deno and Node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +13,8 @@ cargo test --release --all-targets
 echo "== wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm
 
-echo "== npm package tests in Node"
 bash scripts/build-pkg.sh
+echo "== npm package tests in Deno"
+NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read tests/deno/
+echo "== npm package tests in Node"
 node --test tests/node/
