@@ -32,6 +32,11 @@ export interface LoadOptions {
   /** Called as bytes arrive: `loaded` of `total` bytes. */
   onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
   signal?: AbortSignal;
+  /**
+   * Size in bytes of a ReadableStream source. Without it such a stream is
+   * collected whole first, because the file size must be known before loading.
+   */
+  size?: number;
 }
 
 export interface GenerateOptions {

@@ -99,9 +99,14 @@ async function fetchSource(url, signal) {
   return { size: Number.isFinite(length) && length > 0 ? length : undefined, chunks: readStream(response.body) };
 }
 
-/** Collects a stream of unknown length (a bare ReadableStream) so its size is known. */
-async function withSize({ size, chunks }) {
+/**
+ * The engine checks every offset against the file size before it allocates,
+ * so the size must be known first: a bare ReadableStream without the `size`
+ * option is collected (held whole, once) to learn it.
+ */
+async function withSize({ size, chunks }, declared) {
   if (size !== undefined) return { size, chunks };
+  if (declared !== undefined) return { size: declared, chunks };
   const parts = [];
   let total = 0;
   for await (const c of chunks) {
@@ -188,21 +193,21 @@ export class Generator {
    * Uint8Array, ReadableStream, or (Node, Deno) a file path.
    */
   static async load(source, options = {}) {
-    const { device = 'auto', contextLength, onProgress, signal } = options;
+    const { device = 'auto', contextLength, onProgress, signal, size } = options;
     if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     try {
       checkAbort(signal);
       await initEngine();
-      const { size, chunks } = await withSize(await openSource(source, signal));
-      const loader = new ModelLoader(size, contextLength);
+      const { size: total, chunks } = await withSize(await openSource(source, signal), size);
+      const loader = new ModelLoader(total, contextLength);
       let loaded = 0;
-      onProgress?.({ phase: 'load', loaded, total: size });
+      onProgress?.({ phase: 'load', loaded, total });
       for await (const chunk of chunks) {
         checkAbort(signal);
         loader.push(chunk);
         loaded += chunk.byteLength;
-        onProgress?.({ phase: 'load', loaded, total: size });
+        onProgress?.({ phase: 'load', loaded, total });
       }
       checkAbort(signal);
       return new Generator(loader.finish());

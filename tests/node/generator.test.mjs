@@ -88,12 +88,14 @@ test('every kind of source loads, with progress', async () => {
     ArrayBuffer: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
     Blob: new Blob([bytes]),
     ReadableStream: new Blob([bytes]).stream(),
+    'ReadableStream with size': [new Blob([bytes]).stream(), { size: bytes.byteLength }],
     URL: `${base}/model.gguf`,
     'file URL': new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', root),
   };
-  for (const [kind, source] of Object.entries(sources)) {
+  for (const [kind, entry] of Object.entries(sources)) {
+    const [source, extra] = Array.isArray(entry) ? entry : [entry, {}];
     const events = [];
-    const g = await Generator.load(source, { onProgress: (e) => events.push(e), contextLength: 64 });
+    const g = await Generator.load(source, { onProgress: (e) => events.push(e), contextLength: 64, ...extra });
     assert.equal(g.info.contextLength, 64, kind);
     const last = events.at(-1);
     assert.equal(last.loaded, bytes.byteLength, kind);
@@ -150,6 +152,8 @@ test('scores are log-probabilities with a perplexity', async () => {
 test('errors carry stable codes', async () => {
   await rejectsWith(Generator.load(new TextEncoder().encode('<!DOCTYPE html><html></html>')), 'INVALID_GGUF');
   await rejectsWith(Generator.load(bytes.subarray(0, 1 << 20)), 'INVALID_GGUF');
+  // A stream shorter than its declared size is a truncated download.
+  await rejectsWith(Generator.load(new Blob([bytes.subarray(0, 1 << 20)]).stream(), { size: bytes.byteLength }), 'INVALID_GGUF');
   await rejectsWith(Generator.load(modelPath, { device: 'webgpu' }), 'NO_WEBGPU');
   await rejectsWith(Generator.load('/nonexistent/model.gguf'), 'IO');
   await rejectsWith(Generator.load(`${base}/missing.gguf`), 'NETWORK');
