@@ -183,37 +183,38 @@ fn q8k_bsums(b: &[u8; Q8_K_BYTES]) -> [i32; 16] {
 
 // ------------------------------------------------ activation quantization
 
-/// Q8_0 as llama.cpp's x86 SIMD quantizer computes it: d = amax/127 (stored
-/// as f16), q = x·(127/amax) rounded half to even. The reference C version
-/// differs in the last bit of the multiplier and in ties, and this model
-/// family amplifies such flips: mirroring the SIMD path halves the logits
-/// that stray more than 0.5 from llama.cpp's.
+/// One block of 8-bit activations as llama.cpp's x86 SIMD quantizer computes
+/// it: d = amax/127, q = x·(127/amax) rounded half to even. The reference C
+/// version differs in the last bit of the multiplier and in ties, and this
+/// model family amplifies such flips: mirroring the SIMD path halves the
+/// logits that stray more than 0.5 from llama.cpp's. Returns d (unrounded)
+/// and the sum of the quants.
+fn quantize_block_q8(x: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        let r = (v * id).round_ties_even() as i8;
+        sum += r as i32;
+        *q = r as u8;
+    }
+    (amax / 127.0, sum)
+}
+
+/// Q8_0: d as f16, then the quants.
 pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_0_BYTES);
     for (x, y) in src.chunks_exact(QK).zip(blocks_mut::<Q8_0_BYTES>(dst)) {
-        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let (d, _) = quantize_block_q8(x, &mut y[2..]);
         y[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-        for (q, &v) in y[2..].iter_mut().zip(x) {
-            *q = (v * id).round_ties_even() as i8 as u8;
-        }
     }
 }
 
-/// Q8_1: Q8_0's quants plus s = f16(d·Σq) computed with the unrounded d.
+/// Q8_1: Q8_0's d and quants plus s = f16(d·Σq) computed with the unrounded d.
 pub fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_1_BYTES);
     for (x, y) in src.chunks_exact(QK).zip(blocks_mut::<Q8_1_BYTES>(dst)) {
-        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, &v) in y[4..].iter_mut().zip(x) {
-            let r = (v * id).round_ties_even() as i8;
-            sum += r as i32;
-            *q = r as u8;
-        }
+        let (d, sum) = quantize_block_q8(x, &mut y[4..]);
         y[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
         y[2..4].copy_from_slice(&f16::from_f32(sum as f32 * d).to_le_bytes());
     }
