@@ -258,10 +258,15 @@ export class Generator {
 
   /** Frees the engine once the requests before it are done; the generator cannot be used afterwards. */
   async dispose() {
-    await this.#acquire();
-    if (!this.#disposed) {
-      this.#disposed = true;
-      this.#engine.free();
+    const release = await this.#acquire();
+    try {
+      if (!this.#disposed) {
+        this.#disposed = true;
+        this.#engine.free();
+      }
+    } finally {
+      // Requests queued behind the disposal fail with a clear error instead of waiting forever.
+      release();
     }
   }
 

@@ -17,4 +17,4 @@ bash scripts/build-pkg.sh
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read tests/deno/
 echo "== npm package tests in Node"
-node --test tests/node/
+node --test --test-timeout=600000 tests/node/

@@ -162,7 +162,14 @@ test('errors carry stable codes', async () => {
   const small = await Generator.load(modelPath, { contextLength: 16 });
   await rejectsWith(collect(small.generate('word '.repeat(40))), 'CONTEXT_OVERFLOW');
   await rejectsWith(collect(small.chat([{ role: 'user' }])), 'INVALID_ARGUMENT');
-  await small.dispose();
+  // A request queued before dispose completes; one queued after it fails instead of waiting forever.
+  const before = collect(small.generate('x', { maxTokens: 1 }));
+  const disposing = small.dispose();
+  const after = collect(small.generate('x', { maxTokens: 1 }));
+  assert.equal((await before).length, 1);
+  await rejectsWith(after, 'INVALID_ARGUMENT');
+  await disposing;
+  await rejectsWith(small.score('x'), 'INVALID_ARGUMENT');
   assert.throws(() => small.tokenize('x'), (e) => e.code === 'INVALID_ARGUMENT');
 });
 
