@@ -174,7 +174,6 @@ class ChatCompletions {
   }
 }
 
-const GENERATE_KEYS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'frequencyPenalty', 'presencePenalty', 'penaltyLastN', 'seed', 'stop', 'logitBias'];
 
 /** A loaded model, ready to generate, chat and score. */
 export class Generator {
@@ -297,11 +296,9 @@ export class Generator {
   #stream(tokens, options) {
     const { signal, ...rest } = options;
     const self = this;
-    // The request joins the queue when iteration starts; errors surface there too.
+    // The request joins the queue when iteration starts; errors surface there
+    // too (the engine rejects misspelt options).
     return (async function* () {
-      for (const key of Object.keys(rest)) {
-        if (!GENERATE_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown option ${key} (known: signal, ${GENERATE_KEYS.join(', ')})`);
-      }
       const release = await self.#acquire();
       try {
         checkAbort(signal);

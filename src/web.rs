@@ -29,11 +29,9 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
 }
 
+/// Reads a JS value into `T`; `undefined` and `null` read as an empty object.
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return serde_wasm_bindgen::from_value(js_sys::Object::new().into())
-            .map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")));
-    }
+    let value = if value.is_undefined() || value.is_null() { js_sys::Object::new().into() } else { value };
     serde_wasm_bindgen::from_value(value).map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")))
 }
 
