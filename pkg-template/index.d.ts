@@ -60,6 +60,8 @@ export interface GenerateOptions {
   logitBias?: [number, number][];
   /** Stops the generation; the iterator rejects with ABORTED. */
   signal?: AbortSignal;
+  /** false: reject with BUSY while another request runs, instead of queueing behind it (the default). */
+  queue?: boolean;
 }
 
 /** One generated token and the text it completes (possibly empty while a character or a stop string is incomplete). */
@@ -159,14 +161,14 @@ export class Generator {
   /** Figures of the last request. */
   readonly stats: Stats;
   /** Token ids of `text`; `addSpecial` adds BOS/EOS as the model's metadata says. */
-  tokenize(text: string, options?: { addSpecial?: boolean }): number[];
-  detokenize(ids: ArrayLike<number>): string;
+  tokenize(text: string, options?: { addSpecial?: boolean }): Promise<number[]>;
+  detokenize(ids: ArrayLike<number>): Promise<string>;
   /** Streams a continuation of a prompt (text, or token ids). */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncIterableIterator<Piece>;
   /** Streams the assistant's reply, reusing the KV cache of earlier turns. */
   chat(messages: ChatMessage[], options?: GenerateOptions): AsyncIterableIterator<Piece>;
   /** Teacher-forced log-probabilities of every token after the first, and perplexity. */
-  score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal }): Promise<Score>;
+  score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal; queue?: boolean }): Promise<Score>;
   /** Frees the model once earlier requests are done. */
   dispose(): Promise<void>;
 }

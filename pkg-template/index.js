@@ -179,6 +179,7 @@ class ChatCompletions {
 export class Generator {
   #engine;
   #queue = Promise.resolve();
+  #pending = 0;
   #disposed = false;
 
   constructor(engine) {
@@ -225,12 +226,13 @@ export class Generator {
     return this.#live().stats();
   }
 
-  tokenize(text, { addSpecial = false } = {}) {
+  /** Async so that a generator in a Worker has the same API. */
+  async tokenize(text, { addSpecial = false } = {}) {
     return Array.from(this.#call(() => this.#live().tokenize(text, addSpecial)));
   }
 
-  detokenize(ids) {
-    return this.#live().detokenize(Uint32Array.from(ids));
+  async detokenize(ids) {
+    return this.#call(() => this.#live().detokenize(Uint32Array.from(ids)));
   }
 
   /** Streams a continuation of `prompt` (text, or token ids). */
@@ -244,8 +246,8 @@ export class Generator {
   }
 
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */
-  async score(input, { topK = 0, signal } = {}) {
-    const release = await this.#acquire();
+  async score(input, { topK = 0, signal, queue } = {}) {
+    const release = await this.#acquire(queue);
     try {
       checkAbort(signal);
       const ids = typeof input === 'string' ? this.#call(() => this.#live().tokenize(input, true)) : Uint32Array.from(input);
@@ -285,21 +287,29 @@ export class Generator {
   /**
    * Waits for every request before this one (requests are queued, never
    * interleaved) and resolves to the function that lets the next one run.
+   * With `queue === false` it rejects with BUSY instead of waiting.
    */
-  #acquire() {
+  #acquire(queue = true) {
+    if (queue === false && this.#pending > 0) {
+      return Promise.reject(new WebslmError('BUSY', 'another request is running; wait for it, or leave the queue option at its default to queue this one'));
+    }
+    this.#pending++;
     const previous = this.#queue;
     let release;
     this.#queue = new Promise((resolve) => (release = resolve));
-    return previous.then(() => release);
+    return previous.then(() => () => {
+      this.#pending--;
+      release();
+    });
   }
 
   #stream(tokens, options) {
-    const { signal, ...rest } = options;
+    const { signal, queue, ...rest } = options;
     const self = this;
     // The request joins the queue when iteration starts; errors surface there
     // too (the engine rejects misspelt options).
     return (async function* () {
-      const release = await self.#acquire();
+      const release = await self.#acquire(queue);
       try {
         checkAbort(signal);
         const engine = self.#live();
