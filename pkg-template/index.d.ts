@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ABORTED'
   | 'CONTEXT_OVERFLOW'
   | 'BUSY'
+  | 'INTEGRITY'
   | 'TOKENIZER'
   | 'CHAT_TEMPLATE'
   | 'INVALID_ARGUMENT'
@@ -29,8 +30,21 @@ export interface LoadOptions {
   device?: 'auto' | 'webgpu' | 'cpu';
   /** Positions the KV cache holds; default min(the model's context, 4096). */
   contextLength?: number;
-  /** Called as bytes arrive: `loaded` of `total` bytes. */
+  /**
+   * Called as bytes arrive: `loaded` of `total` bytes of the file, from the
+   * network ('download') or from a file, memory or the cache ('load').
+   */
   onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
+  /**
+   * Keep a URL's download in IndexedDB (default true, where the runtime has
+   * IndexedDB): an interrupted download resumes, and later loads need no
+   * network. A full quota fails with QUOTA_EXCEEDED.
+   */
+  cache?: boolean;
+  /** Expected SHA-256 of the file, in hex: a mismatch fails with INTEGRITY and nothing is cached. */
+  sha256?: string;
+  /** Bytes per download request chunk and cache record (default 16 MiB). */
+  chunkSize?: number;
   signal?: AbortSignal;
   /**
    * Size in bytes of a ReadableStream source. Without it such a stream is
@@ -150,7 +164,30 @@ export interface ChatCompletionChunk {
 }
 
 /** A loaded model. Requests are queued: a second generate waits for the first. */
+/** A model in the download cache. */
+export interface CachedModel {
+  url: string;
+  size: number;
+  /** Bytes stored so far; less than `size` while a download is unfinished. */
+  downloaded: number;
+  complete: boolean;
+  /** The SHA-256 it was verified against, if one was given. */
+  sha256: string | null;
+  etag: string | null;
+  /** Milliseconds since the epoch. */
+  updatedAt: number;
+}
+
 export class Generator {
+  /** The models earlier loads kept in IndexedDB. */
+  static readonly cache: {
+    list(): Promise<CachedModel[]>;
+    /** Resolves to whether the model was cached. */
+    delete(url: string | URL): Promise<boolean>;
+    clear(): Promise<void>;
+    /** `models`: bytes held by cached models; `usage` and `quota` of the origin, where the runtime tells. */
+    estimate(): Promise<{ models: number; usage?: number; quota?: number }>;
+  };
   /** OpenAI's chat-completions shape, for code written against that API. */
   readonly chatCompletions: {
     create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;

@@ -1,7 +1,7 @@
 // The public API: a thin layer over the wasm engine (src/web.rs). It turns any
 // model source into a stream of chunks pushed into the engine, turns token
 // stepping into async iterators, queues requests, and honours AbortSignals.
-import init, { ModelLoader } from './wasm/webslm.js';
+import init, { ModelLoader, loadUrl, cacheList, cacheDelete, cacheClear, cacheEstimate } from './wasm/webslm.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof Deno === 'undefined';
 const isDeno = typeof Deno !== 'undefined';
@@ -15,7 +15,7 @@ export class WebslmError extends Error {
   }
 }
 
-const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'INTERNAL']);
+const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'INTEGRITY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'INTERNAL']);
 
 function wrap(e) {
   if (e instanceof WebslmError) return e;
@@ -48,6 +48,20 @@ function initEngine() {
   return ready;
 }
 
+/**
+ * The absolute http(s) URL a source names, if it names one: those load
+ * through the engine's downloader and cache. In a page, a relative URL is
+ * resolved against the page.
+ */
+function httpUrl(source) {
+  if (source instanceof URL) return /^https?:$/.test(source.protocol) ? source.href : undefined;
+  if (typeof source !== 'string') return undefined;
+  if (/^https?:/i.test(source)) return source;
+  const base = globalThis.location?.href;
+  if (!isNode && !isDeno && base && !/^(blob|data):/i.test(source)) return new URL(source, base).href;
+  return undefined;
+}
+
 /** Yields the bytes of any supported source as Uint8Array chunks, with its total size. */
 async function openSource(source, signal) {
   if (source instanceof Uint8Array) return { size: source.byteLength, chunks: sliceChunks(source) };
@@ -56,7 +70,7 @@ async function openSource(source, signal) {
   if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) return { size: undefined, chunks: readStream(source) };
   const text = source instanceof URL ? source.href : source;
   if (typeof text !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'a model source is a URL, a path, a File/Blob, an ArrayBuffer, a Uint8Array or a ReadableStream');
-  if (/^(https?|blob|data):/i.test(text) || (!isNode && !isDeno)) return fetchSource(text, signal);
+  if (/^(blob|data):/i.test(text) || (!isNode && !isDeno)) return fetchSource(text, signal);
   const path = text.startsWith('file:') ? new URL(text) : text;
   if (isNode) {
     const { stat } = await import('node:fs/promises');
@@ -175,8 +189,23 @@ class ChatCompletions {
 }
 
 
+/** The models kept in IndexedDB by earlier loads (where the runtime has IndexedDB). */
+const cache = {
+  /** Every cached or partly downloaded model: url, size, downloaded, complete, sha256, etag, updatedAt. */
+  list: () => initEngine().then(cacheList).catch((e) => Promise.reject(wrap(e))),
+  /** Removes one model; resolves to whether it was there. */
+  delete: (url) => initEngine().then(() => cacheDelete(httpUrl(url) ?? String(url))).catch((e) => Promise.reject(wrap(e))),
+  /** Removes every cached model. */
+  clear: () => initEngine().then(cacheClear).catch((e) => Promise.reject(wrap(e))),
+  /** Bytes held by cached models, and the origin's usage and quota where known. */
+  estimate: () => initEngine().then(cacheEstimate).catch((e) => Promise.reject(wrap(e))),
+};
+
 /** A loaded model, ready to generate, chat and score. */
 export class Generator {
+  /** The download cache: list, delete, clear, estimate. */
+  static cache = cache;
+
   #engine;
   #queue = Promise.resolve();
   #pending = 0;
@@ -193,14 +222,16 @@ export class Generator {
    * Uint8Array, ReadableStream, or (Node, Deno) a file path.
    */
   static async load(source, options = {}) {
-    const { device = 'auto', contextLength, onProgress, signal, size } = options;
+    const { device = 'auto', contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     try {
       checkAbort(signal);
       await initEngine();
+      const url = httpUrl(source);
+      if (url) return new Generator(await loadUrl(url, { contextLength, cache, sha256, chunkSize }, onProgress, signal));
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
-      const loader = new ModelLoader(total, contextLength);
+      const loader = new ModelLoader(total, contextLength, sha256);
       let loaded = 0;
       onProgress?.({ phase: 'load', loaded, total });
       for await (const chunk of chunks) {

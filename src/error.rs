@@ -27,6 +27,8 @@ pub enum Error {
     InvalidArgument(String),
     #[error("I/O error: {0}")]
     Io(String),
+    #[error("the file's SHA-256 is {actual}, not the expected {expected}: it is damaged or not the file meant")]
+    Integrity { expected: String, actual: String },
 }
 
 impl Error {
@@ -43,6 +45,7 @@ impl Error {
             Error::Aborted => "ABORTED",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::Io(_) => "IO",
+            Error::Integrity { .. } => "INTEGRITY",
         }
     }
 }

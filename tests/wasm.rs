@@ -68,7 +68,7 @@ mod js_api {
 
     fn engine(context: Option<u32>) -> Engine {
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, context).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, context, None).unwrap();
         for chunk in bytes.chunks(4096) {
             loader.push(chunk).unwrap();
         }
@@ -120,13 +120,13 @@ mod js_api {
         let messages = js_sys::JSON::parse(r#"[{"role":"user"}]"#).unwrap();
         assert_eq!(code(e.chat_tokens(messages).unwrap_err()), "INVALID_ARGUMENT");
 
-        let mut loader = ModelLoader::new(12.0, None).unwrap();
+        let mut loader = ModelLoader::new(12.0, None, None).unwrap();
         assert_eq!(code(loader.push(b"GGML\x03\0\0\0\0\0\0\0").unwrap_err()), "INVALID_GGUF");
         // A download that stops early.
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, None).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, None, None).unwrap();
         loader.push(&bytes[..50]).unwrap();
         assert_eq!(code(loader.finish().err().unwrap()), "INVALID_GGUF");
-        assert_eq!(code(ModelLoader::new(-1.0, None).err().unwrap()), "INVALID_ARGUMENT");
+        assert_eq!(code(ModelLoader::new(-1.0, None, None).err().unwrap()), "INVALID_ARGUMENT");
     }
 }

@@ -11,26 +11,31 @@ use crate::sampler::SamplerConfig;
 use crate::session::{GenerateOptions, GenerationState, LoadOptions, Loader, Session};
 use crate::Error;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
+
+mod cache;
+mod download;
+mod idb;
 
 /// An `Error` whose `code` property is the crate error's stable code.
 fn js_error(e: Error) -> JsValue {
     coded_error(e.code(), &e.to_string())
 }
 
-fn coded_error(code: &str, message: &str) -> JsValue {
+pub(crate) fn coded_error(code: &str, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     // Setting a property on a fresh Error object cannot fail.
     let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
     err.into()
 }
 
-fn to_js<T: Serialize>(value: &T) -> JsValue {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> JsValue {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
 }
 
 /// Reads a JS value into `T`; `undefined` and `null` read as an empty object.
-fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
+pub(crate) fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
     let value = if value.is_undefined() || value.is_null() { js_sys::Object::new().into() } else { value };
     serde_wasm_bindgen::from_value(value).map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")))
 }
@@ -39,22 +44,40 @@ fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T
 #[wasm_bindgen]
 pub struct ModelLoader {
     inner: Option<Loader<Cpu>>,
+    integrity: Option<Integrity>,
+}
+
+/// The SHA-256 a file must have, and the hash of what was pushed so far.
+struct Integrity {
+    expected: String,
+    hasher: Sha256,
 }
 
 #[wasm_bindgen]
 impl ModelLoader {
-    /// `file_len` is the size of the whole file in bytes.
+    /// `file_len` is the size of the whole file in bytes; `sha256`, in hex,
+    /// is checked when the last byte has been pushed.
     #[wasm_bindgen(constructor)]
-    pub fn new(file_len: f64, context_length: Option<u32>) -> Result<ModelLoader, JsValue> {
+    pub fn new(file_len: f64, context_length: Option<u32>, sha256: Option<String>) -> Result<ModelLoader, JsValue> {
         if !(file_len >= 0.0 && file_len.fract() == 0.0 && file_len <= 9.007_199_254_740_991e15) {
             return Err(coded_error("INVALID_ARGUMENT", &format!("file length {file_len} is not a byte count")));
         }
+        let integrity = match sha256 {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(Integrity { expected: hex.to_ascii_lowercase(), hasher: Sha256::new() })
+            }
+            Some(hex) => return Err(coded_error("INVALID_ARGUMENT", &format!("sha256 `{hex}` is not 64 hex digits"))),
+            None => None,
+        };
         let options = LoadOptions { context_length: context_length.map(|c| c as usize) };
-        Ok(ModelLoader { inner: Some(Loader::new(Cpu::default(), file_len as u64, options)) })
+        Ok(ModelLoader { inner: Some(Loader::new(Cpu::default(), file_len as u64, options)), integrity })
     }
 
     /// Feeds the next chunk of the file.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        if let Some(i) = &mut self.integrity {
+            i.hasher.update(chunk);
+        }
         self.loader()?.push(chunk).map_err(js_error)
     }
 
@@ -65,6 +88,7 @@ impl ModelLoader {
 
     /// The loaded engine; the loader cannot be used afterwards.
     pub fn finish(&mut self) -> Result<Engine, JsValue> {
+        self.verify()?;
         let loader = self.inner.take().ok_or_else(finished)?;
         let session = loader.finish().map_err(js_error)?;
         Ok(Engine { session, generation: None })
@@ -72,6 +96,19 @@ impl ModelLoader {
 
     fn loader(&mut self) -> Result<&mut Loader<Cpu>, JsValue> {
         self.inner.as_mut().ok_or_else(finished)
+    }
+}
+
+impl ModelLoader {
+    /// Checks the SHA-256 of everything pushed (once; later calls pass).
+    fn verify(&mut self) -> Result<(), JsValue> {
+        let Some(Integrity { expected, hasher }) = self.integrity.take() else { return Ok(()) };
+        let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(js_error(Error::Integrity { expected, actual }))
+        }
     }
 }
 
