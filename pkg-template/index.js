@@ -1,7 +1,6 @@
 // The public API: a thin layer over the wasm engine (src/web.rs). It turns any
 // model source into a stream of chunks pushed into the engine, turns token
 // stepping into async iterators, queues requests, and honours AbortSignals.
-import init, { ModelLoader, loadUrl, cacheList, cacheDelete, cacheClear, cacheEstimate } from './wasm/webslm.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof Deno === 'undefined';
 const isDeno = typeof Deno !== 'undefined';
@@ -24,7 +23,9 @@ function wrap(e) {
   if (e?.syscall || (isDeno && e instanceof Deno.errors.NotFound)) return new WebslmError('IO', e.message, { cause: e });
   if (e && e.name === 'AbortError') return new WebslmError('ABORTED', 'aborted', { cause: e });
   if (e instanceof WebAssembly.RuntimeError) {
-    return new WebslmError('INTERNAL', `the engine stopped unexpectedly (${e.message}); load the model again`, { cause: e });
+    // A trap without a panic (out of memory in the allocator, say) leaves the instance as unusable as a panic.
+    if (current) current.poisoned = true;
+    return new WebslmError('INTERNAL', `the engine stopped after an internal error (${current?.panic ?? e.message}); load the model again`, { cause: e });
   }
   return new WebslmError('NETWORK', e?.message ?? String(e), { cause: e });
 }
@@ -33,19 +34,37 @@ function checkAbort(signal) {
   if (signal?.aborted) throw new WebslmError('ABORTED', 'aborted', { cause: signal.reason });
 }
 
-let ready;
-/** Loads and instantiates the wasm module once. */
-function initEngine() {
-  ready ??= (async () => {
+/**
+ * The wasm engine: its glue module, and whether a panic has made it unusable.
+ * A panic traps the instance mid-call and may leave its memory inconsistent,
+ * so the generators on it stop, and the next load gets a fresh instance (a
+ * second copy of the glue module, imported under another URL).
+ */
+let current;
+let instances = 0;
+
+function engine() {
+  if (current && !current.poisoned) return current.ready;
+  const instance = { poisoned: false, panic: undefined };
+  instance.ready = (async () => {
+    const glue = await import(`./wasm/webslm.js${instances++ ? `?instance=${instances}` : ''}`);
     const url = new URL('./wasm/webslm_bg.wasm', import.meta.url);
-    if (isNode) {
-      const { readFile } = await import('node:fs/promises');
-      return init({ module_or_path: await readFile(url) });
-    }
-    if (isDeno && url.protocol === 'file:') return init({ module_or_path: await Deno.readFile(url) });
-    return init({ module_or_path: url });
+    let module_or_path = url;
+    if (isNode) module_or_path = await (await import('node:fs/promises')).readFile(url);
+    else if (isDeno && url.protocol === 'file:') module_or_path = await Deno.readFile(url);
+    await glue.default({ module_or_path });
+    glue.setPanicHandler((message) => {
+      instance.poisoned = true;
+      instance.panic = message;
+    });
+    return { glue, instance };
   })();
-  return ready;
+  current = instance;
+  return instance.ready;
+}
+
+function poisonedError(instance) {
+  return new WebslmError('INTERNAL', `the engine stopped after an internal error (${instance.panic ?? 'a wasm trap'}); load the model again`);
 }
 
 /**
@@ -192,14 +211,22 @@ class ChatCompletions {
 /** The models kept in IndexedDB by earlier loads (where the runtime has IndexedDB). */
 const cache = {
   /** Every cached or partly downloaded model: url, size, downloaded, complete, sha256, etag, updatedAt. */
-  list: () => initEngine().then(cacheList).catch((e) => Promise.reject(wrap(e))),
+  list: () => withGlue((glue) => glue.cacheList()),
   /** Removes one model; resolves to whether it was there. */
-  delete: (url) => initEngine().then(() => cacheDelete(httpUrl(url) ?? String(url))).catch((e) => Promise.reject(wrap(e))),
+  delete: (url) => withGlue((glue) => glue.cacheDelete(httpUrl(url) ?? String(url))),
   /** Removes every cached model. */
-  clear: () => initEngine().then(cacheClear).catch((e) => Promise.reject(wrap(e))),
+  clear: () => withGlue((glue) => glue.cacheClear()),
   /** Bytes held by cached models, and the origin's usage and quota where known. */
-  estimate: () => initEngine().then(cacheEstimate).catch((e) => Promise.reject(wrap(e))),
+  estimate: () => withGlue((glue) => glue.cacheEstimate()),
 };
+
+async function withGlue(f) {
+  try {
+    return await f((await engine()).glue);
+  } catch (e) {
+    throw wrap(e);
+  }
+}
 
 /** A loaded model, ready to generate, chat and score. */
 export class Generator {
@@ -207,12 +234,14 @@ export class Generator {
   static cache = cache;
 
   #engine;
+  #instance;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
-  constructor(engine) {
+  constructor(engine, instance) {
     this.#engine = engine;
+    this.#instance = instance;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -227,11 +256,11 @@ export class Generator {
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     try {
       checkAbort(signal);
-      await initEngine();
+      const { glue, instance } = await engine();
       const url = httpUrl(source);
-      if (url) return new Generator(await loadUrl(url, { contextLength, cache, sha256, chunkSize }, onProgress, signal));
+      if (url) return new Generator(await glue.loadUrl(url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), instance);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
-      const loader = new ModelLoader(total, contextLength, sha256);
+      const loader = new glue.ModelLoader(total, contextLength, sha256);
       let loaded = 0;
       onProgress?.({ phase: 'load', loaded, total });
       for await (const chunk of chunks) {
@@ -241,7 +270,7 @@ export class Generator {
         onProgress?.({ phase: 'load', loaded, total });
       }
       checkAbort(signal);
-      return new Generator(loader.finish());
+      return new Generator(loader.finish(), instance);
     } catch (e) {
       throw wrap(e);
     }
@@ -294,7 +323,8 @@ export class Generator {
     try {
       if (!this.#disposed) {
         this.#disposed = true;
-        this.#engine.free();
+        // A trapped instance is left alone: calling into it again could trap again.
+        if (!this.#instance.poisoned) this.#engine.free();
       }
     } finally {
       // Requests queued behind the disposal fail with a clear error instead of waiting forever.
@@ -304,6 +334,7 @@ export class Generator {
 
   #live() {
     if (this.#disposed) throw new WebslmError('INVALID_ARGUMENT', 'this generator has been disposed');
+    if (this.#instance.poisoned) throw poisonedError(this.#instance);
     return this.#engine;
   }
 
@@ -355,7 +386,7 @@ export class Generator {
             await new Promise((resolve) => setTimeout(resolve, 0));
           }
         } finally {
-          engine.cancel();
+          if (!self.#instance.poisoned) engine.cancel();
         }
       } finally {
         release();

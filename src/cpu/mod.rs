@@ -91,9 +91,18 @@ impl Backend for Cpu {
     }
 
     fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
-        let per_layer = context
-            .checked_mul(kv_dim)
-            .ok_or_else(|| Error::OutOfMemory(format!("KV cache of {context} positions")))?;
+        // Checked whole before any layer is allocated, so an impossible
+        // context fails at once instead of after growing memory for layers.
+        let too_big = || {
+            Error::OutOfMemory(format!(
+                "a KV cache of {context} positions does not fit in this device's memory; load with a smaller context length"
+            ))
+        };
+        let per_layer = context.checked_mul(kv_dim).ok_or_else(too_big)?;
+        per_layer
+            .checked_mul(2 * n_layer * std::mem::size_of::<f16>())
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .ok_or_else(too_big)?;
         let mut k = Vec::with_capacity(n_layer);
         let mut v = Vec::with_capacity(n_layer);
         for _ in 0..n_layer {

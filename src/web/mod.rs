@@ -18,6 +18,34 @@ mod cache;
 mod download;
 mod idb;
 
+thread_local! {
+    static PANIC_HANDLER: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Calls `handler(message)` when the engine panics, just before the wasm
+/// instance traps: the glue then knows the instance is unusable, and why,
+/// without calling into it again.
+#[wasm_bindgen(js_name = setPanicHandler)]
+pub fn set_panic_handler(handler: js_sys::Function) {
+    PANIC_HANDLER.with(|h| *h.borrow_mut() = Some(handler));
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        PANIC_HANDLER.with(|h| {
+            if let Some(handler) = h.try_borrow().ok().as_deref().and_then(Option::as_ref) {
+                let _ = handler.call1(&JsValue::NULL, &message.into());
+            }
+        });
+    }));
+}
+
+/// Panics, so that the test suite can check that a panic is contained: the
+/// instance is marked unusable and a fresh one serves the next load.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __panicForTesting)]
+pub fn panic_for_testing(message: &str) {
+    panic!("{message}");
+}
+
 /// An `Error` whose `code` property is the crate error's stable code.
 fn js_error(e: Error) -> JsValue {
     coded_error(e.code(), &e.to_string())

@@ -164,6 +164,7 @@ test('errors carry stable codes', async () => {
   await rejectsWith(Generator.load('/nonexistent/model.gguf'), 'IO');
   await rejectsWith(Generator.load(`${base}/missing.gguf`), 'NETWORK');
   await rejectsWith(Generator.load('http://127.0.0.1:9/none.gguf'), 'NETWORK');
+  await rejectsWith(Generator.load(modelPath, { contextLength: 1_000_000 }), 'OUT_OF_MEMORY');
   await rejectsWith(collect(gen.generate('x', { maxTokenz: 3 })), 'INVALID_ARGUMENT');
   const small = await Generator.load(modelPath, { contextLength: 16 });
   await rejectsWith(collect(small.generate('word '.repeat(40))), 'CONTEXT_OVERFLOW');
