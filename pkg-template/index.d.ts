@@ -28,6 +28,8 @@ export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | Reada
 export interface LoadOptions {
   /** 'auto' picks the best backend available; 'webgpu' fails with NO_WEBGPU in this version. */
   device?: 'auto' | 'webgpu' | 'cpu';
+  /** CPU threads; this version runs one (`info.threads` tells). */
+  threads?: number;
   /** Positions the KV cache holds; default min(the model's context, 4096). */
   contextLength?: number;
   /**

@@ -149,6 +149,7 @@ async function withSize({ size, chunks }, declared) {
   return { size: total, chunks: parts };
 }
 
+const LOAD_KEYS = ['device', 'threads', 'contextLength', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal'];
 
@@ -251,6 +252,9 @@ export class Generator {
    * Uint8Array, ReadableStream, or (Node, Deno) a file path.
    */
   static async load(source, options = {}) {
+    for (const key of Object.keys(options)) {
+      if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
+    }
     const { device = 'auto', contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);

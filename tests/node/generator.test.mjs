@@ -36,6 +36,20 @@ after(async () => {
   server?.close();
 });
 
+/**
+ * SmolLM2's bytes with the value after header key `key` (skipping `gap`
+ * bytes) replaced by `value` of the same length, so the rest stays in place.
+ */
+function patched(key, gap, value, was) {
+  const copy = new Uint8Array(bytes);
+  const at = Buffer.from(copy.buffer).indexOf(key) + key.length + gap;
+  const replacement = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+  const offset = typeof value === 'string' ? 8 : 0; // a string value starts with its u64 length
+  if (was) assert.deepEqual([...copy.subarray(at, at + was.length)], was);
+  copy.set(replacement, at + offset);
+  return copy;
+}
+
 async function collect(iterable) {
   const pieces = [];
   for await (const p of iterable) pieces.push(p);
@@ -160,12 +174,16 @@ test('errors carry stable codes', async () => {
   await rejectsWith(Generator.load(bytes.subarray(0, 1 << 20)), 'INVALID_GGUF');
   // A stream shorter than its declared size is a truncated download.
   await rejectsWith(Generator.load(new Blob([bytes.subarray(0, 1 << 20)]).stream(), { size: bytes.byteLength }), 'INVALID_GGUF');
+  await rejectsWith(Generator.load(patched('general.architecture', 4, 'mambo')), 'UNSUPPORTED_ARCH');
+  // blk.0.ffn_down.weight is Q4_1 (3); IQ4_NL (20) is a smaller ggml type this engine does not compute with.
+  await rejectsWith(Generator.load(patched('blk.0.ffn_down.weight', 4 + 16, new Uint8Array([20, 0, 0, 0]), [3, 0, 0, 0])), 'UNSUPPORTED_QUANT');
   await rejectsWith(Generator.load(modelPath, { device: 'webgpu' }), 'NO_WEBGPU');
   await rejectsWith(Generator.load('/nonexistent/model.gguf'), 'IO');
   await rejectsWith(Generator.load(`${base}/missing.gguf`), 'NETWORK');
   await rejectsWith(Generator.load('http://127.0.0.1:9/none.gguf'), 'NETWORK');
   await rejectsWith(Generator.load(modelPath, { contextLength: 1_000_000 }), 'OUT_OF_MEMORY');
   await rejectsWith(collect(gen.generate('x', { maxTokenz: 3 })), 'INVALID_ARGUMENT');
+  await rejectsWith(Generator.load(modelPath, { contextLenght: 64 }), 'INVALID_ARGUMENT');
   const small = await Generator.load(modelPath, { contextLength: 16 });
   await rejectsWith(collect(small.generate('word '.repeat(40))), 'CONTEXT_OVERFLOW');
   await rejectsWith(collect(small.chat([{ role: 'user' }])), 'INVALID_ARGUMENT');
