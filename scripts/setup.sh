@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, on a machine that has only rustup,
 # Python and Node: the wasm32 target, wasm-bindgen-cli at the exact version of
-# the wasm-bindgen crate in Cargo.lock, and the npm dev tools. Then fetches the
-# test models.
+# the wasm-bindgen crate in Cargo.lock, Debian's Chromium for the browser
+# tests, and the npm dev tools. Then fetches the test models.
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,19 @@ if [ "$have" != "$want" ]; then
     cargo install --quiet wasm-bindgen-cli --version "$want"
 fi
 
-# Test tools from npm (Deno), as package-lock.json pins them.
+# The browser tests drive Debian's Chromium: playwright-core never downloads one.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  elif command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the browser tests need /usr/bin/chromium: install Debian's chromium package as root" >&2
+    exit 1
+  fi
+fi
+
+# Test tools from npm (Deno, playwright-core), as package-lock.json pins them.
 if ! cmp -s package-lock.json node_modules/.installed-lock.json 2>/dev/null; then
   npm install --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.installed-lock.json

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: native unit and integration tests (including the llama.cpp
 # reference checks on the real models), the wasm32 build's tests in Node, and
-# the npm package's tests in Deno and Node.
+# the npm package's tests in Deno, Node and headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,5 +16,5 @@ cargo test --release --target wasm32-unknown-unknown --test wasm
 bash scripts/build-pkg.sh
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read tests/deno/
-echo "== npm package tests in Node"
-node --test --test-timeout=600000 tests/node/
+echo "== npm package tests in Node and headless Chromium"
+node --test --test-timeout=600000 tests/browser/ tests/node/

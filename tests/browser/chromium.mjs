@@ -1,0 +1,67 @@
+// Headless Chromium for the browser tests and measurements: Debian's build
+// (scripts/setup.sh installs it), driven by playwright-core, which downloads
+// no browser of its own.
+import { access, readFile } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
+
+export const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+// WebGPU through SwiftShader, so that a machine without a GPU still has an
+// adapter; nothing that reaches out of the machine (sync, updates, QUIC).
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan,WebGPU',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+];
+
+/**
+ * Launches a fresh browser. playwright gives every launch a new temporary
+ * profile (its own --user-data-dir) and deletes it in `browser.close()`, so
+ * no cache or storage carries over from one launch to the next.
+ */
+export async function launch() {
+  await access(executablePath).catch(() => {
+    throw new Error(`${executablePath} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
+  });
+  return chromium.launch({ executablePath, headless: true, args: ARGS });
+}
+
+/**
+ * The pid of the renderer process that hosts `page`'s main frame. The browser
+ * names it in the TracingStartedInBrowser event of a (momentary) trace, which
+ * is exact even with spare or site-isolated renderers around; the frame is
+ * matched by its DevTools id, and the pid checked against the browser's own
+ * list of renderer processes.
+ */
+export async function rendererPid(page) {
+  const browser = page.context().browser();
+  const session = await page.context().newCDPSession(page);
+  const { frameTree } = await session.send('Page.getFrameTree');
+  await session.detach();
+  await browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
+  const trace = JSON.parse((await browser.stopTracing()).toString());
+  const frames = (trace.traceEvents ?? trace)
+    .filter((e) => e.name === 'TracingStartedInBrowser')
+    .flatMap((e) => e.args?.data?.frames ?? []);
+  const pid = frames.find((f) => f.frame === frameTree.frame.id)?.processId;
+  if (!pid) throw new Error(`the trace names no process for the page's main frame (${frames.length} frames traced)`);
+
+  const browserSession = await browser.newBrowserCDPSession();
+  const { processInfo } = await browserSession.send('SystemInfo.getProcessInfo');
+  await browserSession.detach();
+  if (!processInfo.some((p) => p.type === 'renderer' && p.id === pid)) {
+    throw new Error(`process ${pid} is not one of this browser's renderers`);
+  }
+  // Chromium rewrites its process title, so the arguments may be joined by spaces rather than NULs.
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!/(^|[\s\0])--type=renderer([\s\0]|$)/.test(cmdline)) throw new Error(`process ${pid} is not a Chromium renderer on this machine`);
+  return pid;
+}

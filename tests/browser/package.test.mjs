@@ -1,0 +1,158 @@
+// The npm package (built into pkg/ by scripts/build-pkg.sh) in headless
+// Chromium, as a web page uses it: SmolLM2 loaded by URL from
+// scripts/serve.mjs, generation against llama.cpp's tokens, aborts, and the
+// error codes of bad sources. One browser and one page for the whole file.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { serve } from '../../scripts/serve.mjs';
+import { launch } from './chromium.mjs';
+
+const root = new URL('../../', import.meta.url);
+const MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/reference_greedy.json', root)));
+const fox = fixture.prompts.find((p) => p.name === 'raw_fox');
+const artifacts = new URL('target/browser-artifacts/', root);
+
+let modelSize;
+let server;
+let browser;
+let page;
+const consoleErrors = [];
+
+before(async () => {
+  modelSize = (await stat(new URL(MODEL, root)).catch(() => assert.fail(`${MODEL} is missing: run scripts/fetch-models.sh`))).size;
+  await stat(new URL('pkg/index.js', root)).catch(() => assert.fail('pkg/ is missing: run scripts/build-pkg.sh'));
+  server = await serve();
+  browser = await launch();
+  page = await browser.newPage();
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(`${server.url}/tests/browser/page.html`);
+});
+
+after(async () => {
+  try {
+    if (page) {
+      await mkdir(artifacts, { recursive: true });
+      await page.screenshot({ path: new URL('package-test.png', artifacts).pathname, fullPage: true });
+    }
+  } finally {
+    await browser?.close();
+    await server?.close();
+  }
+});
+
+/** A test whose failure carries the console errors that the page logged while it ran. */
+function pageTest(name, fn) {
+  test(name, async (t) => {
+    const first = consoleErrors.length;
+    try {
+      await fn(t);
+    } catch (e) {
+      const errors = consoleErrors.slice(first);
+      if (errors.length) e.message += `\nconsole errors of the page:\n  ${errors.join('\n  ')}`;
+      throw e;
+    }
+  });
+}
+
+/** Loads `url` with `options` in the page; resolves to `{ code, message }` of the rejection, or null. */
+function loadError(url, options = {}) {
+  return page.evaluate(
+    async ([url, options]) => {
+      const { Generator } = await window.webslm;
+      try {
+        const g = await Generator.load(url, options);
+        await g.dispose();
+        return null;
+      } catch (e) {
+        window.show(`load ${url} ${JSON.stringify(options)}: ${e.code}`);
+        return { code: e.code, message: e.message };
+      }
+    },
+    [url, options],
+  );
+}
+
+pageTest('the page is cross-origin isolated (the threaded build needs it)', async () => {
+  assert.equal(await page.evaluate(() => window.crossOriginIsolated), true);
+});
+
+pageTest('SmolLM2 loads by URL, with progress up to the file size', async () => {
+  const result = await page.evaluate(async (url) => {
+    const { Generator } = await window.webslm;
+    const events = [];
+    window.gen = await Generator.load(url, { onProgress: (e) => events.push(e) });
+    window.show(`loaded ${url}: ${window.gen.info.architecture}, ${events.at(-1).loaded} bytes in ${events.length} progress events`);
+    return {
+      info: window.gen.info,
+      count: events.length,
+      last: events.at(-1),
+      growing: events.every((e, i) => i === 0 || e.loaded >= events[i - 1].loaded),
+    };
+  }, `/${MODEL}`);
+  assert.equal(result.info.architecture, 'llama');
+  assert.equal(result.info.backend, 'cpu');
+  assert.ok(result.count > 1, `${result.count} progress events`);
+  assert.ok(result.growing, 'progress only grows');
+  assert.deepEqual(result.last, { phase: 'load', loaded: modelSize, total: modelSize });
+});
+
+pageTest('greedy generation follows llama.cpp', async () => {
+  const n = 5;
+  const result = await page.evaluate(
+    async ([ids, n]) => {
+      const tokens = [];
+      let text = '';
+      for await (const p of window.gen.generate(ids, { maxTokens: n })) {
+        tokens.push(p.token);
+        text += p.text;
+      }
+      window.show(`generated ${JSON.stringify(text)}`);
+      return { tokens, stats: window.gen.stats };
+    },
+    [fox.prompt_token_ids, n],
+  );
+  assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, n));
+  assert.equal(result.stats.generatedTokens, n);
+  assert.equal(result.stats.finishReason, 'max_tokens');
+});
+
+pageTest('an abort stops a generation and leaves the generator usable', async () => {
+  const result = await page.evaluate(async () => {
+    const controller = new AbortController();
+    let pieces = 0;
+    let code = null;
+    try {
+      for await (const _ of window.gen.generate('Once upon a time', { maxTokens: 50, signal: controller.signal })) {
+        if (++pieces === 2) controller.abort();
+      }
+    } catch (e) {
+      code = e.code;
+    }
+    let after = 0;
+    for await (const _ of window.gen.generate('Once upon a time', { maxTokens: 2 })) after++;
+    window.show(`aborted after ${pieces} tokens (${code}), then generated ${after}`);
+    return { code, pieces, after };
+  });
+  assert.deepEqual(result, { code: 'ABORTED', pieces: 2, after: 2 });
+});
+
+pageTest('bad sources reject with stable codes', async () => {
+  const notGguf = await loadError('/package.json');
+  assert.equal(notGguf?.code, 'INVALID_GGUF', notGguf?.message);
+  const missing = await loadError('/models/missing.gguf');
+  assert.equal(missing?.code, 'NETWORK', missing?.message);
+  assert.match(missing.message, /404/);
+});
+
+pageTest("device: 'webgpu' rejects with NO_WEBGPU while there is no WebGPU backend", async (t) => {
+  const adapter = await page.evaluate(async () => {
+    const a = await navigator.gpu?.requestAdapter();
+    return a ? `${a.info.vendor} ${a.info.architecture}`.trim() || 'unnamed' : null;
+  });
+  t.diagnostic(`navigator.gpu adapter: ${adapter ?? 'none'}`);
+  const error = await loadError(`/${MODEL}`, { device: 'webgpu' });
+  assert.equal(error?.code, 'NO_WEBGPU', error?.message);
+});
