@@ -314,6 +314,8 @@ impl Job {
             }
             let mut sink = ChunkSink { record: record.as_mut().zip(cache.as_ref()), pos, pending: Vec::new() };
             self.stream(reply, size, &mut sink, &mut loader).await?;
+            // Every byte is in; what remains is building the engine.
+            self.progress.report("load", size);
             self.unless_bad(loader.verify()).await?;
             if let Some((record, cache)) = sink.record {
                 record.complete = true;
