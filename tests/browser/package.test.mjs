@@ -99,6 +99,29 @@ pageTest('SmolLM2 loads by URL, with progress up to the file size', async () => 
   assert.deepEqual(result.last, { phase: 'load', loaded: modelSize, total: modelSize });
 });
 
+pageTest("the download is kept in the browser's IndexedDB; a second load fetches no model bytes", async () => {
+  const modelRequests = [];
+  const onRequest = (r) => r.url().endsWith('.gguf') && modelRequests.push(r.url());
+  page.on('request', onRequest);
+  try {
+    const result = await page.evaluate(async (url) => {
+      const { Generator } = await window.webslm;
+      const cached = (await Generator.cache.list()).find((m) => m.url === new URL(url, location.href).href);
+      const phases = new Set();
+      const again = await Generator.load(url, { contextLength: 64, onProgress: (e) => phases.add(e.phase) });
+      await again.dispose();
+      return { cached, phases: [...phases], estimate: await Generator.cache.estimate() };
+    }, `/${MODEL}`);
+    assert.equal(result.cached?.complete, true);
+    assert.equal(result.cached.size, modelSize);
+    assert.deepEqual(result.phases, ['load']);
+    assert.deepEqual(modelRequests, []);
+    assert.ok(result.estimate.models >= modelSize && result.estimate.quota > 0, JSON.stringify(result.estimate));
+  } finally {
+    page.off('request', onRequest);
+  }
+});
+
 pageTest('greedy generation follows llama.cpp', async () => {
   const n = 5;
   const result = await page.evaluate(
