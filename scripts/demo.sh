@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Sets everything up and chats with the default model (SmolLM2-135M-Instruct)
-# through the native example. The browser demo page replaces this later.
+# Sets everything up (toolchain pieces, npm tools, the default model), builds
+# the npm package and serves the demo chat page on 127.0.0.1 with the
+# cross-origin-isolation headers. Open the printed URL; Ctrl+C stops it.
+#   bash scripts/demo.sh [--port N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-prompt=${1:-"Write a haiku about a browser tab that keeps a secret."}
-cargo run --release --example generate -- \
-  --model models/SmolLM2-135M-Instruct.Q4_1.gguf --chat "$prompt" --max-tokens 128
+bash scripts/build-pkg.sh
+port=8080
+if [ "${1:-}" = "--port" ]; then port=$2; fi
+echo
+echo "  webslm demo: http://127.0.0.1:$port/www/"
+echo
+exec node scripts/serve.mjs --port "$port"

@@ -1,9 +1,9 @@
 // The demo chat page: a model picker with download progress and a cache
 // list, and a chat whose replies stream in from a Generator running in a
 // Worker. Model text is only ever inserted as text, never as HTML.
-import { Generator } from './pkg/index.js';
+import { Generator } from '../pkg/index.js';
 
-const DEFAULT_MODEL = new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
+const DEFAULT_MODEL = new URL('../models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
 
 /** What to do about each error code, in words a person can act on. */
 const ADVICE = {
@@ -120,8 +120,7 @@ async function load(source) {
 
 function describe(info) {
   const backend = info.backend === 'webgpu' ? 'WebGPU' : `CPU ${info.build ?? 'SIMD128'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
-  const params = info.parameters ? `${Math.round(info.parameters / 1e6)}M` : '';
-  return `${info.name ?? info.architecture} ${params} ${info.quantization ?? ''} · ${backend}${info.worker ? ' · in a Worker' : ''}`;
+  return `${info.name ?? info.architecture} (${info.quantization}) · ${backend}${info.worker ? ' · in a Worker' : ''}`;
 }
 
 function setChatEnabled(enabled) {
@@ -193,6 +192,8 @@ async function send() {
       maxTokens: Number(ui.maxTokens.value) || 256,
       temperature: Number(ui.temperature.value),
       topP: Number(ui.topP.value),
+      // Small models loop without it.
+      repeatPenalty: 1.1,
       signal: controller.signal,
     };
     for await (const piece of gen.chat(messages, options)) {

@@ -8,11 +8,11 @@ const SHELL = [
   'index.html',
   'app.js',
   'style.css',
-  'pkg/index.js',
-  'pkg/remote.js',
-  'pkg/worker.js',
-  'pkg/wasm/webslm.js',
-  'pkg/wasm/webslm_bg.wasm',
+  '../pkg/index.js',
+  '../pkg/remote.js',
+  '../pkg/worker.js',
+  '../pkg/wasm/webslm.js',
+  '../pkg/wasm/webslm_bg.wasm',
 ];
 
 self.addEventListener('install', (event) => {
