@@ -23,7 +23,8 @@ async function spawn(message, death) {
     return worker;
   }
   const { Worker: NodeWorker } = await import('node:worker_threads');
-  const worker = new NodeWorker(url);
+  // Node before 22 passes an inherited --input-type to the worker's file, which it refuses.
+  const worker = new NodeWorker(url, { execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) });
   worker.on('message', message);
   worker.on('messageerror', () => death('a reply could not be read'));
   worker.on('error', (e) => death(e.message));
@@ -106,14 +107,20 @@ export class RemoteGenerator {
         remote.#fail(e instanceof WebslmError ? e : new WebslmError('INVALID_ARGUMENT', `onProgress threw: ${e.message}`, { cause: e }));
       }
     };
+    // An aborted load ends the worker at once: it may be in the middle of a long synchronous step.
+    const abort = () => remote.#fail(aborted(signal));
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
     try {
       const { source: sent, transfer } = await sendable(source);
-      const info = await remote.#request('load', { source: sent, options }, { signal, transfer, event: progress }).done;
+      const info = await remote.#request('load', { source: sent, options }, { transfer, event: progress }).done;
       remote.#info = { ...info, worker: true };
       return remote;
     } catch (e) {
       remote.#fail(e);
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
   }
 

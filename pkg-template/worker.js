@@ -2,22 +2,23 @@
 // Worker (a Web Worker in browsers and Deno, node:worker_threads in Node) that
 // hosts a real Generator and answers remote.js's requests, so the engine never
 // runs on the page's main thread. Every request gets its own AbortController,
-// which an `abort` message for its id aborts.
-import { Generator } from './index.js';
+// which an `abort` message for its id aborts (an aborted load ends the worker
+// instead).
+import { Generator, WebslmError } from './index.js';
 
 let generator;
 const controllers = new Map();
 
 const handlers = {
-  async load({ source, options }, signal, event) {
-    generator = await Generator.load(source, { ...options, signal, onProgress: event });
+  async load({ source, options }, { event }) {
+    generator = await Generator.load(source, { ...options, onProgress: event });
     return generator.info;
   },
   tokenize: ({ text, options }) => generator.tokenize(text, options),
   detokenize: ({ ids }) => generator.detokenize(ids),
-  score: ({ input, options }, signal) => generator.score(input, { ...options, signal }),
-  generate: ({ input, options }, signal, event) => forward(generator.generate(input, { ...options, signal }), event),
-  chat: ({ input, options }, signal, event) => forward(generator.chat(input, { ...options, signal }), event),
+  score: ({ input, options }, { signal }) => generator.score(input, { ...options, signal }),
+  generate: ({ input, options }, { signal, event }) => forward(generator.generate(input, { ...options, signal }), event),
+  chat: ({ input, options }, { signal, event }) => forward(generator.chat(input, { ...options, signal }), event),
 };
 
 async function forward(pieces, event) {
@@ -30,10 +31,10 @@ async function handle({ id, type, ...payload }, post) {
   const controller = new AbortController();
   controllers.set(id, controller);
   try {
-    const result = await handlers[type](payload, controller.signal, (value) => post({ id, type: 'event', value }));
+    const result = await handlers[type](payload, { signal: controller.signal, event: (value) => post({ id, type: 'event', value }) });
     post({ id, type: 'result', result, stats: generator?.stats });
   } catch (e) {
-    const error = { code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) };
+    const error = { code: e instanceof WebslmError ? e.code : 'INTERNAL', message: e?.message ?? String(e) };
     // After a trap the engine is unusable, and the proxy ends this worker.
     post({ id, type: 'error', error, stats: error.code === 'INTERNAL' ? undefined : generator?.stats });
   } finally {
