@@ -9,22 +9,26 @@ const disposed = () => new WebslmError('INVALID_ARGUMENT', 'this generator has b
 const aborted = (signal) => new WebslmError('ABORTED', 'aborted', { cause: signal.reason });
 const died = (reason) => new WebslmError('INTERNAL', `the worker stopped unexpectedly (${reason}); load the model again`);
 
-/** Starts worker.js: a module Web Worker where there is one (browsers, Deno), else a node:worker_threads Worker. */
+/**
+ * Starts worker.js: a module Web Worker where there is one (browsers, Deno),
+ * else a node:worker_threads Worker. The `new Worker(new URL(...))` form is
+ * the one bundlers recognise and bundle.
+ */
 async function spawn(message, death) {
-  const url = new URL('./worker.js', import.meta.url);
   if (typeof Worker === 'function') {
-    const worker = new Worker(url, { type: 'module' });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     worker.onmessage = (e) => message(e.data);
     worker.onmessageerror = () => death('a reply could not be read');
     worker.onerror = (e) => {
       e.preventDefault();
-      death(e.message);
+      // A worker that cannot load gets a plain Event, without a message.
+      death(e.message || 'worker.js did not run');
     };
     return worker;
   }
   const { Worker: NodeWorker } = await import('node:worker_threads');
   // Node before 22 passes an inherited --input-type to the worker's file, which it refuses.
-  const worker = new NodeWorker(url, { execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) });
+  const worker = new NodeWorker(new URL('./worker.js', import.meta.url), { execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) });
   worker.on('message', message);
   worker.on('messageerror', () => death('a reply could not be read'));
   worker.on('error', (e) => death(e.message));
