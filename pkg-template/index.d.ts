@@ -53,6 +53,16 @@ export interface LoadOptions {
    * collected whole first, because the file size must be known before loading.
    */
   size?: number;
+  /**
+   * Run the engine in a dedicated Worker (a module Web Worker in browsers and
+   * Deno, node:worker_threads in Node) so that loading and generation never
+   * block the main thread. The generator has the same API; `dispose()` ends the
+   * worker, which until then keeps a Node or Deno process running. A
+   * ReadableStream source is transferred to the worker; where streams cannot be
+   * transferred (Safari) it is first collected into a Blob. If the worker dies,
+   * every pending and later call rejects with INTERNAL.
+   */
+  worker?: boolean;
 }
 
 export interface GenerateOptions {
@@ -104,6 +114,8 @@ export interface ModelInfo {
   kvCacheBytes: number;
   backend: 'cpu' | 'webgpu';
   threads: number;
+  /** Whether the engine runs in a dedicated Worker (the `worker` load option). */
+  worker: boolean;
 }
 
 export interface Stats {

@@ -153,8 +153,11 @@ const LOAD_KEYS = ['device', 'threads', 'contextLength', 'cache', 'sha256', 'chu
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal'];
 
-/** OpenAI's chat-completions shape over a Generator, for code written against that API. */
-class ChatCompletions {
+/**
+ * OpenAI's chat-completions shape over anything with `chat`, `info` and
+ * `stats`: a Generator, or remote.js's proxy of one in a Worker.
+ */
+export class ChatCompletions {
   #gen;
   constructor(gen) {
     this.#gen = gen;
@@ -249,12 +252,14 @@ export class Generator {
 
   /**
    * Loads a GGUF model. `source`: URL string or URL, File/Blob, ArrayBuffer,
-   * Uint8Array, ReadableStream, or (Node, Deno) a file path.
+   * Uint8Array, ReadableStream, or (Node, Deno) a file path. With
+   * `worker: true` the engine runs in a dedicated Worker (remote.js).
    */
   static async load(source, options = {}) {
     for (const key of Object.keys(options)) {
       if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
     }
+    if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
     const { device = 'auto', contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
@@ -282,7 +287,7 @@ export class Generator {
 
   /** Architecture, parameters, quantization, context length, backend. */
   get info() {
-    return { ...this.#live().info(), backend: 'cpu', threads: 1 };
+    return { ...this.#live().info(), backend: 'cpu', threads: 1, worker: false };
   }
 
   /** Figures of the last request. */
