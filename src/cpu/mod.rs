@@ -138,18 +138,12 @@ impl Backend for Cpu {
         debug_assert_eq!(x.cols, *cols);
         let act_ty = quant::vec_dot_type(*ty);
         let act_row = act_ty.bytes_for(*cols as u64).expect("checked at load") as usize;
-        let w_row = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
         self.act_q.resize(act_row * x.rows, 0);
         for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
             quant::quantize_row(act_ty, src, dst);
         }
         let mut out = Act::zeros(x.rows, *rows);
-        // Weight rows outermost: each block is read once for the whole batch.
-        for (r, wr) in data.chunks_exact(w_row).enumerate() {
-            for (t, a) in self.act_q.chunks_exact(act_row).enumerate() {
-                out.data[t * rows + r] = quant::vec_dot(*ty, *cols, wr, a);
-            }
-        }
+        quant::matmul(*ty, *cols, data, &self.act_q, &mut out.data, *rows);
         out
     }
 

@@ -174,15 +174,24 @@ impl GgmlType {
     }
 }
 
-mod scalar;
+/// The portable reference kernels; public so that the instruction-set
+/// kernels can be checked against them (`tests/simd_kernels.rs`).
+#[doc(hidden)]
+pub mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[doc(hidden)]
+pub mod simd128;
 #[cfg(test)]
 mod tests;
 
-/// The hot-path kernels (dot products and activation quantizers). An
-/// instruction-set file with the same function names (e.g. `simd128.rs`)
-/// takes this alias's place under `cfg`; dequantization and the reference
-/// weight quantizers always come from `scalar`.
+/// The hot-path kernels (dot products and activation quantizers): an
+/// instruction-set file with the same function names takes this alias's
+/// place under `cfg`; dequantization and the reference weight quantizers
+/// always come from `scalar`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use scalar as kernels;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use simd128 as kernels;
 
 #[cold]
 #[track_caller]
@@ -269,6 +278,53 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
         Q5K => kernels::vec_dot_q5_k_q8_k(n, w, act),
         Q6K => kernels::vec_dot_q6_k_q8_k(n, w, act),
         _ => unsupported("vec_dot", ty),
+    }
+}
+
+/// [`vec_dot`] of one weight row with four activation rows at once: the
+/// SIMD kernels load and unpack each weight block once for all four.
+pub fn vec_dot_x4(ty: GgmlType, n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
+    use GgmlType::*;
+    match ty {
+        F32 => kernels::vec_dot_f32_x4(n, w, acts),
+        F16 => kernels::vec_dot_f16_x4(n, w, acts),
+        Bf16 => kernels::vec_dot_bf16_x4(n, w, acts),
+        Q4_0 => kernels::vec_dot_q4_0_q8_0_x4(n, w, acts),
+        Q4_1 => kernels::vec_dot_q4_1_q8_1_x4(n, w, acts),
+        Q5_0 => kernels::vec_dot_q5_0_q8_0_x4(n, w, acts),
+        Q5_1 => kernels::vec_dot_q5_1_q8_1_x4(n, w, acts),
+        Q8_0 => kernels::vec_dot_q8_0_q8_0_x4(n, w, acts),
+        Q4K => kernels::vec_dot_q4_k_q8_k_x4(n, w, acts),
+        Q5K => kernels::vec_dot_q5_k_q8_k_x4(n, w, acts),
+        Q6K => kernels::vec_dot_q6_k_q8_k_x4(n, w, acts),
+        _ => unsupported("vec_dot_x4", ty),
+    }
+}
+
+/// Matrix product with quantized activations: `w` holds whole weight rows of
+/// `n` elements in `ty`, `act` whole rows in `vec_dot_type(ty)`, and
+/// `out[t * stride + r]` receives weight row `r` · activation row `t`.
+/// Weight rows are outermost so that each is read once for the whole batch,
+/// and tokens go four at a time through [`vec_dot_x4`].
+///
+/// Panics for a type that is not [`GgmlType::is_supported`].
+pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
+    let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
+    let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
+    let tokens = act.len() / a_row;
+    debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0);
+    debug_assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + w.len() / w_row);
+    let quads = tokens / 4;
+    for (r, wr) in w.chunks_exact(w_row).enumerate() {
+        for q in 0..quads {
+            let acts = core::array::from_fn(|k| &act[(4 * q + k) * a_row..][..a_row]);
+            for (k, v) in vec_dot_x4(ty, n, wr, acts).into_iter().enumerate() {
+                out[(4 * q + k) * stride + r] = v;
+            }
+        }
+        for t in 4 * quads..tokens {
+            out[t * stride + r] = vec_dot(ty, n, wr, &act[t * a_row..][..a_row]);
+        }
     }
 }
 

@@ -475,6 +475,30 @@ pub fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], act: &[u8]) -> f32 {
     sum
 }
 
+/// The four-row variants `quant::vec_dot_x4` takes: here four single-row
+/// products (instruction-set files share the unpacked weight block).
+macro_rules! four_rows {
+    ($($one:ident => $four:ident,)*) => {$(
+        pub fn $four(n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
+            acts.map(|a| $one(n, w, a))
+        }
+    )*};
+}
+
+four_rows! {
+    vec_dot_f32 => vec_dot_f32_x4,
+    vec_dot_f16 => vec_dot_f16_x4,
+    vec_dot_bf16 => vec_dot_bf16_x4,
+    vec_dot_q4_0_q8_0 => vec_dot_q4_0_q8_0_x4,
+    vec_dot_q4_1_q8_1 => vec_dot_q4_1_q8_1_x4,
+    vec_dot_q5_0_q8_0 => vec_dot_q5_0_q8_0_x4,
+    vec_dot_q5_1_q8_1 => vec_dot_q5_1_q8_1_x4,
+    vec_dot_q8_0_q8_0 => vec_dot_q8_0_q8_0_x4,
+    vec_dot_q4_k_q8_k => vec_dot_q4_k_q8_k_x4,
+    vec_dot_q5_k_q8_k => vec_dot_q5_k_q8_k_x4,
+    vec_dot_q6_k_q8_k => vec_dot_q6_k_q8_k_x4,
+}
+
 // ---------------------------------------------------------- dequantization
 
 pub fn dequantize_row_f32(src: &[u8], dst: &mut [f32]) {

@@ -1,0 +1,441 @@
+//! WebAssembly SIMD128 kernels: the hot-path functions of `scalar` (the same
+//! names and signatures), chosen by `cfg` for wasm32 builds with `+simd128`,
+//! plus the four-row variants the batched matrix product uses.
+//!
+//! Weight codes are unpacked into `i8x16` registers and multiplied with the
+//! activations by widening `i16x8` multiplies. Integer sums are exact, as in
+//! `scalar` (the bounds that keep every `i16` lane from overflowing are
+//! stated where they are used). Block sums meet their scales in `f32x4`
+//! lanes for the 32-element formats, so those results differ from `scalar`
+//! by float rounding only; the K-quants reduce each super-block to one
+//! integer and scale it as `scalar` does, so they are bit-exact.
+//!
+//! With `+relaxed-simd` the dot products of unsigned weight codes (below 128)
+//! use `i32x4_relaxed_dot_i8x16_i7x16_add`, whose result is deterministic when
+//! its second operand lies in [0, 127]: signed formats are dotted unsigned and
+//! corrected by the activations' block sums, which keeps the sums exact.
+
+use core::arch::wasm32::*;
+
+use super::scalar::{
+    blocks, blocks_mut, f16_at, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
+    Q5_1_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES,
+};
+pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_x4, vec_dot_f16, vec_dot_f16_x4, vec_dot_f32, vec_dot_f32_x4};
+
+// ---------------------------------------------------------------- helpers
+
+/// The 16 bytes of a fixed-size block at `at`.
+#[inline(always)]
+fn load<const N: usize>(b: &[u8; N], at: usize) -> v128 {
+    // `at` is a constant at every call site, so this check folds away.
+    assert!(at + 16 <= N);
+    // SAFETY: the 16 bytes at `at` lie inside `b` (checked above), and
+    // `v128_load` accepts any alignment.
+    unsafe { v128_load(b.as_ptr().add(at) as *const v128) }
+}
+
+/// Four f32 from 16 bytes of a slice at `at` (used for activation rows).
+#[inline(always)]
+fn load_f32x4(x: &[f32], at: usize) -> v128 {
+    assert!(at + 4 <= x.len());
+    // SAFETY: the four floats at `at` lie inside `x` (checked above).
+    unsafe { v128_load(x.as_ptr().add(at) as *const v128) }
+}
+
+#[inline(always)]
+fn hsum_i32(v: v128) -> i32 {
+    let v = i32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let v = i32x4_add(v, i32x4_shuffle::<1, 0, 3, 2>(v, v));
+    i32x4_extract_lane::<0>(v)
+}
+
+#[inline(always)]
+fn hsum_f32(v: v128) -> f32 {
+    let v = f32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let v = f32x4_add(v, i32x4_shuffle::<1, 0, 3, 2>(v, v));
+    f32x4_extract_lane::<0>(v)
+}
+
+#[inline(always)]
+fn hmax_f32(v: v128) -> f32 {
+    let v = f32x4_pmax(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let v = f32x4_pmax(v, i32x4_shuffle::<1, 0, 3, 2>(v, v));
+    f32x4_extract_lane::<0>(v)
+}
+
+/// Σ w·a over 32 elements (in four i32 lanes) for weight codes with
+/// |w| ≤ 63: four products of at most 63·128 share an i16 lane
+/// (4·63·128 = 32256 < 2^15) before widening.
+#[inline(always)]
+fn dot32_narrow(w0: v128, w1: v128, a0: v128, a1: v128) -> v128 {
+    let p0 = i16x8_add(i16x8_extmul_low_i8x16(w0, a0), i16x8_extmul_high_i8x16(w0, a0));
+    let p1 = i16x8_add(i16x8_extmul_low_i8x16(w1, a1), i16x8_extmul_high_i8x16(w1, a1));
+    i32x4_extadd_pairwise_i16x8(i16x8_add(p0, p1))
+}
+
+/// Σ w·a over 16 elements for |w| ≤ 63 (two products an i16 lane).
+#[inline(always)]
+fn dot16_narrow(w: v128, a: v128) -> v128 {
+    i32x4_extadd_pairwise_i16x8(i16x8_add(i16x8_extmul_low_i8x16(w, a), i16x8_extmul_high_i8x16(w, a)))
+}
+
+/// Σ w·a over 16 elements for any i8 values: each product (|p| ≤ 2^14)
+/// is widened to i32 before it is added to another.
+#[inline(always)]
+fn dot16_wide(w: v128, a: v128) -> v128 {
+    i32x4_add(
+        i32x4_extadd_pairwise_i16x8(i16x8_extmul_low_i8x16(w, a)),
+        i32x4_extadd_pairwise_i16x8(i16x8_extmul_high_i8x16(w, a)),
+    )
+}
+
+/// Σ u·a over 32 elements for unsigned codes `u` in [0, 127] (as the
+/// relaxed dot product needs) or, without relaxed SIMD, in [0, 63].
+#[inline(always)]
+fn dot32_unsigned(u0: v128, u1: v128, a0: v128, a1: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        // The first operand is the signed one; the codes are the i7 operand.
+        i32x4_relaxed_dot_i8x16_i7x16_add(a1, u1, i32x4_relaxed_dot_i8x16_i7x16_add(a0, u0, i32x4_splat(0)))
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        dot32_narrow(u0, u1, a0, a1)
+    }
+}
+
+/// The low and high nibbles of 16 bytes: elements 0..16 and 16..32 of a
+/// Q4_0/Q4_1 block, as unsigned codes 0..16.
+#[inline(always)]
+fn nibbles(qs: v128) -> (v128, v128) {
+    (v128_and(qs, u8x16_splat(0x0f)), u8x16_shr(qs, 4))
+}
+
+/// Bit `j` of the little-endian u32 `qh` as 16 in byte `j` of the two
+/// halves (elements 0..16, 16..32): the fifth bit of Q5_0/Q5_1 codes.
+#[inline(always)]
+fn q5_high_bits(qh: u32) -> (v128, v128) {
+    let bytes = u32x4_splat(qh);
+    let bit = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    let spread = |lo: u8, hi: u8| {
+        let b = i8x16_swizzle(bytes, u8x16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi));
+        v128_and(u8x16_ne(v128_and(b, bit), u8x16_splat(0)), u8x16_splat(16))
+    };
+    (spread(0, 1), spread(2, 3))
+}
+
+#[inline(always)]
+fn u32_at<const M: usize>(b: &[u8; M], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Σ a over a Q8_0/Q8_1 block's quants at `at` (for the offset corrections).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn act_sum32<const M: usize>(ab: &[u8; M], at: usize) -> v128 {
+    let s = i16x8_add(i16x8_extadd_pairwise_i8x16(load(ab, at)), i16x8_extadd_pairwise_i8x16(load(ab, at + 16)));
+    i32x4_extadd_pairwise_i16x8(s)
+}
+
+// ------------------------------------------------ activation quantization
+
+/// One block of 32 as `scalar::quantize_block_q8`: d = amax/127 and
+/// q = round-half-even(x·127/amax), written to `qs`; returns d and Σq.
+/// `f32x4_pmax` skips NaN as `f32::max` does, and the saturating
+/// conversion maps NaN to 0 as `as i8` does, so the bytes are identical.
+#[inline(always)]
+fn quantize_block_q8(x: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    debug_assert!(x.len() == QK && qs.len() == QK);
+    let v: [v128; 8] = core::array::from_fn(|k| load_f32x4(x, 4 * k));
+    let amax = hmax_f32(v.iter().fold(f32x4_splat(0.0), |m, &x| f32x4_pmax(m, f32x4_abs(x))));
+    let id = f32x4_splat(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q: [v128; 8] = v.map(|x| i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(x, id))));
+    let lo = i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[0], q[1]), i16x8_narrow_i32x4(q[2], q[3]));
+    let hi = i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[4], q[5]), i16x8_narrow_i32x4(q[6], q[7]));
+    let out: &mut [u8; QK] = qs.try_into().unwrap();
+    // SAFETY: `out` is 32 bytes long.
+    unsafe {
+        v128_store(out.as_mut_ptr() as *mut v128, lo);
+        v128_store(out.as_mut_ptr().add(16) as *mut v128, hi);
+    }
+    let sum = i16x8_add(i16x8_extadd_pairwise_i8x16(lo), i16x8_extadd_pairwise_i8x16(hi));
+    (amax / 127.0, hsum_i32(i32x4_extadd_pairwise_i16x8(sum)))
+}
+
+pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
+    debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_0_BYTES);
+    for (x, y) in src.chunks_exact(QK).zip(blocks_mut::<Q8_0_BYTES>(dst)) {
+        let (d, _) = quantize_block_q8(x, &mut y[2..]);
+        y[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    }
+}
+
+pub fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
+    debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_1_BYTES);
+    for (x, y) in src.chunks_exact(QK).zip(blocks_mut::<Q8_1_BYTES>(dst)) {
+        let (d, sum) = quantize_block_q8(x, &mut y[4..]);
+        y[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        y[2..4].copy_from_slice(&half::f16::from_f32(sum as f32 * d).to_le_bytes());
+    }
+}
+
+/// Q8_K as `scalar::quantize_row_q8_k`, with ggml's `nearest_int` computed
+/// lane-wise by the same 1.5·2^23 trick, so the bytes are identical.
+pub fn quantize_row_q8_k(src: &[f32], dst: &mut [u8]) {
+    debug_assert!(src.len() % QK_K == 0 && dst.len() == src.len() / QK_K * Q8_K_BYTES);
+    for (x, y) in src.chunks_exact(QK_K).zip(blocks_mut::<Q8_K_BYTES>(dst)) {
+        let mut m = f32x4_splat(0.0);
+        for k in 0..QK_K / 4 {
+            m = f32x4_pmax(m, f32x4_abs(load_f32x4(x, 4 * k)));
+        }
+        let amax = hmax_f32(m);
+        // `scalar` keeps the first element of largest magnitude, with its sign.
+        let Some(&max) = x.iter().find(|v| v.abs() == amax).filter(|_| amax != 0.0) else {
+            y.fill(0);
+            continue;
+        };
+        let iscale = -127.0 / max;
+        let (s, magic) = (f32x4_splat(iscale), f32x4_splat(12_582_912.0));
+        let (mant, half) = (i32x4_splat(0x007f_ffff), i32x4_splat(0x0040_0000));
+        for g in 0..QK_K / 16 {
+            let q: [v128; 4] = core::array::from_fn(|k| {
+                let v = f32x4_add(f32x4_mul(s, load_f32x4(x, 16 * g + 4 * k)), magic);
+                let r = i32x4_sub(v128_and(v, mant), half);
+                i32x4_min(i32x4_max(r, i32x4_splat(-128)), i32x4_splat(127))
+            });
+            let b = i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[0], q[1]), i16x8_narrow_i32x4(q[2], q[3]));
+            // SAFETY: bytes 4 + 16g .. 20 + 16g lie inside the 292-byte block.
+            unsafe { v128_store(y.as_mut_ptr().add(4 + 16 * g) as *mut v128, b) };
+            let sum = hsum_i32(i32x4_extadd_pairwise_i16x8(i16x8_extadd_pairwise_i8x16(b))) as i16;
+            y[260 + 2 * g..262 + 2 * g].copy_from_slice(&sum.to_le_bytes());
+        }
+        y[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
+}
+
+// ------------------------------------------------------------ dot products
+//
+// Each format has one kernel over `R` activation rows (`R` = 1 for
+// `vec_dot_*`, 4 for the batched matrix product): a weight block is loaded
+// and unpacked once and dotted with the same block of every row.
+
+/// The activation rows of a batched product as fixed-size blocks.
+#[inline(always)]
+fn act_blocks<'a, const N: usize, const R: usize>(acts: &[&'a [u8]; R], i: usize) -> [&'a [u8; N]; R] {
+    acts.map(|a| a[N * i..N * i + N].try_into().unwrap())
+}
+
+#[inline(always)]
+fn q4_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut acc = [f32x4_splat(0.0); R];
+    for (i, wb) in blocks::<Q4_0_BYTES>(w).take(n / QK).enumerate() {
+        let dw = f16_at(wb, 0);
+        let (lo, hi) = nibbles(load(wb, 2));
+        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
+            let (a0, a1) = (load(ab, 2), load(ab, 18));
+            #[cfg(target_feature = "relaxed-simd")]
+            let isum = i32x4_sub(dot32_unsigned(lo, hi, a0, a1), i32x4_shl(act_sum32(ab, 2), 3));
+            // Codes minus 8 lie in [-8, 7].
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            let isum = dot32_narrow(i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)), a0, a1);
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
+        }
+    }
+    acc.map(hsum_f32)
+}
+
+#[inline(always)]
+fn q4_1_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut acc = [f32x4_splat(0.0); R];
+    let mut mins = [0f32; R];
+    for (i, wb) in blocks::<Q4_1_BYTES>(w).take(n / QK).enumerate() {
+        let (dw, mw) = (f16_at(wb, 0), f16_at(wb, 2));
+        let (lo, hi) = nibbles(load(wb, 4));
+        for ((acc, min), ab) in acc.iter_mut().zip(&mut mins).zip(act_blocks::<Q8_1_BYTES, R>(&acts, i)) {
+            let isum = dot32_unsigned(lo, hi, load(ab, 4), load(ab, 20));
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
+            *min += mw * f16_at(ab, 2);
+        }
+    }
+    core::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
+}
+
+#[inline(always)]
+fn q5_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut acc = [f32x4_splat(0.0); R];
+    for (i, wb) in blocks::<Q5_0_BYTES>(w).take(n / QK).enumerate() {
+        let dw = f16_at(wb, 0);
+        let (lo, hi) = nibbles(load(wb, 6));
+        let (b0, b1) = q5_high_bits(u32_at(wb, 2));
+        let (u0, u1) = (v128_or(lo, b0), v128_or(hi, b1));
+        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
+            let (a0, a1) = (load(ab, 2), load(ab, 18));
+            #[cfg(target_feature = "relaxed-simd")]
+            let isum = i32x4_sub(dot32_unsigned(u0, u1, a0, a1), i32x4_shl(act_sum32(ab, 2), 4));
+            // Codes minus 16 lie in [-16, 15].
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            let isum = dot32_narrow(i8x16_sub(u0, i8x16_splat(16)), i8x16_sub(u1, i8x16_splat(16)), a0, a1);
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
+        }
+    }
+    acc.map(hsum_f32)
+}
+
+#[inline(always)]
+fn q5_1_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut acc = [f32x4_splat(0.0); R];
+    let mut mins = [0f32; R];
+    for (i, wb) in blocks::<Q5_1_BYTES>(w).take(n / QK).enumerate() {
+        let (dw, mw) = (f16_at(wb, 0), f16_at(wb, 2));
+        let (lo, hi) = nibbles(load(wb, 8));
+        let (b0, b1) = q5_high_bits(u32_at(wb, 4));
+        let (u0, u1) = (v128_or(lo, b0), v128_or(hi, b1));
+        for ((acc, min), ab) in acc.iter_mut().zip(&mut mins).zip(act_blocks::<Q8_1_BYTES, R>(&acts, i)) {
+            let isum = dot32_unsigned(u0, u1, load(ab, 4), load(ab, 20));
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
+            *min += mw * f16_at(ab, 2);
+        }
+    }
+    core::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
+}
+
+#[inline(always)]
+fn q8_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut acc = [f32x4_splat(0.0); R];
+    for (i, wb) in blocks::<Q8_0_BYTES>(w).take(n / QK).enumerate() {
+        let dw = f16_at(wb, 0);
+        let (w0, w1) = (load(wb, 2), load(wb, 18));
+        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
+            let isum = i32x4_add(dot16_wide(w0, load(ab, 2)), dot16_wide(w1, load(ab, 18)));
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
+        }
+    }
+    acc.map(hsum_f32)
+}
+
+/// Σ_j m_j·(bsum_2j + bsum_2j+1): the Q4_K/Q5_K min term of one super-block.
+#[inline(always)]
+fn k4_min_sum(m: &[u8; 8], ab: &[u8; Q8_K_BYTES]) -> i32 {
+    (0..8)
+        .map(|j| {
+            let s = |k: usize| i16::from_le_bytes([ab[260 + 2 * k], ab[261 + 2 * k]]) as i32;
+            m[j] as i32 * (s(2 * j) + s(2 * j + 1))
+        })
+        .sum()
+}
+
+#[inline(always)]
+fn q4_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut sum = [0f32; R];
+    let mut sum_mins = [0f32; R];
+    for (i, wb) in blocks::<Q4_K_BYTES>(w).take(n / QK_K).enumerate() {
+        let (sc, m) = scales_mins_k4(wb[4..16].try_into().unwrap());
+        let codes: [(v128, v128, v128, v128); 4] = core::array::from_fn(|c| {
+            let (lo0, hi0) = nibbles(load(wb, 16 + 32 * c));
+            let (lo1, hi1) = nibbles(load(wb, 32 + 32 * c));
+            (lo0, lo1, hi0, hi1)
+        });
+        for (r, ab) in act_blocks::<Q8_K_BYTES, R>(&acts, i).into_iter().enumerate() {
+            let mut isum = i32x4_splat(0);
+            for (c, &(lo0, lo1, hi0, hi1)) in codes.iter().enumerate() {
+                let at = 4 + 64 * c;
+                let lo = dot32_unsigned(lo0, lo1, load(ab, at), load(ab, at + 16));
+                let hi = dot32_unsigned(hi0, hi1, load(ab, at + 32), load(ab, at + 48));
+                isum = i32x4_add(isum, i32x4_mul(lo, i32x4_splat(sc[2 * c] as i32)));
+                isum = i32x4_add(isum, i32x4_mul(hi, i32x4_splat(sc[2 * c + 1] as i32)));
+            }
+            let da = f32_at(ab, 0);
+            sum[r] += (f16_at(wb, 0) * da) * hsum_i32(isum) as f32;
+            sum_mins[r] += (f16_at(wb, 2) * da) * k4_min_sum(&m, ab) as f32;
+        }
+    }
+    core::array::from_fn(|r| sum[r] - sum_mins[r])
+}
+
+#[inline(always)]
+fn q5_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut sum = [0f32; R];
+    let mut sum_mins = [0f32; R];
+    let one = u8x16_splat(1);
+    for (i, wb) in blocks::<Q5_K_BYTES>(w).take(n / QK_K).enumerate() {
+        let (sc, m) = scales_mins_k4(wb[4..16].try_into().unwrap());
+        let (h0, h1) = (load(wb, 16), load(wb, 32));
+        let fifth = |h: v128, bit: u32| i8x16_shl(v128_and(u8x16_shr(h, bit), one), 4);
+        let codes: [(v128, v128, v128, v128); 4] = core::array::from_fn(|c| {
+            let (lo0, hi0) = nibbles(load(wb, 48 + 32 * c));
+            let (lo1, hi1) = nibbles(load(wb, 64 + 32 * c));
+            let (b, b1) = (2 * c as u32, 2 * c as u32 + 1);
+            (v128_or(lo0, fifth(h0, b)), v128_or(lo1, fifth(h1, b)), v128_or(hi0, fifth(h0, b1)), v128_or(hi1, fifth(h1, b1)))
+        });
+        for (r, ab) in act_blocks::<Q8_K_BYTES, R>(&acts, i).into_iter().enumerate() {
+            let mut isum = i32x4_splat(0);
+            for (c, &(lo0, lo1, hi0, hi1)) in codes.iter().enumerate() {
+                let at = 4 + 64 * c;
+                let lo = dot32_unsigned(lo0, lo1, load(ab, at), load(ab, at + 16));
+                let hi = dot32_unsigned(hi0, hi1, load(ab, at + 32), load(ab, at + 48));
+                isum = i32x4_add(isum, i32x4_mul(lo, i32x4_splat(sc[2 * c] as i32)));
+                isum = i32x4_add(isum, i32x4_mul(hi, i32x4_splat(sc[2 * c + 1] as i32)));
+            }
+            let da = f32_at(ab, 0);
+            sum[r] += (f16_at(wb, 0) * da) * hsum_i32(isum) as f32;
+            sum_mins[r] += (f16_at(wb, 2) * da) * k4_min_sum(&m, ab) as f32;
+        }
+    }
+    core::array::from_fn(|r| sum[r] - sum_mins[r])
+}
+
+#[inline(always)]
+fn q6_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    let mut sum = [0f32; R];
+    let (low, three, off) = (u8x16_splat(0x0f), u8x16_splat(3), i8x16_splat(32));
+    for (i, wb) in blocks::<Q6_K_BYTES>(w).take(n / QK_K).enumerate() {
+        // Sixteen runs of 16 codes minus 32 (in [-32, 31]), in element order:
+        // half h, run g of 32, first or second 16 (see `scalar::unpack_q6_half`).
+        let mut q = [i8x16_splat(0); 16];
+        for h in 0..2 {
+            for k in 0..2 {
+                let (l0, l1) = (load(wb, 64 * h + 16 * k), load(wb, 64 * h + 32 + 16 * k));
+                let qh = load(wb, 128 + 32 * h + 16 * k);
+                let hb = |s: u32| i8x16_shl(v128_and(u8x16_shr(qh, s), three), 4);
+                q[8 * h + k] = i8x16_sub(v128_or(v128_and(l0, low), hb(0)), off);
+                q[8 * h + 2 + k] = i8x16_sub(v128_or(v128_and(l1, low), hb(2)), off);
+                q[8 * h + 4 + k] = i8x16_sub(v128_or(u8x16_shr(l0, 4), hb(4)), off);
+                q[8 * h + 6 + k] = i8x16_sub(v128_or(u8x16_shr(l1, 4), hb(6)), off);
+            }
+        }
+        let sc: &[u8; 16] = wb[192..208].try_into().unwrap();
+        for (r, ab) in act_blocks::<Q8_K_BYTES, R>(&acts, i).into_iter().enumerate() {
+            let mut isum = i32x4_splat(0);
+            for (j, &qj) in q.iter().enumerate() {
+                let p = dot16_narrow(qj, load(ab, 4 + 16 * j));
+                isum = i32x4_add(isum, i32x4_mul(p, i32x4_splat(sc[j] as i8 as i32)));
+            }
+            sum[r] += (f16_at(wb, 208) * f32_at(ab, 0)) * hsum_i32(isum) as f32;
+        }
+    }
+    sum
+}
+
+macro_rules! kernels {
+    ($($one:ident, $four:ident => $rows:ident;)*) => {$(
+        pub fn $one(n: usize, w: &[u8], act: &[u8]) -> f32 {
+            $rows::<1>(n, w, [act])[0]
+        }
+
+        pub fn $four(n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
+            $rows::<4>(n, w, acts)
+        }
+    )*};
+}
+
+kernels! {
+    vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_x4 => q4_0_rows;
+    vec_dot_q4_1_q8_1, vec_dot_q4_1_q8_1_x4 => q4_1_rows;
+    vec_dot_q5_0_q8_0, vec_dot_q5_0_q8_0_x4 => q5_0_rows;
+    vec_dot_q5_1_q8_1, vec_dot_q5_1_q8_1_x4 => q5_1_rows;
+    vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_x4 => q8_0_rows;
+    vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_x4 => q4_k_rows;
+    vec_dot_q5_k_q8_k, vec_dot_q5_k_q8_k_x4 => q5_k_rows;
+    vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_x4 => q6_k_rows;
+}

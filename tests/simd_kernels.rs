@@ -1,0 +1,234 @@
+//! Every wasm SIMD kernel against its scalar twin (`quant::scalar`), on random
+//! blocks and on extreme ones (codes at their limits, the largest and
+//! subnormal f16 scales, ±127 activations), run by wasm-bindgen-test in Node
+//! and, with `WASM_BINDGEN_USE_BROWSER=1`, in headless Chromium; the same
+//! file is built once with `+simd128` and once with `+relaxed-simd`.
+//!
+//! Budgets: activation quantizers and the K-quant dot products (whose block
+//! sums are integers scaled as `scalar` scales them) must be bit-exact. The
+//! 32-element formats add their block terms in four f32 lanes instead of one
+//! running sum: both orders are within (blocks + 4)·2^-24 of the magnitude
+//! M = Σ|d_w·d_a·q_w·q_a| + Σ|m_w·s_a| of the exact sum, so they may differ
+//! by twice that.
+#![cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+
+use half::f16;
+use wasm_bindgen_test::wasm_bindgen_test;
+use webslm::quant::{scalar, simd128, GgmlType};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Scales worth testing: ordinary, the largest f16, subnormal, zero, negative.
+const SCALES: [f32; 7] = [0.013, 0.5, 65504.0, 5.96e-8, 6.1e-5, 0.0, -0.27];
+
+fn scale(rng: &mut Rng) -> [u8; 2] {
+    let s = if rng.below(3) == 0 { SCALES[rng.below(SCALES.len() as u64) as usize] } else { rng.f32() * 0.1 };
+    f16::from_f32(s).to_le_bytes()
+}
+
+/// Byte offsets of each f16 scale field in a block of `ty`.
+fn scale_fields(ty: GgmlType) -> &'static [usize] {
+    use GgmlType::*;
+    match ty {
+        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
+        Q6K => &[208],
+        _ => unreachable!(),
+    }
+}
+
+/// Random blocks of `ty` with sane f16 scales; `fill` chooses the code bytes
+/// (random, all zero bits or all one bits: the codes' limits).
+fn weight_row(ty: GgmlType, n: usize, rng: &mut Rng, fill: u8) -> Vec<u8> {
+    let (block, size) = ty.block_layout();
+    let mut row = match fill {
+        0 => rng.bytes(n / block * size),
+        1 => vec![0u8; n / block * size],
+        _ => vec![0xffu8; n / block * size],
+    };
+    for b in row.chunks_exact_mut(size) {
+        for &at in scale_fields(ty) {
+            b[at..at + 2].copy_from_slice(&scale(rng));
+        }
+        if ty == GgmlType::Q6K && fill == 0 {
+            // Q6_K's sub-block scales are signed bytes: make some extreme.
+            b[192] = 0x80;
+            b[193] = 0x7f;
+        }
+    }
+    row
+}
+
+/// Activations quantized by the scalar quantizer from random, ±max and
+/// one-hot rows (so every activation format is valid, with Σq consistent).
+fn act_row(act_ty: GgmlType, n: usize, rng: &mut Rng, kind: u64) -> Vec<u8> {
+    let x: Vec<f32> = match kind {
+        0 => (0..n).map(|_| rng.f32() * 3.0).collect(),
+        1 => (0..n).map(|_| if rng.below(2) == 0 { 1e4 } else { -1e4 }).collect(),
+        _ => (0..n).map(|i| if i % 37 == 0 { 1.0 } else { 1e-3 * rng.f32() }).collect(),
+    };
+    let mut q = vec![0u8; act_ty.bytes_for(n as u64).unwrap() as usize];
+    match act_ty {
+        GgmlType::Q8_0 => scalar::quantize_row_q8_0(&x, &mut q),
+        GgmlType::Q8_1 => scalar::quantize_row_q8_1(&x, &mut q),
+        _ => scalar::quantize_row_q8_k(&x, &mut q),
+    }
+    q
+}
+
+type Dot = fn(usize, &[u8], &[u8]) -> f32;
+type Dot4 = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
+
+struct Kernel {
+    ty: GgmlType,
+    act: GgmlType,
+    scalar: Dot,
+    simd: Dot,
+    simd4: Dot4,
+}
+
+fn kernels() -> Vec<Kernel> {
+    use GgmlType::*;
+    vec![
+        Kernel { ty: Q4_0, act: Q8_0, scalar: scalar::vec_dot_q4_0_q8_0, simd: simd128::vec_dot_q4_0_q8_0, simd4: simd128::vec_dot_q4_0_q8_0_x4 },
+        Kernel { ty: Q4_1, act: Q8_1, scalar: scalar::vec_dot_q4_1_q8_1, simd: simd128::vec_dot_q4_1_q8_1, simd4: simd128::vec_dot_q4_1_q8_1_x4 },
+        Kernel { ty: Q5_0, act: Q8_0, scalar: scalar::vec_dot_q5_0_q8_0, simd: simd128::vec_dot_q5_0_q8_0, simd4: simd128::vec_dot_q5_0_q8_0_x4 },
+        Kernel { ty: Q5_1, act: Q8_1, scalar: scalar::vec_dot_q5_1_q8_1, simd: simd128::vec_dot_q5_1_q8_1, simd4: simd128::vec_dot_q5_1_q8_1_x4 },
+        Kernel { ty: Q8_0, act: Q8_0, scalar: scalar::vec_dot_q8_0_q8_0, simd: simd128::vec_dot_q8_0_q8_0, simd4: simd128::vec_dot_q8_0_q8_0_x4 },
+        Kernel { ty: Q4K, act: Q8K, scalar: scalar::vec_dot_q4_k_q8_k, simd: simd128::vec_dot_q4_k_q8_k, simd4: simd128::vec_dot_q4_k_q8_k_x4 },
+        Kernel { ty: Q5K, act: Q8K, scalar: scalar::vec_dot_q5_k_q8_k, simd: simd128::vec_dot_q5_k_q8_k, simd4: simd128::vec_dot_q5_k_q8_k_x4 },
+        Kernel { ty: Q6K, act: Q8K, scalar: scalar::vec_dot_q6_k_q8_k, simd: simd128::vec_dot_q6_k_q8_k, simd4: simd128::vec_dot_q6_k_q8_k_x4 },
+    ]
+}
+
+fn f16_of(b: &[u8], at: usize) -> f64 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f64()
+}
+
+/// M of the module comment for a 32-element format: the weight codes'
+/// magnitudes come from dequantizing with the min field zeroed.
+fn magnitude(k: &Kernel, n: usize, w: &[u8], a: &[u8]) -> f64 {
+    let (wsize, asize) = (k.ty.block_layout().1, k.act.block_layout().1);
+    let mut wd = w.to_vec();
+    let has_min = k.act == GgmlType::Q8_1;
+    if has_min {
+        for b in wd.chunks_exact_mut(wsize) {
+            b[2..4].fill(0);
+        }
+    }
+    let mut wf = vec![0f32; n];
+    let mut af = vec![0f32; n];
+    webslm::quant::dequantize_row(k.ty, &wd, &mut wf);
+    webslm::quant::dequantize_row(k.act, a, &mut af);
+    let mut m: f64 = wf.iter().zip(&af).map(|(&x, &y)| (x as f64 * y as f64).abs()).sum();
+    if has_min {
+        m += w.chunks_exact(wsize).zip(a.chunks_exact(asize)).map(|(wb, ab)| (f16_of(wb, 2) * f16_of(ab, 2)).abs()).sum::<f64>();
+    }
+    m
+}
+
+fn check(k: &Kernel, n: usize, w: &[u8], a: &[u8], what: &str) {
+    let (want, got) = ((k.scalar)(n, w, a), (k.simd)(n, w, a));
+    let exact = matches!(k.ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K);
+    if !want.is_finite() {
+        // f16 scales overflowed (s = d·Σq past 65504): both must say so alike.
+        assert!(got == want || (got.is_nan() && want.is_nan()), "{} {what}: simd {got} vs scalar {want}", k.ty.name());
+    } else if exact {
+        assert_eq!(got.to_bits(), want.to_bits(), "{} {what}: simd {got} vs scalar {want}", k.ty.name());
+    } else {
+        let blocks = (n / 32) as f64;
+        let budget = 2.0 * (blocks + 4.0) * f64::powi(2.0, -24) * magnitude(k, n, w, a) + 1e-37;
+        let diff = (got as f64 - want as f64).abs();
+        assert!(diff <= budget, "{} {what}: simd {got} vs scalar {want}, |diff| {diff} > budget {budget}", k.ty.name());
+    }
+}
+
+#[wasm_bindgen_test]
+fn dot_products_match_scalar_on_random_and_extreme_blocks() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for k in kernels() {
+        for n in [256, 512, 2048] {
+            for fill in 0..3u8 {
+                for kind in 0..3 {
+                    let w = weight_row(k.ty, n, &mut rng, fill);
+                    let a = act_row(k.act, n, &mut rng, kind);
+                    check(&k, n, &w, &a, &format!("n={n} fill={fill} act={kind}"));
+                }
+            }
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn four_row_kernels_equal_four_single_rows() {
+    let mut rng = Rng(77);
+    for k in kernels() {
+        let n = 512;
+        let w = weight_row(k.ty, n, &mut rng, 0);
+        let acts: Vec<Vec<u8>> = (0..4).map(|i| act_row(k.act, n, &mut rng, i % 3)).collect();
+        let four = (k.simd4)(n, &w, core::array::from_fn(|i| &acts[i][..]));
+        for (i, a) in acts.iter().enumerate() {
+            assert_eq!(four[i].to_bits(), (k.simd)(n, &w, a).to_bits(), "{} row {i}", k.ty.name());
+        }
+    }
+}
+
+fn rows_to_quantize(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
+    let mut rows = vec![
+        (0..n).map(|_| rng.f32()).collect::<Vec<_>>(),
+        (0..n).map(|_| rng.f32() * 1e30).collect(),
+        (0..n).map(|_| rng.f32() * 1e-40).collect(),
+        vec![0.0; n],
+        (0..n).map(|i| if i % 2 == 0 { 127.0 } else { -127.0 }).collect(),
+        (0..n).map(|i| (i % 255) as f32 - 127.0).collect(),
+        (0..n).map(|i| (i as f32 - 0.5) / 2.0).collect(),
+    ];
+    let mut special: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    special[3] = f32::NAN;
+    special[40] = -0.0;
+    rows.push(special);
+    let mut ties: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    ties[5] = -1.0;
+    ties[300 % n] = 1.0;
+    rows.push(ties);
+    rows
+}
+
+#[wasm_bindgen_test]
+fn activation_quantizers_are_bit_exact() {
+    let mut rng = Rng(5);
+    let n = 512;
+    type Quantize = fn(&[f32], &mut [u8]);
+    let pairs: [(GgmlType, Quantize, Quantize); 3] = [
+        (GgmlType::Q8_0, scalar::quantize_row_q8_0, simd128::quantize_row_q8_0),
+        (GgmlType::Q8_1, scalar::quantize_row_q8_1, simd128::quantize_row_q8_1),
+        (GgmlType::Q8K, scalar::quantize_row_q8_k, simd128::quantize_row_q8_k),
+    ];
+    for (ty, reference, simd) in pairs {
+        for (i, x) in rows_to_quantize(&mut rng, n).iter().enumerate() {
+            let len = ty.bytes_for(n as u64).unwrap() as usize;
+            let (mut want, mut got) = (vec![0u8; len], vec![0xaau8; len]);
+            reference(x, &mut want);
+            simd(x, &mut got);
+            assert!(want == got, "{} row {i}: bytes differ", ty.name());
+        }
+    }
+}
