@@ -232,3 +232,37 @@ fn activation_quantizers_are_bit_exact() {
         }
     }
 }
+
+/// The attention loops: `axpy_f16` adds in the same order as its twin, so it
+/// is bit-exact (and with a = 1 onto zeros it checks the f16 widening for all
+/// 65536 values); `dot_f32_f16` sums in four lanes, within 2·(n + 4)·2^-24
+/// of Σ|a·b|.
+#[wasm_bindgen_test]
+fn attention_loops_match_scalar() {
+    use webslm::cpu::{kernels, simd128 as cpu_simd};
+    let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+    // Onto -0 so that adding keeps the sign of zeros.
+    let mut widened = vec![-0f32; all.len()];
+    cpu_simd::axpy_f16(1.0, &all, &mut widened);
+    for (h, w) in all.iter().zip(&widened) {
+        let want = h.to_f32();
+        assert!(w.to_bits() == want.to_bits() || (want.is_nan() && w.is_nan()), "f16 {:#06x}: {w} vs {want}", h.to_bits());
+    }
+
+    let mut rng = Rng(11);
+    for n in [64, 256, 60, 7] {
+        let a: Vec<f32> = (0..n).map(|_| f16::from_f32(rng.f32() * 4.0).to_f32()).collect();
+        let b: Vec<f16> = (0..n).map(|_| f16::from_f32(rng.f32() * 100.0)).collect();
+        let (want, got) = (kernels::dot_f32_f16(&a, &b), cpu_simd::dot_f32_f16(&a, &b));
+        let m: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * y.to_f64()).abs()).sum();
+        let budget = 2.0 * (n as f64 + 4.0) * f64::powi(2.0, -24) * m;
+        assert!((got as f64 - want as f64).abs() <= budget, "n={n}: {got} vs {want} (budget {budget})");
+
+        let p = rng.f32();
+        let (mut y0, mut y1): (Vec<f32>, Vec<f32>) = ((0..n).map(|_| rng.f32()).collect(), vec![]);
+        y1.clone_from(&y0);
+        kernels::axpy_f16(p, &b, &mut y0);
+        cpu_simd::axpy_f16(p, &b, &mut y1);
+        assert!(y0.iter().zip(&y1).all(|(x, y)| x.to_bits() == y.to_bits()), "axpy n={n}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Portable float kernels of the CPU backend.
+//! Portable float kernels of the CPU backend. `simd128.rs` provides the
+//! attention pair (`dot_f32_f16`, `axpy_f16`) for wasm SIMD builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -48,8 +49,10 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-pub fn dot_f16_f16(a: &[f16], b: &[f16]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x.to_f32() * y.to_f32()).sum()
+/// `a · b` for a query already rounded to f16 values (kept in f32) and an
+/// f16 key.
+pub fn dot_f32_f16(a: &[f32], b: &[f16]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y.to_f32()).sum()
 }
 
 /// `y += a * x`.

@@ -1,7 +1,17 @@
 //! The CPU backend: weights stay in their GGUF blocks in host memory, and
 //! matrix products run the integer dot-product kernels of [`crate::quant`].
 
-mod kernels;
+#[doc(hidden)]
+pub mod kernels;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[doc(hidden)]
+pub mod simd128;
+
+/// The attention inner loops, by instruction set (as `quant`'s kernels).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+use kernels as attn;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use simd128 as attn;
 
 use crate::gguf::TensorInfo;
 use crate::model::{Attention, Backend, Rope};
@@ -185,21 +195,20 @@ impl Backend for Cpu {
         let group = shape.n_head / shape.n_head_kv;
         let mut out = Act::zeros(q.rows, shape.n_head * hd);
         let mut scores = Vec::with_capacity(pos + q.rows);
-        let mut qh = vec![f16::ZERO; hd];
+        let mut qh = vec![0f32; hd];
         for i in 0..q.rows {
             let seen = pos + i + 1;
             for h in 0..shape.n_head {
                 let off = (h / group) * hd;
                 for (d, s) in qh.iter_mut().zip(&q.row(i)[h * hd..(h + 1) * hd]) {
-                    *d = f16::from_f32(*s);
+                    *d = f16::from_f32(*s).to_f32();
                 }
                 scores.clear();
-                scores
-                    .extend((0..seen).map(|j| kernels::dot_f16_f16(&qh, &kc[j * kv_dim + off..][..hd]) * shape.scale));
+                scores.extend((0..seen).map(|j| attn::dot_f32_f16(&qh, &kc[j * kv_dim + off..][..hd]) * shape.scale));
                 kernels::softmax(&mut scores);
                 let dst = &mut out.data[i * shape.n_head * hd + h * hd..][..hd];
                 for (j, &p) in scores.iter().enumerate() {
-                    kernels::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
+                    attn::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
                 }
             }
         }

@@ -18,12 +18,24 @@
 use core::arch::wasm32::*;
 
 use super::scalar::{
-    blocks, blocks_mut, f16_at, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
+    blocks, blocks_mut, f16_to_f32, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
     Q5_1_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES,
 };
 pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_x4, vec_dot_f16, vec_dot_f16_x4, vec_dot_f32, vec_dot_f32_x4};
 
 // ---------------------------------------------------------------- helpers
+
+/// Every f16 widened to f32, as ggml keeps it on targets without a hardware
+/// conversion: one load instead of a dozen integer operations, which cost
+/// more than the 32-element integer dot product a scale multiplies.
+static F16_TO_F32: std::sync::LazyLock<Box<[f32]>> =
+    std::sync::LazyLock::new(|| (0..=u16::MAX).map(f16_to_f32).collect());
+
+#[inline(always)]
+fn f16_at<const M: usize>(b: &[u8; M], at: usize) -> f32 {
+    let table: &[f32] = &F16_TO_F32;
+    table[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
+}
 
 /// The 16 bytes of a fixed-size block at `at`.
 #[inline(always)]
