@@ -15,17 +15,27 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotates one head at position `pos`.
-pub fn rope(head: &mut [f32], pos: usize, rope: &Rope) {
+/// The rotation (cos, sin) of each dimension pair at position `pos`: computed
+/// once a position and shared by every head.
+pub fn rope_angles(pos: usize, rope: &Rope, out: &mut Vec<(f32, f32)>) {
     let half = rope.dims / 2;
     let p = pos as f32 * rope.freq_scale;
-    for i in 0..half {
+    out.clear();
+    out.extend((0..half).map(|i| {
         let mut theta = p * rope.freq_base.powf(-2.0 * i as f32 / rope.dims as f32);
         if let Some(f) = &rope.factors {
             theta /= f[i];
         }
         let (sin, cos) = theta.sin_cos();
-        let (a, b) = if rope.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        (cos, sin)
+    }));
+}
+
+/// Rotates one head by the angles of [`rope_angles`].
+pub fn rope(head: &mut [f32], angles: &[(f32, f32)], neox: bool) {
+    let half = angles.len();
+    for (i, &(cos, sin)) in angles.iter().enumerate() {
+        let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
         let (x0, x1) = (head[a], head[b]);
         head[a] = x0 * cos - x1 * sin;
         head[b] = x0 * sin + x1 * cos;

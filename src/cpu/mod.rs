@@ -159,9 +159,11 @@ impl Backend for Cpu {
 
     fn rope(&mut self, x: &mut Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope) {
         let cols = x.cols;
+        let mut angles = Vec::with_capacity(rope.dims / 2);
         for (i, row) in x.data.chunks_exact_mut(cols).enumerate() {
+            kernels::rope_angles(pos + i, rope, &mut angles);
             for head in row.chunks_exact_mut(head_dim).take(n_head) {
-                kernels::rope(head, pos + i, rope);
+                kernels::rope(head, &angles, rope.neox);
             }
         }
     }

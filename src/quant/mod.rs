@@ -281,49 +281,58 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     }
 }
 
-/// [`vec_dot`] of one weight row with four activation rows at once: the
-/// SIMD kernels load and unpack each weight block once for all four.
-pub fn vec_dot_x4(ty: GgmlType, n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
+/// [`vec_dot`] of four weight rows with one to four activation rows:
+/// `out[t][k]` = `w[k]` · `acts[t]`. The SIMD kernels load each activation
+/// block once for the four rows and unpack each weight block once for all
+/// the activation rows.
+///
+/// Panics for a type that is not [`GgmlType::is_supported`].
+pub fn vec_dot_4x(ty: GgmlType, n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+    assert!((1..=4).contains(&acts.len()) && out.len() >= acts.len());
     use GgmlType::*;
     match ty {
-        F32 => kernels::vec_dot_f32_x4(n, w, acts),
-        F16 => kernels::vec_dot_f16_x4(n, w, acts),
-        Bf16 => kernels::vec_dot_bf16_x4(n, w, acts),
-        Q4_0 => kernels::vec_dot_q4_0_q8_0_x4(n, w, acts),
-        Q4_1 => kernels::vec_dot_q4_1_q8_1_x4(n, w, acts),
-        Q5_0 => kernels::vec_dot_q5_0_q8_0_x4(n, w, acts),
-        Q5_1 => kernels::vec_dot_q5_1_q8_1_x4(n, w, acts),
-        Q8_0 => kernels::vec_dot_q8_0_q8_0_x4(n, w, acts),
-        Q4K => kernels::vec_dot_q4_k_q8_k_x4(n, w, acts),
-        Q5K => kernels::vec_dot_q5_k_q8_k_x4(n, w, acts),
-        Q6K => kernels::vec_dot_q6_k_q8_k_x4(n, w, acts),
-        _ => unsupported("vec_dot_x4", ty),
+        F32 => kernels::vec_dot_f32_4x(n, w, acts, out),
+        F16 => kernels::vec_dot_f16_4x(n, w, acts, out),
+        Bf16 => kernels::vec_dot_bf16_4x(n, w, acts, out),
+        Q4_0 => kernels::vec_dot_q4_0_q8_0_4x(n, w, acts, out),
+        Q4_1 => kernels::vec_dot_q4_1_q8_1_4x(n, w, acts, out),
+        Q5_0 => kernels::vec_dot_q5_0_q8_0_4x(n, w, acts, out),
+        Q5_1 => kernels::vec_dot_q5_1_q8_1_4x(n, w, acts, out),
+        Q8_0 => kernels::vec_dot_q8_0_q8_0_4x(n, w, acts, out),
+        Q4K => kernels::vec_dot_q4_k_q8_k_4x(n, w, acts, out),
+        Q5K => kernels::vec_dot_q5_k_q8_k_4x(n, w, acts, out),
+        Q6K => kernels::vec_dot_q6_k_q8_k_4x(n, w, acts, out),
+        _ => unsupported("vec_dot_4x", ty),
     }
 }
 
 /// Matrix product with quantized activations: `w` holds whole weight rows of
 /// `n` elements in `ty`, `act` whole rows in `vec_dot_type(ty)`, and
 /// `out[t * stride + r]` receives weight row `r` · activation row `t`.
-/// Weight rows are outermost so that each is read once for the whole batch,
-/// and tokens go four at a time through [`vec_dot_x4`].
+/// Weight rows go four at a time, outermost, so that each group is read once
+/// for the whole batch; tokens go four at a time through [`vec_dot_4x`].
 ///
 /// Panics for a type that is not [`GgmlType::is_supported`].
 pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
     let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
     let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
-    let tokens = act.len() / a_row;
+    let (rows, tokens) = (w.len() / w_row, act.len() / a_row);
     debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0);
-    debug_assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + w.len() / w_row);
-    let quads = tokens / 4;
-    for (r, wr) in w.chunks_exact(w_row).enumerate() {
-        for q in 0..quads {
-            let acts = core::array::from_fn(|k| &act[(4 * q + k) * a_row..][..a_row]);
-            for (k, v) in vec_dot_x4(ty, n, wr, acts).into_iter().enumerate() {
-                out[(4 * q + k) * stride + r] = v;
+    assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows);
+    let acts: Vec<&[u8]> = act.chunks_exact(a_row).collect();
+    let mut tile = [[0f32; 4]; 4];
+    for q in 0..rows / 4 {
+        let wq = core::array::from_fn(|k| &w[(4 * q + k) * w_row..][..w_row]);
+        for (c, chunk) in acts.chunks(4).enumerate() {
+            vec_dot_4x(ty, n, wq, chunk, &mut tile);
+            for (t, v) in tile[..chunk.len()].iter().enumerate() {
+                out[(4 * c + t) * stride + 4 * q..][..4].copy_from_slice(v);
             }
         }
-        for t in 4 * quads..tokens {
-            out[t * stride + r] = vec_dot(ty, n, wr, &act[t * a_row..][..a_row]);
+    }
+    for r in rows / 4 * 4..rows {
+        for (t, a) in acts.iter().enumerate() {
+            out[t * stride + r] = vec_dot(ty, n, &w[r * w_row..][..w_row], a);
         }
     }
 }

@@ -475,28 +475,31 @@ pub fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], act: &[u8]) -> f32 {
     sum
 }
 
-/// The four-row variants `quant::vec_dot_x4` takes: here four single-row
-/// products (instruction-set files share the unpacked weight block).
-macro_rules! four_rows {
-    ($($one:ident => $four:ident,)*) => {$(
-        pub fn $four(n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
-            acts.map(|a| $one(n, w, a))
+/// The tile variants `quant::vec_dot_4x` takes (four weight rows against
+/// one to four activation rows, `out[t][k]` = row `k` · activation `t`):
+/// here single-row products (instruction-set files share loads and unpacking).
+macro_rules! tiles {
+    ($($one:ident => $tile:ident,)*) => {$(
+        pub fn $tile(n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            for (o, a) in out.iter_mut().zip(acts) {
+                *o = w.map(|wk| $one(n, wk, a));
+            }
         }
     )*};
 }
 
-four_rows! {
-    vec_dot_f32 => vec_dot_f32_x4,
-    vec_dot_f16 => vec_dot_f16_x4,
-    vec_dot_bf16 => vec_dot_bf16_x4,
-    vec_dot_q4_0_q8_0 => vec_dot_q4_0_q8_0_x4,
-    vec_dot_q4_1_q8_1 => vec_dot_q4_1_q8_1_x4,
-    vec_dot_q5_0_q8_0 => vec_dot_q5_0_q8_0_x4,
-    vec_dot_q5_1_q8_1 => vec_dot_q5_1_q8_1_x4,
-    vec_dot_q8_0_q8_0 => vec_dot_q8_0_q8_0_x4,
-    vec_dot_q4_k_q8_k => vec_dot_q4_k_q8_k_x4,
-    vec_dot_q5_k_q8_k => vec_dot_q5_k_q8_k_x4,
-    vec_dot_q6_k_q8_k => vec_dot_q6_k_q8_k_x4,
+tiles! {
+    vec_dot_f32 => vec_dot_f32_4x,
+    vec_dot_f16 => vec_dot_f16_4x,
+    vec_dot_bf16 => vec_dot_bf16_4x,
+    vec_dot_q4_0_q8_0 => vec_dot_q4_0_q8_0_4x,
+    vec_dot_q4_1_q8_1 => vec_dot_q4_1_q8_1_4x,
+    vec_dot_q5_0_q8_0 => vec_dot_q5_0_q8_0_4x,
+    vec_dot_q5_1_q8_1 => vec_dot_q5_1_q8_1_4x,
+    vec_dot_q8_0_q8_0 => vec_dot_q8_0_q8_0_4x,
+    vec_dot_q4_k_q8_k => vec_dot_q4_k_q8_k_4x,
+    vec_dot_q5_k_q8_k => vec_dot_q5_k_q8_k_4x,
+    vec_dot_q6_k_q8_k => vec_dot_q6_k_q8_k_4x,
 }
 
 // ---------------------------------------------------------- dequantization

@@ -1,14 +1,11 @@
 //! WebAssembly SIMD128 kernels: the hot-path functions of `scalar` (the same
-//! names and signatures), chosen by `cfg` for wasm32 builds with `+simd128`,
-//! plus the four-row variants the batched matrix product uses.
+//! names and signatures), chosen by `cfg` for wasm32 builds with `+simd128`.
 //!
 //! Weight codes are unpacked into `i8x16` registers and multiplied with the
 //! activations by widening `i16x8` multiplies. Integer sums are exact, as in
 //! `scalar` (the bounds that keep every `i16` lane from overflowing are
-//! stated where they are used). Block sums meet their scales in `f32x4`
-//! lanes for the 32-element formats, so those results differ from `scalar`
-//! by float rounding only; the K-quants reduce each super-block to one
-//! integer and scale it as `scalar` does, so they are bit-exact.
+//! stated where they are used), and each block's sum meets its scales in the
+//! same float operations as in `scalar`, so every result is bit-exact.
 //!
 //! With `+relaxed-simd` the dot products of unsigned weight codes (below 128)
 //! use `i32x4_relaxed_dot_i8x16_i7x16_add`, whose result is deterministic when
@@ -21,7 +18,7 @@ use super::scalar::{
     blocks, blocks_mut, f16_to_f32, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
     Q5_1_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES,
 };
-pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_x4, vec_dot_f16, vec_dot_f16_x4, vec_dot_f32, vec_dot_f32_x4};
+pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_4x, vec_dot_f16, vec_dot_f16_4x, vec_dot_f32, vec_dot_f32_4x};
 
 // ---------------------------------------------------------------- helpers
 
@@ -60,13 +57,6 @@ fn hsum_i32(v: v128) -> i32 {
     let v = i32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     let v = i32x4_add(v, i32x4_shuffle::<1, 0, 3, 2>(v, v));
     i32x4_extract_lane::<0>(v)
-}
-
-#[inline(always)]
-fn hsum_f32(v: v128) -> f32 {
-    let v = f32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
-    let v = f32x4_add(v, i32x4_shuffle::<1, 0, 3, 2>(v, v));
-    f32x4_extract_lane::<0>(v)
 }
 
 #[inline(always)]
@@ -228,102 +218,168 @@ pub fn quantize_row_q8_k(src: &[f32], dst: &mut [u8]) {
 
 // ------------------------------------------------------------ dot products
 //
-// Each format has one kernel over `R` activation rows (`R` = 1 for
-// `vec_dot_*`, 4 for the batched matrix product): a weight block is loaded
-// and unpacked once and dotted with the same block of every row.
+// The 32-element formats are described by two functions: the block's codes
+// as two `i8x16` (elements 0..16 and 16..32) and their exact integer dot
+// product with an activation block, as four i32 lanes. `row` reduces each
+// block to one integer and scales it exactly as `scalar` does; `tile` does
+// the same for four weight rows at once (so an activation block is loaded
+// once for four rows, and scales and sums take one `f32x4` for all four)
+// against up to four activation rows (so a weight block is unpacked once for
+// four tokens). Both are bit-exact with `scalar`.
 
-/// The activation rows of a batched product as fixed-size blocks.
+#[inline(always)]
+fn row<const W: usize, const A: usize, const MIN: bool>(
+    n: usize,
+    w: &[u8],
+    act: &[u8],
+    codes: impl Fn(&[u8; W]) -> (v128, v128),
+    isum: impl Fn((v128, v128), &[u8; A]) -> v128,
+) -> f32 {
+    let mut sum = 0f32;
+    for (wb, ab) in blocks::<W>(w).zip(blocks::<A>(act)).take(n / QK) {
+        let t = (f16_at(wb, 0) * f16_at(ab, 0)) * hsum_i32(isum(codes(wb), ab)) as f32;
+        sum += if MIN { t + f16_at(wb, 2) * f16_at(ab, 2) } else { t };
+    }
+    sum
+}
+
+/// The four lane sums of each of `v[0..4]`, as one vector.
+#[inline(always)]
+fn reduce4(v: [v128; 4]) -> v128 {
+    let s01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[0], v[1]), i32x4_shuffle::<2, 6, 3, 7>(v[0], v[1]));
+    let s23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[2], v[3]), i32x4_shuffle::<2, 6, 3, 7>(v[2], v[3]));
+    i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
+}
+
+/// Four weight rows against `T` activation rows: `[t]` holds the four rows'
+/// dot products with activation row `t`.
+#[inline(always)]
+fn tile<const W: usize, const A: usize, const MIN: bool, const T: usize>(
+    n: usize,
+    w: [&[u8]; 4],
+    acts: [&[u8]; T],
+    codes: impl Fn(&[u8; W]) -> (v128, v128),
+    isum: impl Fn((v128, v128), &[u8; A]) -> v128,
+) -> [[f32; 4]; T] {
+    let mut acc = [f32x4_splat(0.0); T];
+    for i in 0..n / QK {
+        let wb: [&[u8; W]; 4] = core::array::from_fn(|k| w[k][W * i..W * i + W].try_into().unwrap());
+        let c: [(v128, v128); 4] = core::array::from_fn(|k| codes(wb[k]));
+        let f16x4 = |at: usize| f32x4(f16_at(wb[0], at), f16_at(wb[1], at), f16_at(wb[2], at), f16_at(wb[3], at));
+        let d = f16x4(0);
+        let m = if MIN { f16x4(2) } else { f32x4_splat(0.0) };
+        for (acc, a) in acc.iter_mut().zip(&acts) {
+            let ab: &[u8; A] = a[A * i..A * i + A].try_into().unwrap();
+            let s = f32x4_convert_i32x4(reduce4(core::array::from_fn(|k| isum(c[k], ab))));
+            let t = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(ab, 0))), s);
+            *acc = f32x4_add(*acc, if MIN { f32x4_add(t, f32x4_mul(m, f32x4_splat(f16_at(ab, 2)))) } else { t });
+        }
+    }
+    acc.map(|v| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)])
+}
+
+fn codes_q4_0(wb: &[u8; Q4_0_BYTES]) -> (v128, v128) {
+    nibbles(load(wb, 2))
+}
+
+/// Q4_0 codes are 0..16 standing for -8..8: dotted unsigned, minus 8·Σa
+/// with relaxed SIMD; shifted into [-8, 7] otherwise.
+#[inline(always)]
+fn isum_q4_0((lo, hi): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    let (a0, a1) = (load(ab, 2), load(ab, 18));
+    #[cfg(target_feature = "relaxed-simd")]
+    return i32x4_sub(dot32_unsigned(lo, hi, a0, a1), i32x4_shl(act_sum32(ab, 2), 3));
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return dot32_narrow(i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)), a0, a1);
+}
+
+#[inline(always)]
+fn codes_q4_1(wb: &[u8; Q4_1_BYTES]) -> (v128, v128) {
+    nibbles(load(wb, 4))
+}
+
+#[inline(always)]
+fn isum_q4_1((lo, hi): (v128, v128), ab: &[u8; Q8_1_BYTES]) -> v128 {
+    dot32_unsigned(lo, hi, load(ab, 4), load(ab, 20))
+}
+
+#[inline(always)]
+fn codes_q5_0(wb: &[u8; Q5_0_BYTES]) -> (v128, v128) {
+    let (lo, hi) = nibbles(load(wb, 6));
+    let (b0, b1) = q5_high_bits(u32_at(wb, 2));
+    (v128_or(lo, b0), v128_or(hi, b1))
+}
+
+/// Q5_0 codes are 0..32 standing for -16..16, handled as in Q4_0.
+#[inline(always)]
+fn isum_q5_0((u0, u1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    let (a0, a1) = (load(ab, 2), load(ab, 18));
+    #[cfg(target_feature = "relaxed-simd")]
+    return i32x4_sub(dot32_unsigned(u0, u1, a0, a1), i32x4_shl(act_sum32(ab, 2), 4));
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return dot32_narrow(i8x16_sub(u0, i8x16_splat(16)), i8x16_sub(u1, i8x16_splat(16)), a0, a1);
+}
+
+#[inline(always)]
+fn codes_q5_1(wb: &[u8; Q5_1_BYTES]) -> (v128, v128) {
+    let (lo, hi) = nibbles(load(wb, 8));
+    let (b0, b1) = q5_high_bits(u32_at(wb, 4));
+    (v128_or(lo, b0), v128_or(hi, b1))
+}
+
+#[inline(always)]
+fn isum_q5_1((u0, u1): (v128, v128), ab: &[u8; Q8_1_BYTES]) -> v128 {
+    dot32_unsigned(u0, u1, load(ab, 4), load(ab, 20))
+}
+
+#[inline(always)]
+fn codes_q8_0(wb: &[u8; Q8_0_BYTES]) -> (v128, v128) {
+    (load(wb, 2), load(wb, 18))
+}
+
+#[inline(always)]
+fn isum_q8_0((w0, w1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    i32x4_add(dot16_wide(w0, load(ab, 2)), dot16_wide(w1, load(ab, 18)))
+}
+
+/// Calls `f::<T>` with the first `T = acts.len()` (1..=4) activation rows.
+macro_rules! by_tokens {
+    ($acts:expr, |$a:ident: $t:ident| $body:expr) => {
+        match $acts.len() {
+            1 => { const $t: usize = 1; let $a: [&[u8]; 1] = [$acts[0]]; $body.to_vec() }
+            2 => { const $t: usize = 2; let $a: [&[u8]; 2] = [$acts[0], $acts[1]]; $body.to_vec() }
+            3 => { const $t: usize = 3; let $a: [&[u8]; 3] = [$acts[0], $acts[1], $acts[2]]; $body.to_vec() }
+            _ => { const $t: usize = 4; let $a: [&[u8]; 4] = [$acts[0], $acts[1], $acts[2], $acts[3]]; $body.to_vec() }
+        }
+    };
+}
+
+macro_rules! block32_kernels {
+    ($($one:ident, $tile:ident => $w:ident, $a:ident, $min:literal, $codes:ident, $isum:ident;)*) => {$(
+        pub fn $one(n: usize, w: &[u8], act: &[u8]) -> f32 {
+            row::<$w, $a, $min>(n, w, act, $codes, $isum)
+        }
+
+        pub fn $tile(n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            debug_assert!((1..=4).contains(&acts.len()));
+            let r = by_tokens!(acts, |a: T| tile::<$w, $a, $min, T>(n, w, a, $codes, $isum));
+            out[..r.len()].copy_from_slice(&r);
+        }
+    )*};
+}
+
+block32_kernels! {
+    vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_4x => Q4_0_BYTES, Q8_0_BYTES, false, codes_q4_0, isum_q4_0;
+    vec_dot_q4_1_q8_1, vec_dot_q4_1_q8_1_4x => Q4_1_BYTES, Q8_1_BYTES, true, codes_q4_1, isum_q4_1;
+    vec_dot_q5_0_q8_0, vec_dot_q5_0_q8_0_4x => Q5_0_BYTES, Q8_0_BYTES, false, codes_q5_0, isum_q5_0;
+    vec_dot_q5_1_q8_1, vec_dot_q5_1_q8_1_4x => Q5_1_BYTES, Q8_1_BYTES, true, codes_q5_1, isum_q5_1;
+    vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_4x => Q8_0_BYTES, Q8_0_BYTES, false, codes_q8_0, isum_q8_0;
+}
+
+/// Block `i` of each activation row.
 #[inline(always)]
 fn act_blocks<'a, const N: usize, const R: usize>(acts: &[&'a [u8]; R], i: usize) -> [&'a [u8; N]; R] {
-    acts.map(|a| a[N * i..N * i + N].try_into().unwrap())
-}
-
-#[inline(always)]
-fn q4_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut acc = [f32x4_splat(0.0); R];
-    for (i, wb) in blocks::<Q4_0_BYTES>(w).take(n / QK).enumerate() {
-        let dw = f16_at(wb, 0);
-        let (lo, hi) = nibbles(load(wb, 2));
-        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
-            let (a0, a1) = (load(ab, 2), load(ab, 18));
-            #[cfg(target_feature = "relaxed-simd")]
-            let isum = i32x4_sub(dot32_unsigned(lo, hi, a0, a1), i32x4_shl(act_sum32(ab, 2), 3));
-            // Codes minus 8 lie in [-8, 7].
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            let isum = dot32_narrow(i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)), a0, a1);
-            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
-        }
-    }
-    acc.map(hsum_f32)
-}
-
-#[inline(always)]
-fn q4_1_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut acc = [f32x4_splat(0.0); R];
-    let mut mins = [0f32; R];
-    for (i, wb) in blocks::<Q4_1_BYTES>(w).take(n / QK).enumerate() {
-        let (dw, mw) = (f16_at(wb, 0), f16_at(wb, 2));
-        let (lo, hi) = nibbles(load(wb, 4));
-        for ((acc, min), ab) in acc.iter_mut().zip(&mut mins).zip(act_blocks::<Q8_1_BYTES, R>(&acts, i)) {
-            let isum = dot32_unsigned(lo, hi, load(ab, 4), load(ab, 20));
-            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
-            *min += mw * f16_at(ab, 2);
-        }
-    }
-    core::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
-}
-
-#[inline(always)]
-fn q5_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut acc = [f32x4_splat(0.0); R];
-    for (i, wb) in blocks::<Q5_0_BYTES>(w).take(n / QK).enumerate() {
-        let dw = f16_at(wb, 0);
-        let (lo, hi) = nibbles(load(wb, 6));
-        let (b0, b1) = q5_high_bits(u32_at(wb, 2));
-        let (u0, u1) = (v128_or(lo, b0), v128_or(hi, b1));
-        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
-            let (a0, a1) = (load(ab, 2), load(ab, 18));
-            #[cfg(target_feature = "relaxed-simd")]
-            let isum = i32x4_sub(dot32_unsigned(u0, u1, a0, a1), i32x4_shl(act_sum32(ab, 2), 4));
-            // Codes minus 16 lie in [-16, 15].
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            let isum = dot32_narrow(i8x16_sub(u0, i8x16_splat(16)), i8x16_sub(u1, i8x16_splat(16)), a0, a1);
-            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
-        }
-    }
-    acc.map(hsum_f32)
-}
-
-#[inline(always)]
-fn q5_1_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut acc = [f32x4_splat(0.0); R];
-    let mut mins = [0f32; R];
-    for (i, wb) in blocks::<Q5_1_BYTES>(w).take(n / QK).enumerate() {
-        let (dw, mw) = (f16_at(wb, 0), f16_at(wb, 2));
-        let (lo, hi) = nibbles(load(wb, 8));
-        let (b0, b1) = q5_high_bits(u32_at(wb, 4));
-        let (u0, u1) = (v128_or(lo, b0), v128_or(hi, b1));
-        for ((acc, min), ab) in acc.iter_mut().zip(&mut mins).zip(act_blocks::<Q8_1_BYTES, R>(&acts, i)) {
-            let isum = dot32_unsigned(u0, u1, load(ab, 4), load(ab, 20));
-            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
-            *min += mw * f16_at(ab, 2);
-        }
-    }
-    core::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
-}
-
-#[inline(always)]
-fn q8_0_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut acc = [f32x4_splat(0.0); R];
-    for (i, wb) in blocks::<Q8_0_BYTES>(w).take(n / QK).enumerate() {
-        let dw = f16_at(wb, 0);
-        let (w0, w1) = (load(wb, 2), load(wb, 18));
-        for (acc, ab) in acc.iter_mut().zip(act_blocks::<Q8_0_BYTES, R>(&acts, i)) {
-            let isum = i32x4_add(dot16_wide(w0, load(ab, 2)), dot16_wide(w1, load(ab, 18)));
-            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(dw * f16_at(ab, 0))));
-        }
-    }
-    acc.map(hsum_f32)
+    core::array::from_fn(|r| acts[r][N * i..N * i + N].try_into().unwrap())
 }
 
 /// Σ_j m_j·(bsum_2j + bsum_2j+1): the Q4_K/Q5_K min term of one super-block.
@@ -429,25 +485,28 @@ fn q6_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
     sum
 }
 
-macro_rules! kernels {
-    ($($one:ident, $four:ident => $rows:ident;)*) => {$(
+// The K-quants reduce a whole super-block to one integer already, so their
+// kernels share the weight unpacking across tokens only.
+macro_rules! k_kernels {
+    ($($one:ident, $tile:ident => $rows:ident;)*) => {$(
         pub fn $one(n: usize, w: &[u8], act: &[u8]) -> f32 {
             $rows::<1>(n, w, [act])[0]
         }
 
-        pub fn $four(n: usize, w: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
-            $rows::<4>(n, w, acts)
+        pub fn $tile(n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            debug_assert!((1..=4).contains(&acts.len()));
+            for (k, wk) in w.into_iter().enumerate() {
+                let r = by_tokens!(acts, |a: T| $rows::<T>(n, wk, a));
+                for (o, v) in out.iter_mut().zip(r) {
+                    o[k] = v;
+                }
+            }
         }
     )*};
 }
 
-kernels! {
-    vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_x4 => q4_0_rows;
-    vec_dot_q4_1_q8_1, vec_dot_q4_1_q8_1_x4 => q4_1_rows;
-    vec_dot_q5_0_q8_0, vec_dot_q5_0_q8_0_x4 => q5_0_rows;
-    vec_dot_q5_1_q8_1, vec_dot_q5_1_q8_1_x4 => q5_1_rows;
-    vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_x4 => q8_0_rows;
-    vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_x4 => q4_k_rows;
-    vec_dot_q5_k_q8_k, vec_dot_q5_k_q8_k_x4 => q5_k_rows;
-    vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_x4 => q6_k_rows;
+k_kernels! {
+    vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_4x => q4_k_rows;
+    vec_dot_q5_k_q8_k, vec_dot_q5_k_q8_k_4x => q5_k_rows;
+    vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_4x => q6_k_rows;
 }
