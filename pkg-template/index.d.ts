@@ -34,7 +34,9 @@ export interface LoadOptions {
   contextLength?: number;
   /**
    * Called as bytes arrive: `loaded` of `total` bytes of the file, from the
-   * network ('download') or from a file, memory or the cache ('load').
+   * network ('download') or from a file, memory or the cache ('load'). If it
+   * throws, the load stops and rejects with INVALID_ARGUMENT (the throw as its
+   * `cause`), or with what it threw if that is a WebslmError.
    */
   onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
   /**

@@ -24,11 +24,12 @@ export async function collect(iterable) {
   return pieces;
 }
 
-export async function rejectsWith(promise, code) {
+export async function rejectsWith(promise, code, message) {
   await assert.rejects(promise, (e) => {
     assert.ok(e instanceof WebslmError, `expected a WebslmError, got ${e}`);
     assert.equal(e.code, code, e.message);
     assert.ok(e.message.length > 0);
+    if (message) assert.match(e.message, message);
     return true;
   });
 }
@@ -47,7 +48,8 @@ export function scenarios({ worker }) {
   const load = (source, options = {}) => Generator.load(source, { worker, ...options });
 
   /** A load expected to fail; one that succeeds is disposed, so that its worker cannot keep the tests running. */
-  const loadRejects = (source, options, code) => rejectsWith(load(source, options).then(async (g) => (await g.dispose(), g)), code);
+  const loadRejects = (source, options, code, message) =>
+    rejectsWith(load(source, options).then(async (g) => (await g.dispose(), g)), code, message);
 
   /**
    * SmolLM2's bytes with the value after header key `key` (skipping `gap`
@@ -151,6 +153,26 @@ export function scenarios({ worker }) {
         await g.dispose();
       }
     }
+  });
+
+  test('a throwing onProgress fails the load, whatever the source', async () => {
+    const onProgress = () => {
+      throw new Error('oops');
+    };
+    for (const source of [new Uint8Array(bytes), modelPath, `${base}/model.gguf`]) {
+      await loadRejects(source, { onProgress }, 'INVALID_ARGUMENT', /^onProgress threw: oops$/);
+    }
+    // Also at the last event, once every byte is in.
+    const atTheEnd = ({ loaded, total }) => {
+      if (loaded === total) throw new Error('at the end');
+    };
+    await loadRejects(`${base}/model.gguf`, { onProgress: atTheEnd }, 'INVALID_ARGUMENT', /at the end/);
+    await loadRejects(modelPath, { onProgress: atTheEnd }, 'INVALID_ARGUMENT', /at the end/);
+    // A WebslmError it throws is the load's error.
+    const own = () => {
+      throw new WebslmError('ABORTED', 'enough');
+    };
+    await loadRejects(`${base}/model.gguf`, { onProgress: own }, 'ABORTED', /^enough$/);
   });
 
   test('requests are queued, never interleaved; queue: false gives BUSY', async () => {
