@@ -34,7 +34,9 @@ export interface LoadOptions {
   contextLength?: number;
   /**
    * Called as bytes arrive: `loaded` of `total` bytes of the file, from the
-   * network ('download') or from a file, memory or the cache ('load').
+   * network ('download') or from a file, memory or the cache ('load'). If it
+   * throws, the load stops and rejects with INVALID_ARGUMENT (the throw as its
+   * `cause`), or with what it threw if that is a WebslmError.
    */
   onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
   /**
@@ -177,7 +179,16 @@ export interface ChatCompletionChunk {
   choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null }];
 }
 
-/** A loaded model. Requests are queued: a second generate waits for the first. */
+/**
+ * OpenAI's chat-completions shape over anything with `chat`, `info` and
+ * `stats`; every generator has one as `chatCompletions`.
+ */
+export class ChatCompletions {
+  constructor(generator: Pick<Generator, 'chat' | 'info' | 'stats'>);
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+}
+
 /** A model in the download cache. */
 export interface CachedModel {
   url: string;
@@ -192,6 +203,7 @@ export interface CachedModel {
   updatedAt: number;
 }
 
+/** A loaded model. Requests are queued: a second generate waits for the first. */
 export class Generator {
   /** The models earlier loads kept in IndexedDB. */
   static readonly cache: {
@@ -203,10 +215,7 @@ export class Generator {
     estimate(): Promise<{ models: number; usage?: number; quota?: number }>;
   };
   /** OpenAI's chat-completions shape, for code written against that API. */
-  readonly chatCompletions: {
-    create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
-    create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
-  };
+  readonly chatCompletions: ChatCompletions;
   static load(source: ModelSource, options?: LoadOptions): Promise<Generator>;
   readonly info: ModelInfo;
   /** Figures of the last request. */

@@ -132,6 +132,45 @@ async function fetchSource(url, signal) {
   return { size: Number.isFinite(length) && length > 0 ? length : undefined, chunks: readStream(response.body) };
 }
 
+/** What a load whose onProgress threw rejects with, for any source (remote.js says the same in worker mode). */
+function progressError(e) {
+  return e instanceof WebslmError ? e : new WebslmError('INVALID_ARGUMENT', `onProgress threw: ${e?.message ?? e}`, { cause: e });
+}
+
+/**
+ * glue.loadUrl, where a throwing onProgress fails the load as it does for
+ * other sources: the engine's downloader ignores a callback's throw, so the
+ * throw is kept, the download aborted, and the throw is the load's error.
+ */
+async function loadUrl(glue, url, options, onProgress, signal) {
+  if (!onProgress) return glue.loadUrl(url, options, undefined, signal);
+  const controller = new AbortController();
+  const forward = () => controller.abort(signal.reason);
+  signal?.addEventListener('abort', forward, { once: true });
+  let thrown;
+  const report = (event) => {
+    try {
+      onProgress(event);
+    } catch (e) {
+      thrown ??= progressError(e);
+      controller.abort(thrown);
+    }
+  };
+  try {
+    const engine = await glue.loadUrl(url, options, report, controller.signal).catch((e) => {
+      throw thrown ?? e;
+    });
+    // The last event comes once every byte is in, so the load may still succeed after it threw.
+    if (thrown) {
+      engine.free();
+      throw thrown;
+    }
+    return engine;
+  } finally {
+    signal?.removeEventListener('abort', forward);
+  }
+}
+
 /**
  * The engine checks every offset against the file size before it allocates,
  * so the size must be known first: a bare ReadableStream without the `size`
@@ -267,16 +306,23 @@ export class Generator {
       checkAbort(signal);
       const { glue, instance } = await engine();
       const url = httpUrl(source);
-      if (url) return new Generator(await glue.loadUrl(url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), instance);
+      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), instance);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
       const loader = new glue.ModelLoader(total, contextLength, sha256);
+      const report = (loaded) => {
+        try {
+          onProgress?.({ phase: 'load', loaded, total });
+        } catch (e) {
+          throw progressError(e);
+        }
+      };
       let loaded = 0;
-      onProgress?.({ phase: 'load', loaded, total });
+      report(loaded);
       for await (const chunk of chunks) {
         checkAbort(signal);
         loader.push(chunk);
         loaded += chunk.byteLength;
-        onProgress?.({ phase: 'load', loaded, total });
+        report(loaded);
       }
       checkAbort(signal);
       return new Generator(loader.finish(), instance);

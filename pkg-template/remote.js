@@ -108,7 +108,7 @@ export class RemoteGenerator {
       try {
         onProgress?.(event);
       } catch (e) {
-        remote.#fail(e instanceof WebslmError ? e : new WebslmError('INVALID_ARGUMENT', `onProgress threw: ${e.message}`, { cause: e }));
+        remote.#fail(e instanceof WebslmError ? e : new WebslmError('INVALID_ARGUMENT', `onProgress threw: ${e?.message ?? e}`, { cause: e }));
       }
     };
     // An aborted load ends the worker at once: it may be in the middle of a long synchronous step.

@@ -104,6 +104,10 @@ async function handle(base, isolated, req, res) {
     etag,
     'last-modified': lastModified,
   };
+  // A service worker may control only the folder of its script unless this
+  // widens it: the demo's www/sw.js must also control pkg/, or the engine's
+  // Worker (pkg/worker.js) and its imports are fetched past it offline.
+  if (req.headers['service-worker'] === 'script') headers['service-worker-allowed'] = '/';
 
   if (notModified(req.headers, etag, info.mtime)) {
     res.writeHead(304, headers);

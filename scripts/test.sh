@@ -15,6 +15,6 @@ cargo test --release --target wasm32-unknown-unknown --test wasm
 
 bash scripts/build-pkg.sh
 echo "== npm package tests in Deno"
-NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read tests/deno/
+NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"
 node --test --test-timeout=600000 tests/browser/ tests/node/

@@ -286,6 +286,12 @@ ui.prompt.addEventListener('keydown', (event) => {
 ui.stop.addEventListener('click', () => replying?.abort());
 $('new-chat').addEventListener('click', newChat);
 
-if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
+// Scoped to the folder above www/ so that it also controls the engine's
+// Worker, pkg/worker.js: a worker's script and imports go to the service
+// worker whose scope holds the worker's URL, not the page's. The server must
+// allow that scope (see README.md).
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js', { scope: '../' }).catch((e) => console.warn(`webslm demo: no offline use (${e.message})`));
+}
 refreshCache();
 load(ui.url.value);

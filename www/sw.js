@@ -1,7 +1,8 @@
 // Keeps the page and the package available offline. Network first, so a
 // rebuilt package is picked up at once; the cached copy when the network is
 // gone. Model files are not kept here: the package caches them in IndexedDB,
-// and their range requests pass straight through.
+// and their range requests pass straight through. app.js registers it for the
+// folder above www/, so that it also serves the engine's Worker (pkg/).
 const CACHE = 'webslm-demo-v1';
 const SHELL = [
   './',

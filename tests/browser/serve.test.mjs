@@ -1,6 +1,6 @@
 // scripts/serve.mjs, which the browser tests and the demo page load the
-// package and the models from: types, ranges, validators, isolation headers,
-// and that no URL reaches outside the served root.
+// package and the models from: types, ranges, validators, isolation and
+// service-worker headers, and that no URL reaches outside the served root.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -83,6 +83,11 @@ test('validators give 304, and a stale If-Range the whole file', async () => {
   const stale = await get('/package.json', { range: 'bytes=0-3', 'if-range': '"other"' });
   assert.equal(stale.status, 200);
   assert.deepEqual(stale.body, bytes);
+});
+
+test('a service worker script may control the whole origin', async () => {
+  assert.equal((await get('/www/sw.js', { 'service-worker': 'script' })).headers['service-worker-allowed'], '/');
+  assert.equal((await get('/www/sw.js')).headers['service-worker-allowed'], undefined);
 });
 
 test('no path leaves the root; missing files are 404', async () => {
