@@ -19,7 +19,11 @@ export async function banEndOfGeneration(gen) {
   return bias;
 }
 
-/** Time to first token and decode rate from the stream's timestamps: `start` before the request, `times` at each token. */
+/**
+ * Time to first token and decode rate from the stream's timestamps: `start`
+ * before the request, `times` at each piece of text. `pieces` tells whether
+ * the stream delivered one piece per token.
+ */
 export function wallFigures(start, times, tokens = times.length) {
   const first = times[0];
   const last = times[times.length - 1];
@@ -27,6 +31,7 @@ export function wallFigures(start, times, tokens = times.length) {
     timeToFirstTokenMs: first === undefined ? null : first - start,
     decodeTokensPerSecond: tokens > 1 && last > first ? ((tokens - 1) * 1000) / (last - first) : null,
     totalMs: last === undefined ? null : last - start,
+    pieces: times.length,
   };
 }
 
