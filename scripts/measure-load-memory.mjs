@@ -5,10 +5,10 @@
 // not a test: it prints what it sees.
 //
 //   node scripts/measure-load-memory.mjs [--json] [--model models/NAME.gguf]
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { serve } from './serve.mjs';
-import { launch, rendererPid } from '../tests/browser/chromium.mjs';
+import { launch, memory, rendererPid, resetPeak } from '../tests/browser/chromium.mjs';
 
 const root = new URL('../', import.meta.url);
 let options;
@@ -19,25 +19,6 @@ try {
   process.exit(2);
 }
 const { json, model } = options;
-
-/** VmRSS and VmHWM of a process, in bytes. */
-async function memory(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)[1]) * 1024;
-  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-}
-
-/**
- * Sets VmHWM back to the current RSS (Linux's clear_refs "5"), so that the
- * peak read afterwards belongs to one load alone. False where that is not
- * allowed: the peak then counts from the process's start.
- */
-async function resetPeak(pid) {
-  return writeFile(`/proc/${pid}/clear_refs`, '5').then(
-    () => true,
-    () => false,
-  );
-}
 
 /** One Generator.load of `url` in the page (kept as window.gen), with the renderer's memory around it. */
 async function measureLoad(page, pid, url) {

@@ -1,7 +1,7 @@
 // Headless Chromium for the browser tests and measurements: Debian's build
 // (scripts/setup.sh installs it), driven by playwright-core, which downloads
 // no browser of its own.
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 
 export const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -64,4 +64,23 @@ export async function rendererPid(page) {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   if (!/(^|[\s\0])--type=renderer([\s\0]|$)/.test(cmdline)) throw new Error(`process ${pid} is not a Chromium renderer on this machine`);
   return pid;
+}
+
+/** VmRSS and VmHWM of a process, in bytes. */
+export async function memory(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)[1]) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+/**
+ * Sets VmHWM back to the current RSS (Linux's clear_refs "5"), so that the
+ * peak read afterwards belongs to what ran in between. False where that is not
+ * allowed: the peak then counts from the process's start.
+ */
+export async function resetPeak(pid) {
+  return writeFile(`/proc/${pid}/clear_refs`, '5').then(
+    () => true,
+    () => false,
+  );
 }

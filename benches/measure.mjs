@@ -1,0 +1,63 @@
+// What one benchmark run does with the package, shared by the page
+// (benches/page.js) and the Node run (benches/node.mjs) so that both time the
+// same thing: a greedy generation from token ids, with the package's own
+// stats and the wall-clock time of every piece of the stream.
+
+/**
+ * SmolLM2's end-of-generation tokens. The package has no ignore-EOS option,
+ * so they are banned with logitBias, which is what llama.cpp's ignore_eos
+ * (used for wllama) does: every run then generates the full count.
+ */
+const END_OF_GENERATION = ['<|endoftext|>', '<|im_end|>'];
+
+export async function banEndOfGeneration(gen) {
+  const bias = [];
+  for (const text of END_OF_GENERATION) {
+    const ids = await gen.tokenize(text);
+    if (ids.length === 1) bias.push([ids[0], -Infinity]);
+  }
+  return bias;
+}
+
+/**
+ * Time to first token and decode rate from the stream's timestamps: `start`
+ * before the request, `times` at each piece of text. `pieces` tells whether
+ * the stream delivered one piece per token.
+ */
+export function wallFigures(start, times, tokens = times.length) {
+  const first = times[0];
+  const last = times[times.length - 1];
+  return {
+    timeToFirstTokenMs: first === undefined ? null : first - start,
+    decodeTokensPerSecond: tokens > 1 && last > first ? ((tokens - 1) * 1000) / (last - first) : null,
+    totalMs: last === undefined ? null : last - start,
+    pieces: times.length,
+  };
+}
+
+/**
+ * A short request before the timed one, so that it runs on compiled,
+ * tiered-up code. Starting at the prompt's second token, it shares no prefix
+ * with the timed request, whose prefill the KV cache would otherwise skip.
+ */
+export function warmup(gen, ids, bias) {
+  return generate(gen, ids.slice(1, 33), 8, bias);
+}
+
+/** One greedy generation of `maxTokens` after `ids`: the package's stats, the wall-clock figures and the token count. */
+export async function generate(gen, ids, maxTokens, logitBias) {
+  const times = [];
+  const start = performance.now();
+  for await (const _piece of gen.generate(ids, { maxTokens, temperature: 0, logitBias })) times.push(performance.now());
+  const stats = gen.stats;
+  return {
+    promptTokens: stats.promptTokens,
+    reusedTokens: stats.reusedTokens,
+    generatedTokens: stats.generatedTokens,
+    finishReason: stats.finishReason,
+    prefillTokensPerSecond: stats.prefillTokensPerSecond,
+    decodeTokensPerSecond: stats.decodeTokensPerSecond,
+    timeToFirstTokenMs: stats.timeToFirstTokenMs,
+    wall: wallFigures(start, times),
+  };
+}

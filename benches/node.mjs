@@ -1,0 +1,24 @@
+// One Node run of the benchmark, in a process of its own so that its peak
+// RSS belongs to this run alone: loads the package from pkg/, warms up,
+// times one generation and prints the figures, or the error, as JSON.
+//
+//   node benches/node.mjs '{"model": PATH, "ids": [...], "maxTokens": N, "threads": T, "contextLength": C}'
+import { banEndOfGeneration, generate, warmup } from './measure.mjs';
+
+const { model, ids, maxTokens, threads, contextLength } = JSON.parse(process.argv[2]);
+try {
+  const { Generator } = await import('../pkg/index.js');
+  const start = performance.now();
+  const gen = await Generator.load(model, { threads, contextLength });
+  const loadMs = performance.now() - start;
+  const bias = await banEndOfGeneration(gen);
+  await warmup(gen, ids, bias);
+  const run = await generate(gen, ids, maxTokens, bias);
+  const info = gen.info;
+  await gen.dispose();
+  // maxRSS is in KiB.
+  const peakBytes = process.resourceUsage().maxRSS * 1024;
+  console.log(JSON.stringify({ load: { loadMs, source: 'file' }, info, run, peakBytes }));
+} catch (e) {
+  console.log(JSON.stringify({ error: e.code ? `${e.code}: ${e.message}` : String(e?.message ?? e) }));
+}

@@ -1,0 +1,295 @@
+// The benchmark: SmolLM2-135M-Instruct Q4_1, the 128-token benchmark prompt
+// and 128 greedy tokens, through webslm in headless Chromium (a plain page,
+// and a cross-origin-isolated one asking for 2 threads) and in Node, and
+// through wllama on the same two pages, in one run. Prints the medians as a
+// markdown table and writes every figure to target/bench/results.json.
+// A measurement, not a test: a configuration that fails shows its error in
+// its row and the others still run.
+//
+//   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...]
+import { execFile } from 'node:child_process';
+import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { parseArgs, promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { serve } from './serve.mjs';
+import { launch, memory, rendererPid, resetPeak } from '../tests/browser/chromium.mjs';
+
+const root = new URL('../', import.meta.url);
+const MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const MAX_TOKENS = 128;
+/** The same KV cache for both libraries (wllama's n_ctx), room for 128 + 128 positions. */
+const CONTEXT = 1024;
+/** A run that takes longer than this has hung. */
+const RUN_LIMIT_MS = 10 * 60 * 1000;
+const OUT = new URL('target/bench/results.json', root);
+
+const CONFIGS = [
+  { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
+  { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
+  { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
+  { id: 'wllama-page', library: 'wllama', where: 'Chromium, plain page', isolated: false, threads: 1 },
+  { id: 'wllama-coop-coep', library: 'wllama', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
+];
+
+const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...]
+  --runs N   runs of each configuration, medians printed (default 3)
+  --quick    one run of each
+  --only     configurations to run: ${CONFIGS.map((c) => c.id).join(', ')}`;
+
+let options;
+try {
+  options = parseArgs({ options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean' } } }).values;
+} catch (e) {
+  console.error(`${e.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const runs = options.quick ? 1 : Number(options.runs);
+const only = options.only?.split(',');
+const unknown = only?.filter((id) => !CONFIGS.some((c) => c.id === id)) ?? [];
+if (!Number.isInteger(runs) || runs < 1 || unknown.length) {
+  console.error(`${unknown.length ? `unknown configuration ${unknown.join(', ')}` : `--runs takes a positive integer`}\n${USAGE}`);
+  process.exit(2);
+}
+const configs = CONFIGS.filter((c) => !only || only.includes(c.id));
+
+const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/prompts.json', root), 'utf8'));
+const prompt = { ids: fixture.bench_prompt_token_ids, text: fixture.bench_prompt };
+await access(new URL(MODEL, root)).catch(() => {
+  console.error(`${MODEL} is missing: run scripts/setup.sh`);
+  process.exit(1);
+});
+
+/** CPU ticks of the machine (busy, total) and of this process with every descendant, live or reaped. */
+async function cpuTicks() {
+  const [cpu] = (await readFile('/proc/stat', 'utf8')).split('\n');
+  const t = cpu.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = t.reduce((a, b) => a + b, 0);
+  const children = new Map();
+  const ticks = new Map();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => null);
+    if (!stat) continue;
+    // Fields after the command, which may hold spaces: state ppid ... utime stime cutime cstime.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(f[1]);
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(Number(name));
+    ticks.set(Number(name), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+  }
+  let mine = 0;
+  for (const stack = [process.pid]; stack.length; ) {
+    const pid = stack.pop();
+    mine += ticks.get(pid) ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return { busy: total - t[3] - t[4], total, mine };
+}
+
+/**
+ * The share of the machine's CPU that other processes used while `f` ran: a
+ * busy machine slows the run down, and the table says so. Taken while the
+ * browser is still up: Chromium's renderers, reparented when it closes, are
+ * never reaped into this process's children's times.
+ */
+async function othersShare(f) {
+  const a = await cpuTicks();
+  const value = await f();
+  const b = await cpuTicks();
+  const total = b.total - a.total;
+  return { value, othersCpu: total > 0 ? Math.max(0, (b.busy - a.busy - (b.mine - a.mine)) / total) : 0 };
+}
+
+/** One run in a fresh headless Chromium (a new profile, so the first load comes from the network). */
+async function browserRun(config, server) {
+  const browser = await launch();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    browser.close().catch(() => {});
+  }, RUN_LIMIT_MS);
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/benches/page.html`);
+    await page.evaluate(() => window.bench);
+    const call = (name, arg) => page.evaluate(([name, arg]) => window.bench.then((b) => b[name](arg)), [name, arg]);
+    const pid = await rendererPid(page);
+    const peakReset = await resetPeak(pid);
+    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${MODEL}`, threads: config.threads, contextLength: CONTEXT });
+    await call('warmup', prompt);
+    const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS }));
+    const { peak } = await memory(pid);
+    const cacheLoad = await call('reload');
+    if ((await rendererPid(page)) !== pid) throw new Error('the page moved to another renderer process during the run');
+    return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
+  } catch (e) {
+    throw timedOut ? new Error(`the run took longer than ${RUN_LIMIT_MS / 60000} minutes`) : e;
+  } finally {
+    clearTimeout(timer);
+    await browser.close();
+  }
+}
+
+/** One run in a Node process of its own (benches/node.mjs), whose peak RSS is then the run's. */
+async function nodeRun(config) {
+  const script = fileURLToPath(new URL('benches/node.mjs', root));
+  const args = JSON.stringify({ model: fileURLToPath(new URL(MODEL, root)), ...prompt, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
+  const lastLine = (text) => text?.trim().split('\n').pop();
+  const { value, othersCpu } = await othersShare(() => promisify(execFile)(process.execPath, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
+    // A crash or a hang: the child could not report it itself.
+    throw new Error(e.killed ? `the run took longer than ${RUN_LIMIT_MS / 60000} minutes` : `the Node process exited with ${e.code ?? e.signal}: ${lastLine(e.stderr)}`);
+  });
+  const r = JSON.parse(lastLine(value.stdout));
+  if (r.error) throw new Error(r.error);
+  return { ...r, cacheLoad: null, othersCpu };
+}
+
+const servers = { plain: await serve({ isolated: false }), isolated: await serve({ isolated: true }) };
+const results = configs.map((config) => ({ ...config, runs: [], errors: [] }));
+console.error(`benchmark: ${configs.length} configurations x ${runs} run${runs > 1 ? 's' : ''}`);
+try {
+  // Round by round rather than configuration by configuration, so that a
+  // spell of load on the machine spreads over all of them.
+  for (let round = 1; round <= runs; round++) {
+    for (const result of results) {
+      // A configuration that failed once would only fail again.
+      if (result.errors.length) continue;
+      try {
+        const r = result.where === 'Node' ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
+        result.runs.push(r);
+        console.error(`  ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
+      } catch (e) {
+        result.errors.push(`run ${round}: ${e.message.split('\n')[0]}`);
+        console.error(`  ${result.id} run ${round} failed: ${e.message}`);
+      }
+    }
+  }
+} finally {
+  await servers.plain.close();
+  await servers.isolated.close();
+}
+
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+for (const result of results) {
+  const m = (f) => median(result.runs.map(f));
+  result.median = result.runs.length
+    ? {
+        prefillTokensPerSecond: m((r) => r.run.prefillTokensPerSecond),
+        decodeTokensPerSecond: m((r) => r.run.decodeTokensPerSecond),
+        timeToFirstTokenMs: m((r) => r.run.timeToFirstTokenMs),
+        wallDecodeTokensPerSecond: m((r) => r.run.wall.decodeTokensPerSecond),
+        wallTimeToFirstTokenMs: m((r) => r.run.wall.timeToFirstTokenMs),
+        loadMs: m((r) => r.load.loadMs),
+        cacheLoadMs: m((r) => r.cacheLoad?.loadMs),
+        peakBytes: m((r) => r.peakBytes),
+        othersCpu: m((r) => r.othersCpu),
+      }
+    : null;
+}
+
+const byId = Object.fromEntries(results.map((r) => [r.id, r.median]));
+const ratio = (a, b, key) => (byId[a]?.[key] && byId[b]?.[key] ? byId[a][key] / byId[b][key] : null);
+const ratios = [
+  ['webslm / wllama, 1 thread (plain page)', 'webslm-page', 'wllama-page'],
+  ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
+  ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
+  ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
+].map(([name, a, b]) => ({ name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
+
+function fmt(x, digits = 1) {
+  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '—';
+}
+function percent(x) {
+  return typeof x === 'number' ? `${Math.round(x * 100)}%` : '—';
+}
+const seconds = (ms) => (ms === null ? '—' : `${(ms / 1000).toFixed(2)} s`);
+const mib = (b) => (b === null ? '—' : `${(b / 2 ** 20).toFixed(0)} MiB`);
+const cell = (text) => String(text).replace(/\|/g, '\\|').replace(/\s+/g, ' ');
+/** The sources of a run list's loads, e.g. "network" (or "network, IndexedDB" where runs differed). */
+const sources = (loads) => [...new Set(loads.filter(Boolean).map((l) => l.source))].join(', ');
+
+/** What ran, as the library reports it: threads, and the build where it names one. */
+function ranOn(info) {
+  if (!info) return '—';
+  const threads = `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  return info.build ? `${threads}, ${info.build}` : threads;
+}
+
+/** Prompt tokens → generated tokens, with whatever departs from the plan (reuse, an early end). */
+function tokens(runs) {
+  const seen = new Set(
+    runs.map(({ run: r }) => {
+      let s = `${r.promptTokens} → ${r.generatedTokens}`;
+      if (r.reusedTokens) s += ` (${r.reusedTokens} reused)`;
+      if (r.generatedTokens !== MAX_TOKENS) s += ` (${r.finishReason})`;
+      return s;
+    }),
+  );
+  return [...seen].join(', ');
+}
+
+const first = (f) => results.flatMap((r) => r.runs).map(f).find(Boolean);
+const meta = {
+  date: new Date().toISOString(),
+  model: MODEL,
+  promptTokens: prompt.ids.length,
+  maxTokens: MAX_TOKENS,
+  contextLength: CONTEXT,
+  runs,
+  cpu: `${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.cpus().length}`,
+  node: process.version,
+  chromium: first((r) => r.chromium) ?? null,
+  webslm: JSON.parse(await readFile(new URL('pkg/package.json', root), 'utf8').catch(() => '{}')).version ?? null,
+  wllama: JSON.parse(await readFile(new URL('node_modules/@wllama/wllama/package.json', root), 'utf8')).version,
+};
+
+const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'tokens', "others' CPU"];
+const rows = results.map((r) => {
+  const name = `${r.library}, ${r.where}, threads: ${r.threads}`;
+  const m = r.median;
+  if (!m) return [name, `error: ${r.errors.join('; ')}`, ...header.slice(2).map(() => '—')];
+  const ttft = m.timeToFirstTokenMs ?? m.wallTimeToFirstTokenMs;
+  return [
+    name,
+    ranOn(r.runs[0].info),
+    fmt(m.prefillTokensPerSecond),
+    fmt(m.decodeTokensPerSecond),
+    `${fmt(ttft, 0)}${m.timeToFirstTokenMs === null ? ' †' : ''}`,
+    fmt(m.wallDecodeTokensPerSecond),
+    fmt(m.wallTimeToFirstTokenMs, 0),
+    `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
+    m.cacheLoadMs === null ? '—' : `${seconds(m.cacheLoadMs)} (${sources(r.runs.map((x) => x.cacheLoad))})`,
+    mib(m.peakBytes),
+    tokens(r.runs),
+    percent(m.othersCpu),
+  ];
+});
+const table = (head, body) => [head, head.map(() => '---'), ...body].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
+const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- ${r.id}: ${r.errors.join('; ')}`);
+const markdown = `## webslm benchmark
+
+SmolLM2-135M-Instruct Q4_1, ${meta.promptTokens}-token prompt, ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
+webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node}; ${meta.cpu}; ${meta.date}.
+
+${table(header, rows)}
+
+${table(['ratio', 'prefill', 'decode'], ratios.map((r) => [r.name, r.prefill === null ? '—' : `${r.prefill.toFixed(2)}x`, r.decode === null ? '—' : `${r.decode.toFixed(2)}x`]))}
+
+Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
+${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;
+
+console.log(markdown);
+await mkdir(new URL('.', OUT), { recursive: true });
+await writeFile(OUT, `${JSON.stringify({ ...meta, configurations: results, ratios }, null, 2)}\n`);
+console.error(`wrote ${fileURLToPath(OUT)}`);
