@@ -263,14 +263,16 @@ fn tile<const W: usize, const A: usize, const MIN: bool, const T: usize>(
 ) -> [[f32; 4]; T] {
     let mut acc = [f32x4_splat(0.0); T];
     for i in 0..n / QK {
-        let wb: [&[u8; W]; 4] = core::array::from_fn(|k| w[k][W * i..W * i + W].try_into().unwrap());
-        let c: [(v128, v128); 4] = core::array::from_fn(|k| codes(wb[k]));
-        let f16x4 = |at: usize| f32x4(f16_at(wb[0], at), f16_at(wb[1], at), f16_at(wb[2], at), f16_at(wb[3], at));
-        let d = f16x4(0);
-        let m = if MIN { f16x4(2) } else { f32x4_splat(0.0) };
+        // Written out rather than through `array::from_fn`, whose closures
+        // V8 would otherwise call once per block.
+        let block = |k: usize| -> &[u8; W] { w[k][W * i..W * i + W].try_into().unwrap() };
+        let wb = [block(0), block(1), block(2), block(3)];
+        let c = [codes(wb[0]), codes(wb[1]), codes(wb[2]), codes(wb[3])];
+        let d = f32x4(f16_at(wb[0], 0), f16_at(wb[1], 0), f16_at(wb[2], 0), f16_at(wb[3], 0));
+        let m = if MIN { f32x4(f16_at(wb[0], 2), f16_at(wb[1], 2), f16_at(wb[2], 2), f16_at(wb[3], 2)) } else { d };
         for (acc, a) in acc.iter_mut().zip(&acts) {
             let ab: &[u8; A] = a[A * i..A * i + A].try_into().unwrap();
-            let s = f32x4_convert_i32x4(reduce4(core::array::from_fn(|k| isum(c[k], ab))));
+            let s = f32x4_convert_i32x4(reduce4([isum(c[0], ab), isum(c[1], ab), isum(c[2], ab), isum(c[3], ab)]));
             let t = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(ab, 0))), s);
             *acc = f32x4_add(*acc, if MIN { f32x4_add(t, f32x4_mul(m, f32x4_splat(f16_at(ab, 2)))) } else { t });
         }
@@ -278,6 +280,7 @@ fn tile<const W: usize, const A: usize, const MIN: bool, const T: usize>(
     acc.map(|v| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)])
 }
 
+#[inline(always)]
 fn codes_q4_0(wb: &[u8; Q4_0_BYTES]) -> (v128, v128) {
     nibbles(load(wb, 2))
 }
