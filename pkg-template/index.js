@@ -30,6 +30,23 @@ function wrap(e) {
   return new WebslmError('NETWORK', e?.message ?? String(e), { cause: e });
 }
 
+/**
+ * Yields to the event loop for one task: a message through a fresh
+ * MessageChannel, since nested `setTimeout(0)` is clamped to 4 ms in
+ * browsers (1 ms in Node), a tax on every token. The channel is closed on
+ * arrival, so an abandoned generation leaves no port keeping Node running.
+ */
+function nextTurn() {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(0);
+  });
+}
+
 function checkAbort(signal) {
   if (signal?.aborted) throw new WebslmError('ABORTED', 'aborted', { cause: signal.reason });
 }
@@ -438,7 +455,7 @@ export class Generator {
             if (piece === null) return;
             yield piece;
             // Let the event loop breathe (and an abort arrive) between tokens.
-            await new Promise((resolve) => setTimeout(resolve, 0));
+            await nextTurn();
           }
         } finally {
           if (!self.#instance.poisoned) engine.cancel();
