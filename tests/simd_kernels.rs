@@ -237,3 +237,12 @@ fn attention_loops_match_scalar() {
         assert!(y0.iter().zip(&y1).all(|(x, y)| x.to_bits() == y.to_bits()), "axpy n={n}");
     }
 }
+
+#[wasm_bindgen_test]
+fn f16_table_matches_the_conversion() {
+    for h in 0..=u16::MAX {
+        let want = f16::from_bits(h).to_f32();
+        let got = simd128::f16_table(h);
+        assert!(got.to_bits() == want.to_bits() || (want.is_nan() && got.is_nan()), "{h:#06x}: {got} vs {want}");
+    }
+}

@@ -15,7 +15,7 @@
 use core::arch::wasm32::*;
 
 use super::scalar::{
-    blocks, blocks_mut, f16_to_f32, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
+    blocks, blocks_mut, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
     Q5_1_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES,
 };
 pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_4x, vec_dot_f16, vec_dot_f16_4x, vec_dot_f32, vec_dot_f32_4x};
@@ -24,14 +24,35 @@ pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_4x, vec_dot_f16, vec_dot_f16_
 
 /// Every f16 widened to f32, as ggml keeps it on targets without a hardware
 /// conversion: one load instead of a dozen integer operations, which cost
-/// more than the 32-element integer dot product a scale multiplies.
-static F16_TO_F32: std::sync::LazyLock<Box<[f32]>> =
-    std::sync::LazyLock::new(|| (0..=u16::MAX).map(f16_to_f32).collect());
+/// more than the 32-element integer dot product a scale multiplies. Built at
+/// compile time (by `scalar::f16_to_f32`'s formula), so no thread ever waits
+/// for it to be initialised.
+static F16_TO_F32: [f32; 1 << 16] = {
+    let mut t = [0f32; 1 << 16];
+    let mut h = 0;
+    while h < t.len() {
+        let em = (h & 0x7fff) as u32;
+        let bits = if em < 0x0400 {
+            (em as f32 * (1.0 / 16_777_216.0)).to_bits()
+        } else if em < 0x7c00 {
+            (em << 13) + ((127 - 15) << 23)
+        } else {
+            (em << 13) | 0x7f80_0000 | ((em > 0x7c00) as u32) << 22
+        };
+        t[h] = f32::from_bits(bits | ((h as u32 & 0x8000) << 16));
+        h += 1;
+    }
+    t
+};
+
+/// The table's entry for `h` (for the tests).
+pub fn f16_table(h: u16) -> f32 {
+    F16_TO_F32[h as usize]
+}
 
 #[inline(always)]
 fn f16_at<const M: usize>(b: &[u8; M], at: usize) -> f32 {
-    let table: &[f32] = &F16_TO_F32;
-    table[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
+    F16_TO_F32[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
 }
 
 /// The 16 bytes of a fixed-size block at `at`.
