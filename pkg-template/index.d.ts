@@ -28,7 +28,16 @@ export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | Reada
 export interface LoadOptions {
   /** 'auto' picks the best backend available; 'webgpu' fails with NO_WEBGPU in this version. */
   device?: 'auto' | 'webgpu' | 'cpu';
-  /** CPU threads; this version runs one (`info.threads` tells). */
+  /**
+   * CPU threads for matrix products and attention (default
+   * min(navigator.hardwareConcurrency, 4), never more than it). More than one
+   * runs the threaded build, whose pool of `threads - 1` Web Workers shares the
+   * engine's memory: that needs a cross-origin-isolated page
+   * (`crossOriginIsolated`, from COOP/COEP headers), in the page itself or in
+   * `worker: true`'s Worker. Elsewhere (a page without isolation, Node, Deno),
+   * or if the Workers cannot start, the engine runs on one thread: not an
+   * error; `info.threads` tells.
+   */
   threads?: number;
   /** Positions the KV cache holds; default min(the model's context, 4096). */
   contextLength?: number;
@@ -115,7 +124,14 @@ export interface ModelInfo {
   vocabSize: number;
   kvCacheBytes: number;
   backend: 'cpu' | 'webgpu';
+  /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
+  /**
+   * The wasm build that runs: SIMD128 everywhere; relaxed SIMD where the
+   * runtime has it (Chrome 114+, Node 22+, Node 20 with
+   * --experimental-wasm-relaxed-simd); threaded on cross-origin-isolated pages.
+   */
+  build: 'simd128' | 'relaxed-simd' | 'threads+simd128' | 'threads+relaxed-simd';
   /** Whether the engine runs in a dedicated Worker (the `worker` load option). */
   worker: boolean;
 }

@@ -16,7 +16,8 @@ export class WebslmError extends Error {
 
 const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'INTEGRITY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'INTERNAL']);
 
-function wrap(e) {
+/** `e` as a WebslmError; a trap marks `instance`, the engine it came from, unusable. */
+function wrap(e, instance) {
   if (e instanceof WebslmError) return e;
   if (CODES.has(e?.code)) return new WebslmError(e.code, e.message, { cause: e });
   // Node's and Deno's file errors (ENOENT, EACCES, NotFound, ...).
@@ -24,8 +25,8 @@ function wrap(e) {
   if (e && e.name === 'AbortError') return new WebslmError('ABORTED', 'aborted', { cause: e });
   if (e instanceof WebAssembly.RuntimeError) {
     // A trap without a panic (out of memory in the allocator, say) leaves the instance as unusable as a panic.
-    if (current) current.poisoned = true;
-    return new WebslmError('INTERNAL', `the engine stopped after an internal error (${current?.panic ?? e.message}); load the model again`, { cause: e });
+    if (instance) instance.poisoned = true;
+    return new WebslmError('INTERNAL', `the engine stopped after an internal error (${instance?.panic ?? e.message}); load the model again`, { cause: e });
   }
   return new WebslmError('NETWORK', e?.message ?? String(e), { cause: e });
 }
@@ -52,32 +53,95 @@ function checkAbort(signal) {
 }
 
 /**
- * The wasm engine: its glue module, and whether a panic has made it unusable.
- * A panic traps the instance mid-call and may leave its memory inconsistent,
- * so the generators on it stop, and the next load gets a fresh instance (a
- * second copy of the glue module, imported under another URL).
+ * The engine variants scripts/build-pkg.sh builds, best first: threads where
+ * the page is cross-origin isolated and more than one thread is asked for,
+ * relaxed SIMD where the runtime validates it, else plain SIMD128.
  */
-let current;
+const BUILDS = ['threads+relaxed-simd', 'threads+simd128', 'relaxed-simd', 'simd128'];
+
+/** A module with one relaxed-SIMD instruction (i8x16.relaxed_swizzle). */
+const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
+const relaxedSimd = WebAssembly.validate(RELAXED_SIMD_PROBE);
+
+/**
+ * Workers on shared memory need a cross-origin-isolated page or worker; Node
+ * and Deno run the single-threaded builds.
+ */
+const threadsPossible = !isNode && !isDeno && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function';
+
+/** The pool's Workers start in well under a second; one that never reports ready (a blocked blob: URL) must not hang the load. */
+const POOL_TIMEOUT_MS = 30000;
+
+/** Threads to run on: the `threads` option, or hardwareConcurrency capped at 4, never more than the cores. */
+function threadCount(option) {
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  if (option === undefined) return Math.min(cores, 4);
+  if (!Number.isInteger(option) || option < 1) throw new WebslmError('INVALID_ARGUMENT', `threads must be a positive integer, not ${JSON.stringify(option)}`);
+  return Math.min(option, cores);
+}
+
+/** The builds to try for `threads`, best first; a threaded one that fails to start falls back to the next. */
+function candidates(threads) {
+  return BUILDS.filter((b) => (threads > 1 && threadsPossible) || !b.startsWith('threads+')).filter((b) => relaxedSimd || !b.endsWith('relaxed-simd'));
+}
+
+/**
+ * The wasm engines, one per build and thread count: its glue module, and
+ * whether a panic has made it unusable. A panic traps the instance mid-call
+ * and may leave its memory inconsistent, so the generators on it stop, and the
+ * next load gets a fresh instance (a second copy of the glue module, imported
+ * under another URL; a threaded one gets its own pool of Workers, and the
+ * trapped one's idle Workers stay until the page goes).
+ */
+const live = new Map();
 let instances = 0;
 
-function engine() {
+/** The engine for `threads` threads (1: single-threaded); resolves to `{ glue, instance }`. */
+function engine(threads = 1) {
+  const key = threads > 1 && threadsPossible ? threads : 1;
+  const current = live.get(key);
   if (current && !current.poisoned) return current.ready;
   const instance = { poisoned: false, panic: undefined };
   instance.ready = (async () => {
-    const glue = await import(`./wasm/webslm.js${instances++ ? `?instance=${instances}` : ''}`);
-    const url = new URL('./wasm/webslm_bg.wasm', import.meta.url);
-    let module_or_path = url;
-    if (isNode) module_or_path = await (await import('node:fs/promises')).readFile(url);
-    else if (isDeno && url.protocol === 'file:') module_or_path = await Deno.readFile(url);
-    await glue.default({ module_or_path });
-    glue.setPanicHandler((message) => {
-      instance.poisoned = true;
-      instance.panic = message;
-    });
-    return { glue, instance };
+    const builds = candidates(key);
+    for (const [i, build] of builds.entries()) {
+      try {
+        return await start(build, build.startsWith('threads+') ? key : 1, instance);
+      } catch (e) {
+        // A threads request that cannot be honoured runs on one thread instead.
+        if (i === builds.length - 1) throw e;
+      }
+    }
   })();
-  current = instance;
+  live.set(key, instance);
   return instance.ready;
+}
+
+/** Instantiates `build`, with a pool of `threads - 1` Workers beside the calling thread. */
+async function start(build, threads, instance) {
+  const name = `webslm-${build.replace('+', '-')}`;
+  const glue = await import(`./wasm/${name}.js${instances++ ? `?instance=${instances}` : ''}`);
+  const url = new URL(`./wasm/${name}_bg.wasm`, import.meta.url);
+  let module_or_path = url;
+  if (isNode) module_or_path = await (await import('node:fs/promises')).readFile(url);
+  else if (isDeno && url.protocol === 'file:') module_or_path = await Deno.readFile(url);
+  await glue.default({ module_or_path });
+  glue.setPanicHandler((message) => {
+    instance.poisoned = true;
+    instance.panic = message;
+  });
+  if (threads > 1) {
+    let timer;
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the thread pool did not start')), POOL_TIMEOUT_MS)));
+    await Promise.race([glue.initThreadPool(threads - 1), timeout]).finally(() => clearTimeout(timer));
+  }
+  return { glue, instance, build, threads: glue.threadCount() };
+}
+
+/** A live engine for the cache calls, which any build serves. */
+function anyEngine() {
+  const ready = [...live.values()].find((i) => !i.poisoned);
+  return ready ? ready.ready : engine();
 }
 
 function poisonedError(instance) {
@@ -281,10 +345,13 @@ const cache = {
 };
 
 async function withGlue(f) {
+  let instance;
   try {
-    return await f((await engine()).glue);
+    const ready = await anyEngine();
+    instance = ready.instance;
+    return await f(ready.glue);
   } catch (e) {
-    throw wrap(e);
+    throw wrap(e, instance);
   }
 }
 
@@ -295,13 +362,18 @@ export class Generator {
 
   #engine;
   #instance;
+  #build;
+  #threads;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
-  constructor(engine, instance) {
+  /** `runtime`: what engine() resolved to (the instance, its build and threads). */
+  constructor(engine, { instance, build, threads }) {
     this.#engine = engine;
     this.#instance = instance;
+    this.#build = build;
+    this.#threads = threads;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -316,14 +388,16 @@ export class Generator {
       if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
     }
     if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
-    const { device = 'auto', contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    const { device = 'auto', threads, contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
     if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
+    let runtime;
     try {
       checkAbort(signal);
-      const { glue, instance } = await engine();
+      runtime = await engine(threadCount(threads));
+      const { glue } = runtime;
       const url = httpUrl(source);
-      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), instance);
+      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
       const loader = new glue.ModelLoader(total, contextLength, sha256);
       const report = (loaded) => {
@@ -342,15 +416,15 @@ export class Generator {
         report(loaded);
       }
       checkAbort(signal);
-      return new Generator(loader.finish(), instance);
+      return new Generator(loader.finish(), runtime);
     } catch (e) {
-      throw wrap(e);
+      throw wrap(e, runtime?.instance);
     }
   }
 
-  /** Architecture, parameters, quantization, context length, backend. */
+  /** Architecture, parameters, quantization, context length, backend, threads and build. */
   get info() {
-    return { ...this.#live().info(), backend: 'cpu', threads: 1, worker: false };
+    return { ...this.#live().info(), backend: 'cpu', threads: this.#threads, build: this.#build, worker: false };
   }
 
   /** Figures of the last request. */
@@ -414,7 +488,7 @@ export class Generator {
     try {
       return f();
     } catch (e) {
-      throw wrap(e);
+      throw wrap(e, this.#instance);
     }
   }
 

@@ -3,7 +3,7 @@
 // gone. Model files are not kept here: the package caches them in IndexedDB,
 // and their range requests pass straight through. app.js registers it for the
 // folder above www/, so that it also serves the engine's Worker (pkg/).
-const CACHE = 'webslm-demo-v1';
+const CACHE = 'webslm-demo-v2';
 const SHELL = [
   './',
   'index.html',
@@ -12,8 +12,9 @@ const SHELL = [
   '../pkg/index.js',
   '../pkg/remote.js',
   '../pkg/worker.js',
-  '../pkg/wasm/webslm.js',
-  '../pkg/wasm/webslm_bg.wasm',
+  // Every build the package may pick (scripts/build-pkg.sh); the thread
+  // pool's Worker script, under a hashed name, is kept when first fetched.
+  ...['simd128', 'relaxed-simd', 'threads-simd128', 'threads-relaxed-simd'].flatMap((b) => [`../pkg/wasm/webslm-${b}.js`, `../pkg/wasm/webslm-${b}_bg.wasm`]),
 ];
 
 self.addEventListener('install', (event) => {

@@ -7,6 +7,10 @@ pub mod kernels;
 #[doc(hidden)]
 pub mod simd128;
 
+mod parallel;
+
+pub use parallel::threads;
+
 /// The attention inner loops, by instruction set (as `quant`'s kernels).
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use kernels as attn;
@@ -19,7 +23,8 @@ use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use half::f16;
 
-/// Runs the ops on the calling thread.
+/// Runs the ops on the calling thread, matrix products and attention split
+/// over a thread pool where there is one ([`parallel`]).
 #[derive(Default)]
 pub struct Cpu {
     /// Reused buffer for activations quantized to a weight's dot-product type.
@@ -148,12 +153,41 @@ impl Backend for Cpu {
         debug_assert_eq!(x.cols, *cols);
         let act_ty = quant::vec_dot_type(*ty);
         let act_row = act_ty.bytes_for(*cols as u64).expect("checked at load") as usize;
+        let w_row = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
         self.act_q.resize(act_row * x.rows, 0);
         for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
             quant::quantize_row(act_ty, src, dst);
         }
-        let mut out = Act::zeros(x.rows, *rows);
-        quant::matmul(*ty, *cols, data, &self.act_q, &mut out.data, *rows);
+        // Threads take contiguous ranges of weight rows (in fours, the
+        // kernel's tile), so the products come out token-minor ([row][token]);
+        // one token needs no transposing.
+        let tokens = x.rows;
+        let acts = &self.act_q;
+        let mut by_row = vec![0.0; *rows * tokens];
+        let min_rows = ((1 << 14) / (*cols * tokens).max(1)).max(1).next_multiple_of(4);
+        parallel::for_chunks(&mut by_row, tokens, min_rows, |first, dst| {
+            let n = dst.len() / tokens;
+            let weights = &data[first * w_row..][..n * w_row];
+            if tokens == 1 {
+                return quant::matmul(*ty, *cols, weights, acts, dst, n);
+            }
+            let mut by_token = vec![0.0; dst.len()];
+            quant::matmul(*ty, *cols, weights, acts, &mut by_token, n);
+            for (r, products) in dst.chunks_exact_mut(tokens).enumerate() {
+                for (t, p) in products.iter_mut().enumerate() {
+                    *p = by_token[t * n + r];
+                }
+            }
+        });
+        if tokens == 1 {
+            return Act { rows: 1, cols: *rows, data: by_row };
+        }
+        let mut out = Act::zeros(tokens, *rows);
+        for (r, products) in by_row.chunks_exact(tokens).enumerate() {
+            for (t, &p) in products.iter().enumerate() {
+                out.data[t * rows + r] = p;
+            }
+        }
         out
     }
 
@@ -193,14 +227,19 @@ impl Backend for Cpu {
         // Queries and attention weights are rounded to f16 before meeting the
         // f16 cache, as llama.cpp's attention does: SmolLM2 amplifies such
         // rounding differences into tenths of a logit.
+        let (kc, vc) = (&cache.k[layer][..], &cache.v[layer][..]);
         let hd = shape.head_dim;
-        let group = shape.n_head / shape.n_head_kv;
-        let mut out = Act::zeros(q.rows, shape.n_head * hd);
-        let mut scores = Vec::with_capacity(pos + q.rows);
-        let mut qh = vec![0f32; hd];
-        for i in 0..q.rows {
-            let seen = pos + i + 1;
-            for h in 0..shape.n_head {
+        let (n_head, group) = (shape.n_head, shape.n_head / shape.n_head_kv);
+        let mut out = Act::zeros(q.rows, n_head * hd);
+        // Each (token, head) pair writes its own `hd` outputs: threads take
+        // contiguous runs of pairs.
+        let min_pairs = (1 << 14) / (2 * (pos + q.rows) * hd).max(1);
+        parallel::for_chunks(&mut out.data, hd, min_pairs, |first, dst| {
+            let mut scores = Vec::with_capacity(pos + q.rows);
+            let mut qh = vec![0f32; hd];
+            for (pair, dst) in (first..).zip(dst.chunks_exact_mut(hd)) {
+                let (i, h) = (pair / n_head, pair % n_head);
+                let seen = pos + i + 1;
                 let off = (h / group) * hd;
                 for (d, s) in qh.iter_mut().zip(&q.row(i)[h * hd..(h + 1) * hd]) {
                     *d = f16::from_f32(*s).to_f32();
@@ -208,12 +247,11 @@ impl Backend for Cpu {
                 scores.clear();
                 scores.extend((0..seen).map(|j| attn::dot_f32_f16(&qh, &kc[j * kv_dim + off..][..hd]) * shape.scale));
                 kernels::softmax(&mut scores);
-                let dst = &mut out.data[i * shape.n_head * hd + h * hd..][..hd];
                 for (j, &p) in scores.iter().enumerate() {
                     attn::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
                 }
             }
-        }
+        });
         out
     }
 

@@ -38,6 +38,17 @@ pub fn set_panic_handler(handler: js_sys::Function) {
     }));
 }
 
+/// Starts `n` Web Workers for the pool that [`crate::cpu`] splits its work
+/// over (the threaded build only); the glue awaits it before any other call.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// How many threads the engine's ops run on: the caller plus the pool.
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    crate::cpu::threads()
+}
+
 /// Panics, so that the test suite can check that a panic is contained: the
 /// instance is marked unusable and a fresh one serves the next load.
 #[doc(hidden)]

@@ -29,7 +29,7 @@ async function rejectsInternal(promise) {
 test('a panic stops the generators on its instance; the next load gets a fresh one', async () => {
   const trapped = await Generator.load(modelPath, { contextLength: 64 });
   // The glue module index.js loaded first: the instance `trapped` runs on.
-  const glue = await import('../../pkg/wasm/webslm.js');
+  const glue = await import(`../../pkg/wasm/webslm-${trapped.info.build}.js`);
   assert.throws(() => glue.__panicForTesting('deliberate panic'), WebAssembly.RuntimeError);
 
   await rejectsInternal(trapped.tokenize('x'));

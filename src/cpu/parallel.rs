@@ -1,0 +1,75 @@
+//! Splitting an op's output over threads: the calling thread plus rayon's
+//! pool (Web Workers in the threaded wasm build, std threads natively), with
+//! the `threads` feature; inline on the calling thread without it.
+//!
+//! The caller computes a share itself instead of only waiting: on a browser's
+//! main thread waiting is a spin, so a pool of `n - 1` workers plus the caller
+//! keeps exactly `n` cores busy.
+//!
+//! The bodies must not panic. In the threaded wasm build panics abort, and an
+//! abort on a pool thread kills that Worker without a word while the caller
+//! waits for it forever; the callers check every shape before splitting, so
+//! the bodies only index what those checks cover.
+
+/// How many threads an op is split over: the caller and the pool's workers.
+pub fn threads() -> usize {
+    #[cfg(feature = "threads")]
+    {
+        rayon::current_num_threads() + 1
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        1
+    }
+}
+
+/// Calls `f(first, chunk)` over `out` cut into consecutive chunks of whole
+/// units of `unit` elements, where `first` is the chunk's first unit. Each
+/// chunk holds a multiple of `min_units` units (but the last), so that a
+/// kernel's tile of rows stays whole and tiny work is not split. The chunks
+/// are dealt round-robin, so work that grows along the units (causal
+/// attention) evens out. With one thread, `f(0, out)` runs inline.
+pub fn for_chunks<T: Send>(out: &mut [T], unit: usize, min_units: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let units = out.len().checked_div(unit).unwrap_or(0);
+    let n = threads().min(units.div_ceil(min_units.max(1)));
+    if n <= 1 {
+        f(0, out);
+        return;
+    }
+    #[cfg(feature = "threads")]
+    {
+        // A few chunks per thread, so that one slow thread holds up little.
+        let per_chunk = units.div_ceil(4 * n).next_multiple_of(min_units.max(1));
+        let mut shares: Vec<Vec<(usize, &mut [T])>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, chunk) in out.chunks_mut(per_chunk * unit).enumerate() {
+            shares[i % n].push((i * per_chunk, chunk));
+        }
+        let f = &f;
+        let mut shares = shares.into_iter();
+        let mine = shares.next().unwrap_or_default();
+        rayon::in_place_scope(|s| {
+            for share in shares {
+                s.spawn(move |_| share.into_iter().for_each(|(first, chunk)| f(first, chunk)));
+            }
+            mine.into_iter().for_each(|(first, chunk)| f(first, chunk));
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unit_is_visited_once_with_its_index() {
+        for (len, unit, min) in [(0, 3, 1), (3, 3, 1), (30, 3, 1), (1000, 1, 7), (999, 9, 100)] {
+            let mut out = vec![usize::MAX; len];
+            for_chunks(&mut out, unit, min, |first, chunk| {
+                for (i, x) in chunk.iter_mut().enumerate() {
+                    *x = first * unit + i;
+                }
+            });
+            assert_eq!(out, (0..len).collect::<Vec<_>>(), "len {len} unit {unit}");
+        }
+    }
+}
