@@ -94,7 +94,8 @@ function candidates(threads) {
  * trapped one's idle Workers stay until the page goes).
  */
 const live = new Map();
-let instances = 0;
+/** How many times each build's glue module has been imported. */
+const imports = new Map();
 
 /** The engine for `threads` threads (1: single-threaded); resolves to `{ glue, instance }`. */
 function engine(threads = 1) {
@@ -120,7 +121,9 @@ function engine(threads = 1) {
 /** Instantiates `build`, with a pool of `threads - 1` Workers beside the calling thread. */
 async function start(build, threads, instance) {
   const name = `webslm-${build.replace('+', '-')}`;
-  const glue = await import(`./wasm/${name}.js${instances++ ? `?instance=${instances}` : ''}`);
+  const count = (imports.get(name) ?? 0) + 1;
+  imports.set(name, count);
+  const glue = await import(`./wasm/${name}.js${count > 1 ? `?instance=${count}` : ''}`);
   const url = new URL(`./wasm/${name}_bg.wasm`, import.meta.url);
   let module_or_path = url;
   if (isNode) module_or_path = await (await import('node:fs/promises')).readFile(url);
