@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, on a machine that has only rustup,
-# Python and Node: the wasm32 target, wasm-bindgen-cli at the exact version of
+# Python and Node: the wasm32 target (on stable, and on nightly with rust-src
+# for the threaded build), wasm-bindgen-cli at the exact version of
 # the wasm-bindgen crate in Cargo.lock, Debian's Chromium for the browser
 # tests, and the npm dev tools. Then fetches the test models.
 # Idempotent and quiet when everything is there.
@@ -9,6 +10,19 @@ cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
+fi
+
+# The threaded wasm builds rebuild std with atomics (-Z build-std), which needs
+# nightly with its sources and wasm32 target. Whichever nightly is installed
+# serves (tested with 1.97.0-nightly, 2026-05-19); one is installed if none is.
+if ! rustup toolchain list | grep -q '^nightly-'; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! rustup +nightly component list --installed | grep -q '^rust-src'; then
+  rustup component add rust-src --toolchain nightly
+fi
+if ! rustup +nightly target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown --toolchain nightly
 fi
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
