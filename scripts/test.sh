@@ -10,6 +10,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 echo "== native tests"
 cargo test --release --all-targets
 
+echo "== native tests with the threads feature (ops split over a rayon pool)"
+cargo test --release --features threads --lib --test llama_reference
+
 echo "== wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm
 
