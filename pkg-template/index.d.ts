@@ -128,8 +128,8 @@ export interface ModelInfo {
   threads: number;
   /**
    * The wasm build that runs: SIMD128 everywhere; relaxed SIMD where the
-   * runtime has it (Chrome 114+, Node 22+, Node 20 with
-   * --experimental-wasm-relaxed-simd); threaded on cross-origin-isolated pages.
+   * runtime has the standard one (Chrome 114+, Node 22+; not Node 20's
+   * pre-standard flag); threaded on cross-origin-isolated pages.
    */
   build: 'simd128' | 'relaxed-simd' | 'threads+simd128' | 'threads+relaxed-simd';
   /** Whether the engine runs in a dedicated Worker (the `worker` load option). */

@@ -59,9 +59,24 @@ function checkAbort(signal) {
  */
 const BUILDS = ['threads+relaxed-simd', 'threads+simd128', 'relaxed-simd', 'simd128'];
 
-/** A module with one relaxed-SIMD instruction (i8x16.relaxed_swizzle). */
-const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
-const relaxedSimd = WebAssembly.validate(RELAXED_SIMD_PROBE);
+/**
+ * Whether relaxed SIMD computes what the kernels rely on: a tiny module's
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s of -3s and 5s must give 4 × -15 = -60
+ * a lane. Validating is not enough: Node 20 (V8 11.3) behind
+ * --experimental-wasm-relaxed-simd has a pre-standard version that gives -120.
+ */
+function relaxedSimdWorks() {
+  const splat = (byte) => [0xfd, 0x0c, ...Array(16).fill(byte)]; // v128.const
+  const body = [0, ...splat(0xfd), ...splat(5), ...splat(0), 0xfd, 0x93, 0x02, 0xfd, 0x1b, 0, 0x0b];
+  const header = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7f, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0];
+  const bytes = new Uint8Array([...header, 10, body.length + 2, 1, body.length, ...body]);
+  try {
+    return WebAssembly.validate(bytes) && new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f() === -60;
+  } catch {
+    return false;
+  }
+}
+const relaxedSimd = relaxedSimdWorks();
 
 /**
  * Workers on shared memory need a cross-origin-isolated page or worker; Node
