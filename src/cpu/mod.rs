@@ -181,7 +181,7 @@ impl Backend for Cpu {
         let tokens = x.rows;
         let acts = &self.act_q;
         let mut by_row = vec![0.0; *rows * tokens];
-        let min_rows = ((1 << 14) / (*cols * tokens).max(1)).max(1).next_multiple_of(4);
+        let min_rows = (parallel::MIN_WORK / (*cols * tokens).max(1)).max(1).next_multiple_of(4);
         parallel::for_chunks(&mut by_row, tokens, min_rows, |first, dst| {
             let n = dst.len() / tokens;
             let weights = &data[first * w_row..][..n * w_row];
@@ -250,7 +250,7 @@ impl Backend for Cpu {
         let mut out = Act::zeros(q.rows, n_head * hd);
         // Each (token, head) pair writes its own `hd` outputs: threads take
         // contiguous runs of pairs.
-        let min_pairs = (1 << 14) / (2 * (pos + q.rows) * hd).max(1);
+        let min_pairs = parallel::MIN_WORK / (2 * (pos + q.rows) * hd).max(1);
         parallel::for_chunks(&mut out.data, hd, min_pairs, |first, dst| {
             let mut scores = Vec::with_capacity(pos + q.rows);
             let mut qh = vec![0f32; hd];

@@ -11,6 +11,10 @@
 //! waits for it forever; the callers check every shape before splitting, so
 //! the bodies only index what those checks cover.
 
+/// The least work, in multiply-adds, worth a chunk of its own: waking a
+/// Worker costs some tens of microseconds, about what this much takes.
+pub const MIN_WORK: usize = 1 << 16;
+
 /// How many threads an op is split over: the caller and the pool's workers.
 pub fn threads() -> usize {
     #[cfg(feature = "threads")]
