@@ -55,7 +55,7 @@ function checkAbort(signal) {
 /**
  * The engine variants scripts/build-pkg.sh builds, best first: threads where
  * the page is cross-origin isolated and more than one thread is asked for,
- * relaxed SIMD where the runtime validates it, else plain SIMD128.
+ * relaxed SIMD where the runtime has the standard one, else plain SIMD128.
  */
 const BUILDS = ['threads+relaxed-simd', 'threads+simd128', 'relaxed-simd', 'simd128'];
 
@@ -112,7 +112,7 @@ const live = new Map();
 /** How many times each build's glue module has been imported. */
 const imports = new Map();
 
-/** The engine for `threads` threads (1: single-threaded); resolves to `{ glue, instance }`. */
+/** The engine for `threads` threads (1: single-threaded); resolves to `{ glue, instance, build, threads }`. */
 function engine(threads = 1) {
   const key = threads > 1 && threadsPossible ? threads : 1;
   const current = live.get(key);
