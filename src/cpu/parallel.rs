@@ -38,10 +38,9 @@ pub fn for_chunks<T: Send>(out: &mut [T], unit: usize, min_units: usize, f: impl
     let n = threads().min(units.div_ceil(min_units.max(1)));
     if n <= 1 {
         f(0, out);
-        return;
     }
     #[cfg(feature = "threads")]
-    {
+    if n > 1 {
         // A few chunks per thread, so that one slow thread holds up little.
         let per_chunk = units.div_ceil(4 * n).next_multiple_of(min_units.max(1));
         let mut shares: Vec<Vec<(usize, &mut [T])>> = (0..n).map(|_| Vec::new()).collect();
