@@ -76,21 +76,6 @@ impl Cache {
     }
 }
 
-/// Runs a first product with a weight type on the loading thread. Kernels
-/// build lookup tables lazily, behind a lock; in the threaded wasm build a
-/// page's main thread that met a pool thread building one would wait on that
-/// lock, and waiting traps there. Built here first, they are never contended.
-#[cfg(feature = "threads")]
-fn first_product(ty: GgmlType, cols: usize, data: &[u8]) {
-    let row_bytes = |t: GgmlType| t.bytes_for(cols as u64).map(|b| b as usize).filter(|&b| b > 0);
-    let (Some(w_row), Some(a_row)) = (row_bytes(ty), row_bytes(quant::vec_dot_type(ty))) else { return };
-    let rows = (data.len() / w_row).min(4);
-    if ty.is_supported() && rows > 0 {
-        let mut out = [0.0; 4];
-        quant::matmul(ty, cols, &data[..rows * w_row], &vec![0; a_row], &mut out[..rows], rows);
-    }
-}
-
 /// Allocates `n` zeroed elements, reporting failure instead of aborting.
 fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
@@ -117,8 +102,6 @@ impl Backend for Cpu {
             .try_reserve_exact(data.len())
             .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, data.len())))?;
         bytes.extend_from_slice(data);
-        #[cfg(feature = "threads")]
-        first_product(info.ty, cols, &bytes);
         Ok(Weight::Matrix { ty: info.ty, rows, cols, data: bytes })
     }
 

@@ -9,7 +9,9 @@
 //! The bodies must not panic. In the threaded wasm build panics abort, and an
 //! abort on a pool thread kills that Worker without a word while the caller
 //! waits for it forever; the callers check every shape before splitting, so
-//! the bodies only index what those checks cover.
+//! the bodies only index what those checks cover. Nor may they wait on a lock
+//! (a `LazyLock` first touched by two threads at once, say): on a page's main
+//! thread waiting traps, so whatever the bodies read is built beforehand.
 
 /// The least work, in multiply-adds, worth a chunk of its own: waking a
 /// Worker costs some tens of microseconds, about what this much takes.
