@@ -38,14 +38,16 @@ if [ "$have" != "$want" ]; then
     cargo install --quiet wasm-bindgen-cli --version "$want"
 fi
 
-# The browser tests drive Debian's Chromium: playwright-core never downloads one.
-if [ ! -x /usr/bin/chromium ]; then
+# The browser tests drive Debian's Chromium: playwright-core never downloads
+# one. wasm-bindgen-test-runner reaches it through Debian's chromedriver
+# (the kernel tests in the browser; options in webdriver.json).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
   elif command -v sudo >/dev/null; then
-    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+    sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null
   else
-    echo "the browser tests need /usr/bin/chromium: install Debian's chromium package as root" >&2
+    echo "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver: install Debian's chromium and chromium-driver packages as root" >&2
     exit 1
   fi
 fi

@@ -14,9 +14,14 @@ echo "== native tests with the threads feature (ops split over a rayon pool)"
 cargo test --release --features threads --lib --test llama_reference
 
 echo "== wasm32 (+simd128) tests in Node"
-cargo test --release --target wasm32-unknown-unknown --test wasm
+cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels
 
 bash scripts/build-pkg.sh
+echo "== wasm SIMD kernels against scalar in headless Chromium: SIMD128, then relaxed SIMD (which Node 20 lacks)"
+WASM_BINDGEN_USE_BROWSER=1 cargo test --release --target wasm32-unknown-unknown --test simd_kernels
+# The relaxed build's target directory and flags, as build-pkg.sh uses them.
+WASM_BINDGEN_USE_BROWSER=1 CARGO_TARGET_DIR=target/wasm-relaxed-simd RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+  cargo test --release --target wasm32-unknown-unknown --test simd_kernels
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"

@@ -90,6 +90,7 @@ fn hmax_f32(v: v128) -> f32 {
 /// Σ w·a over 32 elements (in four i32 lanes) for weight codes with
 /// |w| ≤ 63: four products of at most 63·128 share an i16 lane
 /// (4·63·128 = 32256 < 2^15) before widening.
+#[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
 fn dot32_narrow(w0: v128, w1: v128, a0: v128, a1: v128) -> v128 {
     let p0 = i16x8_add(i16x8_extmul_low_i8x16(w0, a0), i16x8_extmul_high_i8x16(w0, a0));

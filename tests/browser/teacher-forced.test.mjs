@@ -1,0 +1,66 @@
+// llama.cpp's teacher-forced check through the builds Chromium runs: the
+// relaxed-SIMD build on a plain page (one thread) and the threaded
+// relaxed-SIMD build on a cross-origin-isolated page (two threads). Node
+// checks the SIMD128 build (tests/node/generator.test.mjs).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { serve } from '../../scripts/serve.mjs';
+import { launch } from './chromium.mjs';
+import { assertTeacherForced, teacherForcedInputs } from '../node/teacher-forced.mjs';
+
+const root = new URL('../../', import.meta.url);
+const MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/reference_greedy.json', root)));
+
+let browser;
+let isolated;
+let plain;
+
+before(async () => {
+  await stat(new URL('pkg/index.js', root)).catch(() => assert.fail('pkg/ is missing: run scripts/build-pkg.sh'));
+  isolated = await serve();
+  plain = await serve({ isolated: false });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await isolated?.close();
+  await plain?.close();
+});
+
+/** Loads SmolLM2 on a page of `server` with `threads` and scores every fixture prompt. */
+async function scoreAll(server, threads) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${server.url}/tests/browser/page.html`);
+  const result = await page.evaluate(
+    async ([url, threads, inputs]) => {
+      const { Generator } = await window.webslm;
+      const g = await Generator.load(url, { contextLength: 512, cache: false, threads });
+      const scores = [];
+      for (const tokens of inputs) scores.push(await g.score(tokens, { topK: 40 }));
+      const info = g.info;
+      await g.dispose();
+      return { info, scores };
+    },
+    [MODEL, threads, teacherForcedInputs(fixture)],
+  );
+  await page.close();
+  assert.deepEqual(errors, []);
+  return result;
+}
+
+for (const [what, server, threads, build] of [
+  ['a plain page, one thread', () => plain, 1, 'relaxed-simd'],
+  ['an isolated page, two threads', () => isolated, 2, 'threads+relaxed-simd'],
+]) {
+  test(`teacher-forced scores agree with llama.cpp on ${what} (${build})`, async () => {
+    const { info, scores } = await scoreAll(server(), threads);
+    assert.equal(info.build, build);
+    assert.equal(info.threads, threads);
+    assertTeacherForced(fixture, scores, build);
+  });
+}
