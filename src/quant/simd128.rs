@@ -418,17 +418,22 @@ fn k4_min_sum(m: &[u8; 8], ab: &[u8; Q8_K_BYTES]) -> i32 {
         .sum()
 }
 
+/// The Q4_K/Q5_K super-block product shared by both: `codes[c]` holds chunk
+/// `c`'s 64 codes as (first 16, next 16) of its low-scale half, then of its
+/// high-scale half; `wb` gives d and dmin at bytes 0 and 2 and the packed
+/// scales and mins at 4..16.
 #[inline(always)]
-fn q4_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+fn k4_rows<const W: usize, const R: usize>(
+    n: usize,
+    w: &[u8],
+    acts: [&[u8]; R],
+    codes: impl Fn(&[u8; W]) -> [(v128, v128, v128, v128); 4],
+) -> [f32; R] {
     let mut sum = [0f32; R];
     let mut sum_mins = [0f32; R];
-    for (i, wb) in blocks::<Q4_K_BYTES>(w).take(n / QK_K).enumerate() {
+    for (i, wb) in blocks::<W>(w).take(n / QK_K).enumerate() {
         let (sc, m) = scales_mins_k4(wb[4..16].try_into().unwrap());
-        let codes: [(v128, v128, v128, v128); 4] = core::array::from_fn(|c| {
-            let (lo0, hi0) = nibbles(load(wb, 16 + 32 * c));
-            let (lo1, hi1) = nibbles(load(wb, 32 + 32 * c));
-            (lo0, lo1, hi0, hi1)
-        });
+        let codes = codes(wb);
         for (r, ab) in act_blocks::<Q8_K_BYTES, R>(&acts, i).into_iter().enumerate() {
             let mut isum = i32x4_splat(0);
             for (c, &(lo0, lo1, hi0, hi1)) in codes.iter().enumerate() {
@@ -447,35 +452,29 @@ fn q4_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
 }
 
 #[inline(always)]
+fn q4_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
+    k4_rows::<Q4_K_BYTES, R>(n, w, acts, |wb| {
+        core::array::from_fn(|c| {
+            let (lo0, hi0) = nibbles(load(wb, 16 + 32 * c));
+            let (lo1, hi1) = nibbles(load(wb, 32 + 32 * c));
+            (lo0, lo1, hi0, hi1)
+        })
+    })
+}
+
+/// Q4_K's codes plus a fifth bit: chunk `c` takes bits 2c and 2c + 1 of `qh`.
+#[inline(always)]
 fn q5_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
-    let mut sum = [0f32; R];
-    let mut sum_mins = [0f32; R];
-    let one = u8x16_splat(1);
-    for (i, wb) in blocks::<Q5_K_BYTES>(w).take(n / QK_K).enumerate() {
-        let (sc, m) = scales_mins_k4(wb[4..16].try_into().unwrap());
+    k4_rows::<Q5_K_BYTES, R>(n, w, acts, |wb| {
         let (h0, h1) = (load(wb, 16), load(wb, 32));
-        let fifth = |h: v128, bit: u32| i8x16_shl(v128_and(u8x16_shr(h, bit), one), 4);
-        let codes: [(v128, v128, v128, v128); 4] = core::array::from_fn(|c| {
+        let fifth = |h: v128, bit: u32| i8x16_shl(v128_and(u8x16_shr(h, bit), u8x16_splat(1)), 4);
+        core::array::from_fn(|c| {
             let (lo0, hi0) = nibbles(load(wb, 48 + 32 * c));
             let (lo1, hi1) = nibbles(load(wb, 64 + 32 * c));
             let (b, b1) = (2 * c as u32, 2 * c as u32 + 1);
             (v128_or(lo0, fifth(h0, b)), v128_or(lo1, fifth(h1, b)), v128_or(hi0, fifth(h0, b1)), v128_or(hi1, fifth(h1, b1)))
-        });
-        for (r, ab) in act_blocks::<Q8_K_BYTES, R>(&acts, i).into_iter().enumerate() {
-            let mut isum = i32x4_splat(0);
-            for (c, &(lo0, lo1, hi0, hi1)) in codes.iter().enumerate() {
-                let at = 4 + 64 * c;
-                let lo = dot32_unsigned(lo0, lo1, load(ab, at), load(ab, at + 16));
-                let hi = dot32_unsigned(hi0, hi1, load(ab, at + 32), load(ab, at + 48));
-                isum = i32x4_add(isum, i32x4_mul(lo, i32x4_splat(sc[2 * c] as i32)));
-                isum = i32x4_add(isum, i32x4_mul(hi, i32x4_splat(sc[2 * c + 1] as i32)));
-            }
-            let da = f32_at(ab, 0);
-            sum[r] += (f16_at(wb, 0) * da) * hsum_i32(isum) as f32;
-            sum_mins[r] += (f16_at(wb, 2) * da) * k4_min_sum(&m, ab) as f32;
-        }
-    }
-    core::array::from_fn(|r| sum[r] - sum_mins[r])
+        })
+    })
 }
 
 #[inline(always)]
