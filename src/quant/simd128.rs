@@ -307,15 +307,10 @@ fn codes_q4_0(wb: &[u8; Q4_0_BYTES]) -> (v128, v128) {
     nibbles(load(wb, 2))
 }
 
-/// Q4_0 codes are 0..16 standing for -8..8: dotted unsigned, minus 8·Σa
-/// with relaxed SIMD; shifted into [-8, 7] otherwise.
+/// Q4_0 codes are 0..16 standing for -8..8.
 #[inline(always)]
-fn isum_q4_0((lo, hi): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
-    let (a0, a1) = (load(ab, 2), load(ab, 18));
-    #[cfg(target_feature = "relaxed-simd")]
-    return i32x4_sub(dot32_unsigned(lo, hi, a0, a1), i32x4_shl(act_sum32(ab, 2), 3));
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    return dot32_narrow(i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)), a0, a1);
+fn isum_q4_0(codes: (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    isum_offset::<3>(codes, ab)
 }
 
 #[inline(always)]
@@ -328,28 +323,44 @@ fn isum_q4_1((lo, hi): (v128, v128), ab: &[u8; Q8_1_BYTES]) -> v128 {
     dot32_unsigned(lo, hi, load(ab, 4), load(ab, 20))
 }
 
+/// Unsigned codes stored with an offset of 2^K (Q4_0: 8, Q5_0: 16) against a
+/// Q8_0 block: dotted unsigned minus 2^K·Σa with relaxed SIMD, shifted into
+/// [-2^K, 2^K) otherwise (so |w| ≤ 16 keeps `dot32_narrow` in range).
 #[inline(always)]
-fn codes_q5_0(wb: &[u8; Q5_0_BYTES]) -> (v128, v128) {
-    let (lo, hi) = nibbles(load(wb, 6));
-    let (b0, b1) = q5_high_bits(u32_at(wb, 2));
+fn isum_offset<const K: u32>((u0, u1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    let (a0, a1) = (load(ab, 2), load(ab, 18));
+    #[cfg(target_feature = "relaxed-simd")]
+    return i32x4_sub(dot32_unsigned(u0, u1, a0, a1), i32x4_shl(act_sum32(ab, 2), K));
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        let off = i8x16_splat(1 << K);
+        return dot32_narrow(i8x16_sub(u0, off), i8x16_sub(u1, off), a0, a1);
+    }
+}
+
+/// The 5-bit codes of a Q5_0/Q5_1 block whose `qh` starts at `qh` and
+/// nibbles at `qh + 4`.
+#[inline(always)]
+fn codes_q5<const W: usize>(wb: &[u8; W], qh: usize) -> (v128, v128) {
+    let (lo, hi) = nibbles(load(wb, qh + 4));
+    let (b0, b1) = q5_high_bits(u32_at(wb, qh));
     (v128_or(lo, b0), v128_or(hi, b1))
 }
 
-/// Q5_0 codes are 0..32 standing for -16..16, handled as in Q4_0.
 #[inline(always)]
-fn isum_q5_0((u0, u1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
-    let (a0, a1) = (load(ab, 2), load(ab, 18));
-    #[cfg(target_feature = "relaxed-simd")]
-    return i32x4_sub(dot32_unsigned(u0, u1, a0, a1), i32x4_shl(act_sum32(ab, 2), 4));
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    return dot32_narrow(i8x16_sub(u0, i8x16_splat(16)), i8x16_sub(u1, i8x16_splat(16)), a0, a1);
+fn codes_q5_0(wb: &[u8; Q5_0_BYTES]) -> (v128, v128) {
+    codes_q5(wb, 2)
+}
+
+/// Q5_0 codes are 0..32 standing for -16..16.
+#[inline(always)]
+fn isum_q5_0(codes: (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
+    isum_offset::<4>(codes, ab)
 }
 
 #[inline(always)]
 fn codes_q5_1(wb: &[u8; Q5_1_BYTES]) -> (v128, v128) {
-    let (lo, hi) = nibbles(load(wb, 8));
-    let (b0, b1) = q5_high_bits(u32_at(wb, 4));
-    (v128_or(lo, b0), v128_or(hi, b1))
+    codes_q5(wb, 4)
 }
 
 #[inline(always)]
