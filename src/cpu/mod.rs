@@ -158,10 +158,15 @@ impl Backend for Cpu {
         for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
             quant::quantize_row(act_ty, src, dst);
         }
-        // Threads take contiguous ranges of weight rows (in fours, the
-        // kernel's tile), so the products come out token-minor ([row][token]);
-        // one token needs no transposing.
         let tokens = x.rows;
+        if tokens > 1 && parallel::threads() == 1 {
+            let mut out = Act::zeros(tokens, *rows);
+            quant::matmul(*ty, *cols, data, &self.act_q, &mut out.data, *rows);
+            return out;
+        }
+        // Threads take contiguous ranges of weight rows (in fours, the
+        // kernel's tile), so the products come out token-minor ([row][token])
+        // and are transposed; one token needs no transposing.
         let acts = &self.act_q;
         let mut by_row = vec![0.0; *rows * tokens];
         let min_rows = (parallel::MIN_WORK / (*cols * tokens).max(1)).max(1).next_multiple_of(4);
