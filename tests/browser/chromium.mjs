@@ -35,6 +35,29 @@ export async function launch() {
 }
 
 /**
+ * A browser and two servers of the repository (scripts/serve.mjs), one with
+ * cross-origin isolation and one without, for tests that compare what each
+ * page gets. `open(server)` opens the test page (tests/browser/page.html)
+ * and collects its uncaught errors; `close()` ends all three.
+ */
+export async function isolatedAndPlain() {
+  const { serve } = await import('../../scripts/serve.mjs');
+  const [isolated, plain, browser] = await Promise.all([serve(), serve({ isolated: false }), launch()]);
+  return {
+    isolated,
+    plain,
+    async open(server) {
+      const page = await browser.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${server.url}/tests/browser/page.html`);
+      return { page, errors };
+    },
+    close: () => Promise.all([browser.close(), isolated.close(), plain.close()]),
+  };
+}
+
+/**
  * The pid of the renderer process that hosts `page`'s main frame. The browser
  * names it in the TracingStartedInBrowser event of a (momentary) trace, which
  * is exact even with spare or site-isolated renderers around; the frame is

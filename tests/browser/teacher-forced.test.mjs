@@ -5,37 +5,25 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
-import { serve } from '../../scripts/serve.mjs';
-import { launch } from './chromium.mjs';
+import { isolatedAndPlain } from './chromium.mjs';
 import { assertTeacherForced, teacherForcedInputs } from '../node/teacher-forced.mjs';
 
 const root = new URL('../../', import.meta.url);
 const MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
 const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/reference_greedy.json', root)));
 
-let browser;
-let isolated;
-let plain;
+let env;
 
 before(async () => {
   await stat(new URL('pkg/index.js', root)).catch(() => assert.fail('pkg/ is missing: run scripts/build-pkg.sh'));
-  isolated = await serve();
-  plain = await serve({ isolated: false });
-  browser = await launch();
+  env = await isolatedAndPlain();
 });
 
-after(async () => {
-  await browser?.close();
-  await isolated?.close();
-  await plain?.close();
-});
+after(() => env?.close());
 
 /** Loads SmolLM2 on a page of `server` with `threads` and scores every fixture prompt. */
 async function scoreAll(server, threads) {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${server.url}/tests/browser/page.html`);
+  const { page, errors } = await env.open(server);
   const result = await page.evaluate(
     async ([url, threads, inputs]) => {
       const { Generator } = await window.webslm;
@@ -54,8 +42,8 @@ async function scoreAll(server, threads) {
 }
 
 for (const [what, server, threads, build] of [
-  ['a plain page, one thread', () => plain, 1, 'relaxed-simd'],
-  ['an isolated page, two threads', () => isolated, 2, 'threads+relaxed-simd'],
+  ['a plain page, one thread', () => env.plain, 1, 'relaxed-simd'],
+  ['an isolated page, two threads', () => env.isolated, 2, 'threads+relaxed-simd'],
 ]) {
   test(`teacher-forced scores agree with llama.cpp on ${what} (${build})`, async () => {
     const { info, scores } = await scoreAll(server(), threads);

@@ -6,8 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
-import { serve } from '../../scripts/serve.mjs';
-import { launch } from './chromium.mjs';
+import { isolatedAndPlain } from './chromium.mjs';
 
 const root = new URL('../../', import.meta.url);
 const MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -17,32 +16,15 @@ const raw = fixture.prompts.filter((p) => p.kind === 'raw');
 // so its logits are bit for bit the single-threaded build's: every token matches.
 const TOKENS = 16;
 
-let browser;
-let isolated;
-let plain;
+let env;
 
 before(async () => {
   await stat(new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', root)).catch(() => assert.fail(`${MODEL} is missing: run scripts/fetch-models.sh`));
   await stat(new URL('pkg/index.js', root)).catch(() => assert.fail('pkg/ is missing: run scripts/build-pkg.sh'));
-  isolated = await serve();
-  plain = await serve({ isolated: false });
-  browser = await launch();
+  env = await isolatedAndPlain();
 });
 
-after(async () => {
-  await browser?.close();
-  await isolated?.close();
-  await plain?.close();
-});
-
-/** Opens the test page from `server`; page errors fail the test that caused them. */
-async function open(server) {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${server.url}/tests/browser/page.html`);
-  return { page, errors };
-}
+after(() => env?.close());
 
 /** Loads SmolLM2 with `options` in `page` and generates greedily from every raw prompt. */
 function run(page, options) {
@@ -77,7 +59,7 @@ function assertLlamaCpp(tokens) {
 }
 
 test('threads: 2 on an isolated page runs the threaded build on two threads, with the single-threaded tokens', async (t) => {
-  const { page, errors } = await open(isolated);
+  const { page, errors } = await env.open(env.isolated);
   try {
     assert.equal(await page.evaluate(() => window.crossOriginIsolated), true);
     const single = await run(page, { threads: 1 });
@@ -96,7 +78,7 @@ test('threads: 2 on an isolated page runs the threaded build on two threads, wit
 });
 
 test('worker mode runs the threaded build too (its pool is nested Workers)', async () => {
-  const { page, errors } = await open(isolated);
+  const { page, errors } = await env.open(env.isolated);
   try {
     const threaded = await run(page, { threads: 2, worker: true });
     assert.equal(threaded.info.worker, true);
@@ -110,7 +92,7 @@ test('worker mode runs the threaded build too (its pool is nested Workers)', asy
 });
 
 test('a page without cross-origin isolation falls back to one thread', async () => {
-  const { page, errors } = await open(plain);
+  const { page, errors } = await env.open(env.plain);
   try {
     assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
     const fallback = await run(page, { threads: 2 });
@@ -124,7 +106,7 @@ test('a page without cross-origin isolation falls back to one thread', async () 
 });
 
 test('after a panic on a threaded instance the next load gets a fresh one, with its own pool', async () => {
-  const { page } = await open(isolated);
+  const { page } = await env.open(env.isolated);
   try {
     const result = await page.evaluate(
       async ([url, prompt]) => {
