@@ -169,8 +169,8 @@ impl Backend for Cpu {
         // and are transposed; one token needs no transposing.
         let acts = &self.act_q;
         let mut by_row = vec![0.0; *rows * tokens];
-        let min_rows = (parallel::MIN_WORK / (*cols * tokens).max(1)).max(1).next_multiple_of(4);
-        parallel::for_chunks(&mut by_row, tokens, min_rows, |first, dst| {
+        let min_rows = parallel::MIN_WORK / (*cols * tokens).max(1);
+        parallel::for_chunks(&mut by_row, tokens, 4, min_rows, |first, dst| {
             let n = dst.len() / tokens;
             let weights = &data[first * w_row..][..n * w_row];
             if tokens == 1 {
@@ -239,7 +239,7 @@ impl Backend for Cpu {
         // Each (token, head) pair writes its own `hd` outputs: threads take
         // contiguous runs of pairs.
         let min_pairs = parallel::MIN_WORK / (2 * (pos + q.rows) * hd).max(1);
-        parallel::for_chunks(&mut out.data, hd, min_pairs, |first, dst| {
+        parallel::for_chunks(&mut out.data, hd, 1, min_pairs, |first, dst| {
             let mut scores = Vec::with_capacity(pos + q.rows);
             let mut qh = vec![0f32; hd];
             for (pair, dst) in (first..).zip(dst.chunks_exact_mut(hd)) {

@@ -13,7 +13,7 @@
 //! (a `LazyLock` first touched by two threads at once, say): on a page's main
 //! thread waiting traps, so whatever the bodies read is built beforehand.
 
-/// The least work, in multiply-adds, worth a chunk of its own: waking a
+/// The least work, in multiply-adds, worth a thread's share: waking a
 /// Worker costs some tens of microseconds, about what this much takes.
 pub const MIN_WORK: usize = 1 << 16;
 
@@ -30,24 +30,38 @@ pub fn threads() -> usize {
 }
 
 /// Calls `f(first, chunk)` over `out` cut into consecutive chunks of whole
-/// units of `unit` elements, where `first` is the chunk's first unit. Each
-/// chunk holds a multiple of `min_units` units (but the last), so that a
-/// kernel's tile of rows stays whole and tiny work is not split. The chunks
-/// are dealt round-robin, so work that grows along the units (causal
-/// attention) evens out. With one thread, `f(0, out)` runs inline.
-pub fn for_chunks<T: Send>(out: &mut [T], unit: usize, min_units: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+/// units of `unit` elements, where `first` is the chunk's first unit. Every
+/// chunk but the last holds a multiple of `align` units (a kernel's tile of
+/// rows stays whole), and a thread joins only for at least `min_units` units
+/// of its own, so that tiny work is not split. Each thread gets the same
+/// number of chunks of nearly equal size (to within `align` units), dealt
+/// round-robin, so that work that grows along the units (causal attention)
+/// evens out. With one thread, `f(0, out)` runs inline.
+pub fn for_chunks<T: Send>(
+    out: &mut [T],
+    unit: usize,
+    align: usize,
+    min_units: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     let units = out.len().checked_div(unit).unwrap_or(0);
-    let n = threads().min(units.div_ceil(min_units.max(1)));
+    let align = align.max(1);
+    let groups = units.div_ceil(align);
+    let n = threads().min(units / min_units.max(1)).min(groups);
     if n <= 1 {
         f(0, out);
     }
     #[cfg(feature = "threads")]
     if n > 1 {
         // A few chunks per thread, so that one slow thread holds up little.
-        let per_chunk = units.div_ceil(4 * n).next_multiple_of(min_units.max(1));
+        let chunks = (4 * n).min(groups) / n * n;
         let mut shares: Vec<Vec<(usize, &mut [T])>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, chunk) in out.chunks_mut(per_chunk * unit).enumerate() {
-            shares[i % n].push((i * per_chunk, chunk));
+        let (mut rest, mut first) = (out, 0);
+        for c in 0..chunks {
+            let end = ((c + 1) * groups / chunks * align).min(units);
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut((end - first) * unit);
+            shares[c % n].push((first, chunk));
+            (rest, first) = (tail, end);
         }
         let f = &f;
         let mut shares = shares.into_iter();
@@ -67,9 +81,12 @@ mod tests {
 
     #[test]
     fn every_unit_is_visited_once_with_its_index() {
-        for (len, unit, min) in [(0, 3, 1), (3, 3, 1), (30, 3, 1), (1000, 1, 7), (999, 9, 100)] {
+        for (len, unit, align, min) in
+            [(0, 3, 1, 1), (3, 3, 1, 1), (30, 3, 4, 1), (1000, 1, 4, 7), (999, 9, 1, 100), (1000, 1, 4, 400)]
+        {
             let mut out = vec![usize::MAX; len];
-            for_chunks(&mut out, unit, min, |first, chunk| {
+            for_chunks(&mut out, unit, align, min, |first, chunk| {
+                assert!(first % align == 0 && (chunk.len() / unit % align == 0 || first * unit + chunk.len() == len));
                 for (i, x) in chunk.iter_mut().enumerate() {
                     *x = first * unit + i;
                 }

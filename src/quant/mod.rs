@@ -312,6 +312,13 @@ pub fn vec_dot_4x(ty: GgmlType, n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &m
 /// Weight rows go four at a time, outermost, so that each group is read once
 /// for the whole batch; tokens go four at a time through [`vec_dot_4x`].
 ///
+/// The four rows of a group lie a quarter of the matrix apart (`q`, `q + R/4`,
+/// `q + R/2`, `q + 3R/4`): four distant streams of memory instead of one.
+/// Decode reads every weight once from DRAM and wasm has no prefetch
+/// instruction; in Chromium on a 2-core EPYC one sequential stream read at
+/// 2.4 GB/s and four distant ones at 6.5 GB/s, and the 49152-row output
+/// matrix's product ran 2.5× faster this way.
+///
 /// Panics for a type that is not [`GgmlType::is_supported`].
 pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
     let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
@@ -321,12 +328,15 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], str
     assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows);
     let acts: Vec<&[u8]> = act.chunks_exact(a_row).collect();
     let mut tile = [[0f32; 4]; 4];
-    for q in 0..rows / 4 {
-        let wq = core::array::from_fn(|k| &w[(4 * q + k) * w_row..][..w_row]);
+    let quarter = rows / 4;
+    for q in 0..quarter {
+        let wq = core::array::from_fn(|k| &w[(q + k * quarter) * w_row..][..w_row]);
         for (c, chunk) in acts.chunks(4).enumerate() {
             vec_dot_4x(ty, n, wq, chunk, &mut tile);
             for (t, v) in tile[..chunk.len()].iter().enumerate() {
-                out[(4 * c + t) * stride + 4 * q..][..4].copy_from_slice(v);
+                for (k, &x) in v.iter().enumerate() {
+                    out[(4 * c + t) * stride + q + k * quarter] = x;
+                }
             }
         }
     }
