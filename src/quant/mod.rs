@@ -326,12 +326,18 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], str
     let (rows, tokens) = (w.len() / w_row, act.len() / a_row);
     debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0);
     assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows);
-    let acts: Vec<&[u8]> = act.chunks_exact(a_row).collect();
     let mut tile = [[0f32; 4]; 4];
     let quarter = rows / 4;
     for q in 0..quarter {
         let wq = core::array::from_fn(|k| &w[(q + k * quarter) * w_row..][..w_row]);
-        for (c, chunk) in acts.chunks(4).enumerate() {
+        // Four activation rows at a time, gathered on the stack: this runs on
+        // several threads at once, and the wasm allocator takes a lock.
+        for (c, four) in act.chunks(4 * a_row).enumerate() {
+            let mut chunk: [&[u8]; 4] = [&[]; 4];
+            for (slot, a) in chunk.iter_mut().zip(four.chunks_exact(a_row)) {
+                *slot = a;
+            }
+            let chunk = &chunk[..four.len() / a_row];
             vec_dot_4x(ty, n, wq, chunk, &mut tile);
             for (t, v) in tile[..chunk.len()].iter().enumerate() {
                 for (k, &x) in v.iter().enumerate() {
@@ -341,7 +347,7 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], str
         }
     }
     for r in rows / 4 * 4..rows {
-        for (t, a) in acts.iter().enumerate() {
+        for (t, a) in act.chunks_exact(a_row).enumerate() {
             out[t * stride + r] = vec_dot(ty, n, &w[r * w_row..][..w_row], a);
         }
     }

@@ -378,14 +378,16 @@ fn isum_q8_0((w0, w1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
     i32x4_add(dot16_wide(w0, load(ab, 2)), dot16_wide(w1, load(ab, 18)))
 }
 
-/// Calls `f::<T>` with the first `T = acts.len()` (1..=4) activation rows.
+/// Evaluates `body` with `a`, the first `T = acts.len()` (1..=4) activation
+/// rows as an array, then `sink` with its result `r`: on the stack, as this
+/// runs for every tile (a heap result cost a lock per tile with threads).
 macro_rules! by_tokens {
-    ($acts:expr, |$a:ident: $t:ident| $body:expr) => {
+    ($acts:expr, |$a:ident: $t:ident| $body:expr, |$r:ident| $sink:expr) => {
         match $acts.len() {
-            1 => { const $t: usize = 1; let $a: [&[u8]; 1] = [$acts[0]]; $body.to_vec() }
-            2 => { const $t: usize = 2; let $a: [&[u8]; 2] = [$acts[0], $acts[1]]; $body.to_vec() }
-            3 => { const $t: usize = 3; let $a: [&[u8]; 3] = [$acts[0], $acts[1], $acts[2]]; $body.to_vec() }
-            _ => { const $t: usize = 4; let $a: [&[u8]; 4] = [$acts[0], $acts[1], $acts[2], $acts[3]]; $body.to_vec() }
+            1 => { const $t: usize = 1; let $a: [&[u8]; 1] = [$acts[0]]; let $r = $body; $sink }
+            2 => { const $t: usize = 2; let $a: [&[u8]; 2] = [$acts[0], $acts[1]]; let $r = $body; $sink }
+            3 => { const $t: usize = 3; let $a: [&[u8]; 3] = [$acts[0], $acts[1], $acts[2]]; let $r = $body; $sink }
+            _ => { const $t: usize = 4; let $a: [&[u8]; 4] = [$acts[0], $acts[1], $acts[2], $acts[3]]; let $r = $body; $sink }
         }
     };
 }
@@ -398,8 +400,7 @@ macro_rules! block32_kernels {
 
         pub fn $tile(n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
             debug_assert!((1..=4).contains(&acts.len()));
-            let r = by_tokens!(acts, |a: T| tile::<$w, $a, $min, T>(n, w, a, $codes, $isum));
-            out[..r.len()].copy_from_slice(&r);
+            by_tokens!(acts, |a: T| tile::<$w, $a, $min, T>(n, w, a, $codes, $isum), |r| out[..T].copy_from_slice(&r));
         }
     )*};
 }
@@ -531,10 +532,9 @@ macro_rules! k_kernels {
         pub fn $tile(n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &mut [[f32; 4]]) {
             debug_assert!((1..=4).contains(&acts.len()));
             for (k, wk) in w.into_iter().enumerate() {
-                let r = by_tokens!(acts, |a: T| $rows::<T>(n, wk, a));
-                for (o, v) in out.iter_mut().zip(r) {
+                by_tokens!(acts, |a: T| $rows::<T>(n, wk, a), |r| for (o, v) in out.iter_mut().zip(r) {
                     o[k] = v;
-                }
+                });
             }
         }
     )*};
