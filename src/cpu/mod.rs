@@ -176,13 +176,15 @@ impl Backend for Cpu {
             if tokens == 1 {
                 return quant::matmul(*ty, *cols, weights, acts, dst, n);
             }
-            let mut by_token = vec![0.0; dst.len()];
-            quant::matmul(*ty, *cols, weights, acts, &mut by_token, n);
-            for (r, products) in dst.chunks_exact_mut(tokens).enumerate() {
-                for (t, p) in products.iter_mut().enumerate() {
-                    *p = by_token[t * n + r];
+            parallel::with_scratch(|by_token| {
+                by_token.resize(dst.len(), 0.0);
+                quant::matmul(*ty, *cols, weights, acts, by_token, n);
+                for (r, products) in dst.chunks_exact_mut(tokens).enumerate() {
+                    for (t, p) in products.iter_mut().enumerate() {
+                        *p = by_token[t * n + r];
+                    }
                 }
-            }
+            })
         });
         if tokens == 1 {
             return Act { rows: 1, cols: *rows, data: by_row };
@@ -239,9 +241,9 @@ impl Backend for Cpu {
         // Each (token, head) pair writes its own `hd` outputs: threads take
         // contiguous runs of pairs.
         let min_pairs = parallel::MIN_WORK / (2 * (pos + q.rows) * hd).max(1);
-        parallel::for_chunks(&mut out.data, hd, 1, min_pairs, |first, dst| {
-            let mut scores = Vec::with_capacity(pos + q.rows);
-            let mut qh = vec![0f32; hd];
+        let attend = |first: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
+            scratch.resize(hd + pos + q.rows, 0.0);
+            let (qh, scores) = scratch.split_at_mut(hd);
             for (pair, dst) in (first..).zip(dst.chunks_exact_mut(hd)) {
                 let (i, h) = (pair / n_head, pair % n_head);
                 let seen = pos + i + 1;
@@ -249,13 +251,18 @@ impl Backend for Cpu {
                 for (d, s) in qh.iter_mut().zip(&q.row(i)[h * hd..(h + 1) * hd]) {
                     *d = f16::from_f32(*s).to_f32();
                 }
-                scores.clear();
-                scores.extend((0..seen).map(|j| attn::dot_f32_f16(&qh, &kc[j * kv_dim + off..][..hd]) * shape.scale));
-                kernels::softmax(&mut scores);
+                let scores = &mut scores[..seen];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = attn::dot_f32_f16(qh, &kc[j * kv_dim + off..][..hd]) * shape.scale;
+                }
+                kernels::softmax(scores);
                 for (j, &p) in scores.iter().enumerate() {
                     attn::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
                 }
             }
+        };
+        parallel::for_chunks(&mut out.data, hd, 1, min_pairs, |first, dst| {
+            parallel::with_scratch(|scratch| attend(first, dst, scratch))
         });
         out
     }

@@ -1,6 +1,6 @@
-//! Splitting an op's output over threads: the calling thread plus rayon's
-//! pool (Web Workers in the threaded wasm build, std threads natively), with
-//! the `threads` feature; inline on the calling thread without it.
+//! Splitting an op's output over threads: the calling thread plus a pool of
+//! workers (Web Workers in the threaded wasm build, std threads natively),
+//! with the `threads` feature; inline on the calling thread without it.
 //!
 //! The caller computes a share itself instead of only waiting: on a browser's
 //! main thread waiting is a spin, so a pool of `n - 1` workers plus the caller
@@ -13,15 +13,17 @@
 //! (a `LazyLock` first touched by two threads at once, say): on a page's main
 //! thread waiting traps, so whatever the bodies read is built beforehand.
 
-/// The least work, in multiply-adds, worth a thread's share: waking a
-/// Worker costs some tens of microseconds, about what this much takes.
-pub const MIN_WORK: usize = 1 << 16;
+/// The least work, in multiply-adds, worth a thread's share: handing a
+/// region to a spinning worker costs a microsecond or two, about what this
+/// much takes (a parked one takes longer, but only the first region after
+/// an idle spell meets one).
+pub const MIN_WORK: usize = 1 << 13;
 
 /// How many threads an op is split over: the caller and the pool's workers.
 pub fn threads() -> usize {
     #[cfg(feature = "threads")]
     {
-        rayon::current_num_threads() + 1
+        pool::workers() + 1
     }
     #[cfg(not(feature = "threads"))]
     {
@@ -53,26 +55,182 @@ pub fn for_chunks<T: Send>(
     }
     #[cfg(feature = "threads")]
     if n > 1 {
-        // A few chunks per thread, so that one slow thread holds up little.
+        // A few chunks per thread, so that one slow thread holds up little;
+        // chunk `c` goes to thread `c % n`.
         let chunks = (4 * n).min(groups) / n * n;
-        let mut shares: Vec<Vec<(usize, &mut [T])>> = (0..n).map(|_| Vec::new()).collect();
-        let (mut rest, mut first) = (out, 0);
-        for c in 0..chunks {
-            let end = ((c + 1) * groups / chunks * align).min(units);
-            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut((end - first) * unit);
-            shares[c % n].push((first, chunk));
-            (rest, first) = (tail, end);
-        }
-        let f = &f;
-        let mut shares = shares.into_iter();
-        let mine = shares.next().unwrap_or_default();
-        rayon::in_place_scope(|s| {
-            for share in shares {
-                s.spawn(move |_| share.into_iter().for_each(|(first, chunk)| f(first, chunk)));
+        let bound = |c: usize| (c * groups / chunks * align).min(units);
+        let base = SharedMut(out.as_mut_ptr());
+        pool::run(n, &|t| {
+            for c in (t..chunks).step_by(n) {
+                let (first, last) = (bound(c), bound(c + 1));
+                // SAFETY: the chunks are disjoint ranges of `out`, each visited
+                // by one thread, and `run` returns only when all are done.
+                let chunk = unsafe { std::slice::from_raw_parts_mut(base.at(first * unit), (last - first) * unit) };
+                f(first, chunk);
             }
-            mine.into_iter().for_each(|(first, chunk)| f(first, chunk));
         });
     }
+}
+
+/// `out`'s base pointer, shared by the threads of one region.
+#[cfg(feature = "threads")]
+struct SharedMut<T>(*mut T);
+// SAFETY: the threads write through it only to disjoint chunks.
+#[cfg(feature = "threads")]
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+#[cfg(feature = "threads")]
+impl<T> SharedMut<T> {
+    /// The pointer to element `i` (in bounds: the caller's chunk starts there).
+    unsafe fn at(&self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// The pool that regions run on: `rayon`'s threads (Web Workers in the
+/// threaded wasm build, std threads natively), each taken over for good by a
+/// loop that waits for regions by spinning, then parks.
+///
+/// Why not rayon's own scopes: its workers sleep on a futex as soon as they
+/// run dry, and decode starts some two hundred regions of 50-500 µs a token.
+/// Waking a sleeping thread costs tens of microseconds on a VM's vCPU and
+/// more in a browser; spinning between regions (as ggml's threads do) keeps
+/// them at hand, and parking after a millisecond idle gives the core back.
+#[cfg(feature = "threads")]
+mod pool {
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    use std::thread::Thread;
+    use web_time::{Duration, Instant};
+
+    /// How long an idle worker spins before it parks.
+    const SPIN: Duration = Duration::from_millis(1);
+
+    type Job = dyn Fn(usize) + Sync;
+
+    struct Pool {
+        /// The region's number (upper 56 bits) and how many workers join it
+        /// (lower 8): one word, so that a worker never pairs one region's
+        /// number with another's count.
+        state: AtomicU64,
+        /// Workers of the current region yet to finish.
+        pending: AtomicUsize,
+        /// The current region's body. Written only while no worker runs it
+        /// (before `state` announces the region), read only by the workers
+        /// it names, before they count down `pending`.
+        job: UnsafeCell<Option<&'static Job>>,
+        /// Each worker's thread, to unpark it; set by the worker itself.
+        threads: Vec<OnceLock<Thread>>,
+    }
+
+    // SAFETY: `job` is handed over through `state` (release/acquire) and the
+    // caller does not touch it again until `pending` says every reader is done.
+    unsafe impl Sync for Pool {}
+
+    static POOL: OnceLock<Pool> = OnceLock::new();
+
+    /// Workers in the pool: rayon's threads, capped to what `state` counts.
+    pub fn workers() -> usize {
+        rayon::current_num_threads().min(255)
+    }
+
+    fn pool() -> &'static Pool {
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        let pool = POOL.get_or_init(|| Pool {
+            state: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            job: UnsafeCell::new(None),
+            threads: (0..workers()).map(|_| OnceLock::new()).collect(),
+        });
+        if !STARTED.swap(true, Ordering::Relaxed) {
+            for i in 0..pool.threads.len() {
+                rayon::spawn(move || work(pool, i));
+            }
+        }
+        // The workers' first act is to say who they are; until then nobody can
+        // wake them. Spinning, as a page's main thread may not block.
+        while pool.threads.iter().any(|t| t.get().is_none()) {
+            std::hint::spin_loop();
+        }
+        pool
+    }
+
+    /// Runs `f(0)` here and `f(1)` .. `f(n - 1)` on `n - 1` workers at once,
+    /// returning when all are done. `n` is at most [`workers`] + 1, and `f`
+    /// does not start a region itself (the workers would wait on each other).
+    pub fn run(n: usize, f: &(dyn Fn(usize) + Sync + '_)) {
+        let pool = pool();
+        let joining = n - 1;
+        debug_assert!(joining <= pool.threads.len());
+        // SAFETY: the lifetime is erased only for the region: no worker reads
+        // `job` after counting down `pending`, and this returns only after
+        // `pending` reaches zero.
+        let job: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(f) };
+        // SAFETY: no worker reads `job` between regions (see `Pool::job`).
+        unsafe { *pool.job.get() = Some(job) };
+        pool.pending.store(joining, Ordering::Relaxed);
+        let region = (pool.state.load(Ordering::Relaxed) >> 8) + 1;
+        pool.state.store(region << 8 | joining as u64, Ordering::Release);
+        for t in &pool.threads[..joining] {
+            t.get().expect("registered").unpark();
+        }
+        f(0);
+        while pool.pending.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Worker `i`'s loop, for the life of the page or process.
+    fn work(pool: &'static Pool, i: usize) {
+        // Region 0 is none: `run` posts the first only once every worker has
+        // said who it is, which may be the moment after this.
+        let mut seen = 0;
+        let _ = pool.threads[i].set(std::thread::current());
+        loop {
+            let state = wait_for_region(pool, seen);
+            seen = state >> 8;
+            if i < (state & 0xff) as usize {
+                // SAFETY: the region names this worker, so `job` stays put
+                // until it counts down `pending`.
+                let job = unsafe { (*pool.job.get()).expect("a region has a job") };
+                job(i + 1);
+                pool.pending.fetch_sub(1, Ordering::Release);
+            }
+        }
+    }
+
+    /// Waits for a region after `seen`: spins for [`SPIN`], then parks until
+    /// [`run`] unparks it (an unpark that came first makes park return at once).
+    fn wait_for_region(pool: &Pool, seen: u64) -> u64 {
+        let start = Instant::now();
+        loop {
+            for _ in 0..256 {
+                let state = pool.state.load(Ordering::Acquire);
+                if state >> 8 != seen {
+                    return state;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+/// Runs `f` with this thread's scratch buffer, kept from call to call: the
+/// bodies of a region need working space, and allocating it on several
+/// threads at once would meet at the wasm allocator's lock.
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        // Only a body that itself asks for scratch gets here; it gets its own.
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 #[cfg(test)]
