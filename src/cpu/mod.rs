@@ -158,43 +158,25 @@ impl Backend for Cpu {
         for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
             quant::quantize_row(act_ty, src, dst);
         }
-        let tokens = x.rows;
-        if tokens > 1 && parallel::threads() == 1 {
-            let mut out = Act::zeros(tokens, *rows);
-            quant::matmul(*ty, *cols, data, &self.act_q, &mut out.data, *rows);
-            return out;
-        }
-        // Threads take contiguous ranges of weight rows (in fours, the
-        // kernel's tile), so the products come out token-minor ([row][token])
-        // and are transposed; one token needs no transposing.
-        let acts = &self.act_q;
-        let mut by_row = vec![0.0; *rows * tokens];
+        // Threads take blocks of output columns (weight rows, in fours: the
+        // kernel's tile), each for every token.
+        let (tokens, acts) = (x.rows, &self.act_q);
+        let mut out = Act::zeros(tokens, *rows);
         let min_rows = parallel::MIN_WORK / (*cols * tokens).max(1);
-        parallel::for_chunks(&mut by_row, tokens, 4, min_rows, |first, dst| {
-            let n = dst.len() / tokens;
+        parallel::for_blocks(&mut out.data, *rows, 1, 4, min_rows, |first, mut block| {
+            let n = block.row(0).len();
             let weights = &data[first * w_row..][..n * w_row];
-            if tokens == 1 {
-                return quant::matmul(*ty, *cols, weights, acts, dst, n);
+            if let Some(whole) = block.contiguous() {
+                return quant::matmul(*ty, *cols, weights, acts, whole, n);
             }
-            parallel::with_scratch(|by_token| {
-                by_token.resize(dst.len(), 0.0);
-                quant::matmul(*ty, *cols, weights, acts, by_token, n);
-                for (r, products) in dst.chunks_exact_mut(tokens).enumerate() {
-                    for (t, p) in products.iter_mut().enumerate() {
-                        *p = by_token[t * n + r];
-                    }
+            parallel::with_scratch(|products| {
+                products.resize(n * tokens, 0.0);
+                quant::matmul(*ty, *cols, weights, acts, products, n);
+                for t in 0..tokens {
+                    block.row(t).copy_from_slice(&products[t * n..][..n]);
                 }
             })
         });
-        if tokens == 1 {
-            return Act { rows: 1, cols: *rows, data: by_row };
-        }
-        let mut out = Act::zeros(tokens, *rows);
-        for (r, products) in by_row.chunks_exact(tokens).enumerate() {
-            for (t, &p) in products.iter().enumerate() {
-                out.data[t * rows + r] = p;
-            }
-        }
         out
     }
 

@@ -32,13 +32,8 @@ pub fn threads() -> usize {
 }
 
 /// Calls `f(first, chunk)` over `out` cut into consecutive chunks of whole
-/// units of `unit` elements, where `first` is the chunk's first unit. Every
-/// chunk but the last holds a multiple of `align` units (a kernel's tile of
-/// rows stays whole), and a thread joins only for at least `min_units` units
-/// of its own, so that tiny work is not split. Each thread gets the same
-/// number of chunks of nearly equal size (to within `align` units), dealt
-/// round-robin, so that work that grows along the units (causal attention)
-/// evens out. With one thread, `f(0, out)` runs inline.
+/// units of `unit` elements, where `first` is the chunk's first unit; split
+/// as [`for_blocks`] splits the units of a one-row matrix.
 pub fn for_chunks<T: Send>(
     out: &mut [T],
     unit: usize,
@@ -47,43 +42,106 @@ pub fn for_chunks<T: Send>(
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let units = out.len().checked_div(unit).unwrap_or(0);
+    for_blocks(out, units, unit, align, min_units, |first, mut block| f(first, block.row(0)));
+}
+
+/// Calls `f(first, block)` over `out`, a row-major matrix of `width` units of
+/// `unit` elements a row, cut into blocks of consecutive units (columns),
+/// each spanning every row; `first` is the block's first unit. Every block
+/// but the last holds a multiple of `align` units (a kernel's tile of rows
+/// stays whole), and a thread joins only for at least `min_units` units of
+/// its own, so that tiny work is not split. Each thread gets the same number
+/// of blocks of nearly equal size (to within `align` units), dealt
+/// round-robin, so that work that grows along the units (causal attention)
+/// evens out. With one thread, `f(0, whole)` runs inline.
+pub fn for_blocks<T: Send>(
+    out: &mut [T],
+    width: usize,
+    unit: usize,
+    align: usize,
+    min_units: usize,
+    f: impl Fn(usize, Block<'_, T>) + Sync,
+) {
+    let row_len = width * unit;
+    let rows = out.len().checked_div(row_len).unwrap_or(0);
     let align = align.max(1);
-    let groups = units.div_ceil(align);
-    let n = threads().min(units / min_units.max(1)).min(groups);
+    let groups = width.div_ceil(align);
+    let n = threads().min(width / min_units.max(1)).min(groups);
+    let base = out.as_mut_ptr();
+    // SAFETY (both blocks below): `out` stays borrowed for the whole call,
+    // and the blocks' columns are disjoint, each visited by one thread.
     if n <= 1 {
-        f(0, out);
+        f(0, unsafe { Block::new(base, row_len, 0, row_len, rows) });
     }
     #[cfg(feature = "threads")]
     if n > 1 {
-        // A few chunks per thread, so that one slow thread holds up little;
-        // chunk `c` goes to thread `c % n`.
+        // A few blocks per thread, so that one slow thread holds up little;
+        // block `c` goes to thread `c % n`.
         let chunks = (4 * n).min(groups) / n * n;
-        let bound = |c: usize| (c * groups / chunks * align).min(units);
-        let base = SharedMut(out.as_mut_ptr());
+        let bound = |c: usize| (c * groups / chunks * align).min(width);
+        let base = SharedMut(base);
         pool::run(n, &|t| {
             for c in (t..chunks).step_by(n) {
                 let (first, last) = (bound(c), bound(c + 1));
-                // SAFETY: the chunks are disjoint ranges of `out`, each visited
-                // by one thread, and `run` returns only when all are done.
-                let chunk = unsafe { std::slice::from_raw_parts_mut(base.at(first * unit), (last - first) * unit) };
-                f(first, chunk);
+                f(first, unsafe { Block::new(base.get(), row_len, first * unit, (last - first) * unit, rows) });
             }
         });
+    }
+}
+
+/// A block of columns of a row-major matrix that other threads write other
+/// columns of: its rows, one at a time.
+pub struct Block<'a, T> {
+    base: *mut T,
+    row_len: usize,
+    start: usize,
+    len: usize,
+    rows: usize,
+    _out: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T> Block<'_, T> {
+    /// # Safety
+    /// `base` points to `rows * row_len` elements that nothing else touches
+    /// at columns `start..start + len` while the block lives.
+    unsafe fn new(base: *mut T, row_len: usize, start: usize, len: usize, rows: usize) -> Self {
+        Block { base, row_len, start, len, rows, _out: std::marker::PhantomData }
+    }
+
+    /// The whole block as one slice, when it is contiguous: it spans whole
+    /// rows, or there is one row.
+    pub fn contiguous(&mut self) -> Option<&mut [T]> {
+        if self.rows == 1 {
+            return Some(self.row(0));
+        }
+        // SAFETY: the whole matrix, which this block covers (start 0, every
+        // column), and `&mut self` keeps it the only borrow.
+        (self.start == 0 && self.len == self.row_len)
+            .then(|| unsafe { std::slice::from_raw_parts_mut(self.base, self.rows * self.row_len) })
+    }
+
+    /// The block's part of row `r` (an empty slice past the last row).
+    pub fn row(&mut self, r: usize) -> &mut [T] {
+        if r >= self.rows {
+            return &mut [];
+        }
+        // SAFETY: inside the matrix (r < rows, start + len <= row_len), in
+        // this block's columns, and `&mut self` keeps it the only borrow.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(r * self.row_len + self.start), self.len) }
     }
 }
 
 /// `out`'s base pointer, shared by the threads of one region.
 #[cfg(feature = "threads")]
 struct SharedMut<T>(*mut T);
-// SAFETY: the threads write through it only to disjoint chunks.
+// SAFETY: the threads write through it only to disjoint blocks.
 #[cfg(feature = "threads")]
 unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 #[cfg(feature = "threads")]
 impl<T> SharedMut<T> {
-    /// The pointer to element `i` (in bounds: the caller's chunk starts there).
-    unsafe fn at(&self, i: usize) -> *mut T {
-        unsafe { self.0.add(i) }
+    fn get(&self) -> *mut T {
+        self.0
     }
 }
 
@@ -202,6 +260,9 @@ mod pool {
 
     /// Waits for a region after `seen`: spins for [`SPIN`], then parks until
     /// [`run`] unparks it (an unpark that came first makes park return at once).
+    /// A function of its own, called once a region: V8 optimises a wasm
+    /// function only between calls, and `work` never returns.
+    #[inline(never)]
     fn wait_for_region(pool: &Pool, seen: u64) -> u64 {
         let start = Instant::now();
         loop {
@@ -250,6 +311,25 @@ mod tests {
                 }
             });
             assert_eq!(out, (0..len).collect::<Vec<_>>(), "len {len} unit {unit}");
+        }
+    }
+
+    #[test]
+    fn blocks_cover_every_row_of_their_columns() {
+        for (rows, width, unit) in [(1, 576, 1), (7, 1000, 1), (3, 9, 64), (128, 40, 1)] {
+            let mut out = vec![usize::MAX; rows * width * unit];
+            for_blocks(&mut out, width, unit, 4, 1, |first, mut block| {
+                let whole = block.contiguous().map(|w| w.len());
+                let len = block.row(0).len();
+                assert!(whole.is_none_or(|w| w == len * rows && (rows == 1 || len == width * unit)));
+                assert!(block.row(rows).is_empty());
+                for r in 0..rows {
+                    for (i, x) in block.row(r).iter_mut().enumerate() {
+                        *x = r * width * unit + first * unit + i;
+                    }
+                }
+            });
+            assert_eq!(out, (0..out.len()).collect::<Vec<_>>(), "{rows} rows of {width} x {unit}");
         }
     }
 }
