@@ -50,10 +50,9 @@ pub fn for_chunks<T: Send>(
 /// each spanning every row; `first` is the block's first unit. Every block
 /// but the last holds a multiple of `align` units (a kernel's tile of rows
 /// stays whole), and a thread joins only for at least `min_units` units of
-/// its own, so that tiny work is not split. Each thread gets the same number
-/// of blocks of nearly equal size (to within `align` units), dealt
-/// round-robin, so that work that grows along the units (causal attention)
-/// evens out. With one thread, `f(0, whole)` runs inline.
+/// its own, so that tiny work is not split. The blocks are of nearly equal
+/// size (to within `align` units), several a thread, each taken by the next
+/// thread free. With one thread, `f(0, whole)` runs inline.
 pub fn for_blocks<T: Send>(
     out: &mut [T],
     width: usize,
@@ -75,16 +74,20 @@ pub fn for_blocks<T: Send>(
     }
     #[cfg(feature = "threads")]
     if n > 1 {
-        // A few blocks per thread, so that one slow thread holds up little;
-        // block `c` goes to thread `c % n`.
-        let chunks = (4 * n).min(groups) / n * n;
+        // Several blocks per thread, taken in turn by whichever thread is
+        // free: one that runs slower (a busier core, a later start) takes
+        // fewer, and work that grows along the units (causal attention) evens
+        // out.
+        let chunks = (8 * n).min(groups);
         let bound = |c: usize| (c * groups / chunks * align).min(width);
-        let base = SharedMut(base);
-        pool::run(n, &|t| {
-            for c in (t..chunks).step_by(n) {
-                let (first, last) = (bound(c), bound(c + 1));
-                f(first, unsafe { Block::new(base.get(), row_len, first * unit, (last - first) * unit, rows) });
+        let (base, next) = (SharedMut(base), std::sync::atomic::AtomicUsize::new(0));
+        pool::run(n, &|| loop {
+            let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if c >= chunks {
+                break;
             }
+            let (first, last) = (bound(c), bound(c + 1));
+            f(first, unsafe { Block::new(base.get(), row_len, first * unit, (last - first) * unit, rows) });
         });
     }
 }
@@ -165,7 +168,7 @@ mod pool {
     /// How long an idle worker spins before it parks.
     const SPIN: Duration = Duration::from_millis(1);
 
-    type Job = dyn Fn(usize) + Sync;
+    type Job = dyn Fn() + Sync;
 
     struct Pool {
         /// The region's number (upper 56 bits) and how many workers join it
@@ -214,17 +217,17 @@ mod pool {
         pool
     }
 
-    /// Runs `f(0)` here and `f(1)` .. `f(n - 1)` on `n - 1` workers at once,
-    /// returning when all are done. `n` is at most [`workers`] + 1, and `f`
+    /// Runs `f` here and on `n - 1` workers at once, returning when all are
+    /// done. `n` is at most [`workers`] + 1, and `f`
     /// does not start a region itself (the workers would wait on each other).
-    pub fn run(n: usize, f: &(dyn Fn(usize) + Sync + '_)) {
+    pub fn run(n: usize, f: &(dyn Fn() + Sync + '_)) {
         let pool = pool();
         let joining = n - 1;
         debug_assert!(joining <= pool.threads.len());
         // SAFETY: the lifetime is erased only for the region: no worker reads
         // `job` after counting down `pending`, and this returns only after
         // `pending` reaches zero.
-        let job: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(f) };
+        let job: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn() + Sync + '_), &'static Job>(f) };
         // SAFETY: no worker reads `job` between regions (see `Pool::job`).
         unsafe { *pool.job.get() = Some(job) };
         pool.pending.store(joining, Ordering::Relaxed);
@@ -233,7 +236,7 @@ mod pool {
         for t in &pool.threads[..joining] {
             t.get().expect("registered").unpark();
         }
-        f(0);
+        f();
         while pool.pending.load(Ordering::Acquire) != 0 {
             std::hint::spin_loop();
         }
@@ -252,7 +255,7 @@ mod pool {
                 // SAFETY: the region names this worker, so `job` stays put
                 // until it counts down `pending`.
                 let job = unsafe { (*pool.job.get()).expect("a region has a job") };
-                job(i + 1);
+                job();
                 pool.pending.fetch_sub(1, Ordering::Release);
             }
         }
