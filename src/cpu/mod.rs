@@ -155,9 +155,13 @@ impl Backend for Cpu {
         let act_row = act_ty.bytes_for(*cols as u64).expect("checked at load") as usize;
         let w_row = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
         self.act_q.resize(act_row * x.rows, 0);
-        for (src, dst) in x.data.chunks_exact(x.cols).zip(self.act_q.chunks_exact_mut(act_row)) {
-            quant::quantize_row(act_ty, src, dst);
-        }
+        // A prompt's rows are quantized on every thread (a few multiply-adds
+        // an element; one token's row is not worth a second thread).
+        parallel::for_chunks(&mut self.act_q, act_row, 1, parallel::MIN_WORK / (4 * x.cols).max(1), |first, dst| {
+            for (src, dst) in x.data[first * x.cols..].chunks_exact(x.cols).zip(dst.chunks_exact_mut(act_row)) {
+                quant::quantize_row(act_ty, src, dst);
+            }
+        });
         // Threads take blocks of output columns (weight rows, in fours: the
         // kernel's tile), each for every token.
         let (tokens, acts) = (x.rows, &self.act_q);
@@ -250,8 +254,15 @@ impl Backend for Cpu {
     }
 
     fn swiglu(&mut self, gate: &Act, up: &Act) -> Act {
-        let data = gate.data.iter().zip(&up.data).map(|(&g, &u)| kernels::silu(g) * u).collect();
-        Act { rows: gate.rows, cols: gate.cols, data }
+        let mut out = Act::zeros(gate.rows, gate.cols);
+        // A prompt's rows are split over the threads; one token's row is not
+        // worth a region (timed: splitting it slowed decode).
+        parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 2, |first, dst| {
+            for ((d, &g), &u) in dst.iter_mut().zip(&gate.data[first..]).zip(&up.data[first..]) {
+                *d = kernels::silu(g) * u;
+            }
+        });
+        out
     }
 
     fn add(&mut self, x: &mut Act, y: &Act) {
