@@ -171,6 +171,9 @@ mod pool {
     type Job = dyn Fn() + Sync;
 
     struct Pool {
+        /// Set while a region runs: a second caller thread (two models, or
+        /// tests, on threads of their own) then runs its region alone.
+        busy: AtomicBool,
         /// The region's number (upper 56 bits) and how many workers join it
         /// (lower 8): one word, so that a worker never pairs one region's
         /// number with another's count.
@@ -196,32 +199,40 @@ mod pool {
         rayon::current_num_threads().min(255)
     }
 
-    fn pool() -> &'static Pool {
+    /// Starts the workers, once; called by the region holding `busy`.
+    fn start(pool: &'static Pool) {
         static STARTED: AtomicBool = AtomicBool::new(false);
+        if STARTED.load(Ordering::Relaxed) {
+            return;
+        }
+        STARTED.store(true, Ordering::Relaxed);
+        for i in 0..pool.threads.len() {
+            rayon::spawn(move || work(pool, i));
+        }
+        // The workers' first act is to say who they are; until then nobody
+        // can wake them. Spinning, as a page's main thread may not block.
+        while pool.threads.iter().any(|t| t.get().is_none()) {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Runs `f` here and on `n - 1` workers at once, returning when all are
+    /// done; `n` is at most [`workers`] + 1. While another thread's region
+    /// runs (or when `f` itself starts one), `f` runs here alone, so it must
+    /// finish the region's work whoever joins: `for_blocks` takes blocks
+    /// from a counter until none is left.
+    pub fn run(n: usize, f: &(dyn Fn() + Sync + '_)) {
         let pool = POOL.get_or_init(|| Pool {
+            busy: AtomicBool::new(false),
             state: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             threads: (0..workers()).map(|_| OnceLock::new()).collect(),
         });
-        if !STARTED.swap(true, Ordering::Relaxed) {
-            for i in 0..pool.threads.len() {
-                rayon::spawn(move || work(pool, i));
-            }
+        if pool.busy.swap(true, Ordering::Acquire) {
+            return f();
         }
-        // The workers' first act is to say who they are; until then nobody can
-        // wake them. Spinning, as a page's main thread may not block.
-        while pool.threads.iter().any(|t| t.get().is_none()) {
-            std::hint::spin_loop();
-        }
-        pool
-    }
-
-    /// Runs `f` here and on `n - 1` workers at once, returning when all are
-    /// done. `n` is at most [`workers`] + 1, and `f`
-    /// does not start a region itself (the workers would wait on each other).
-    pub fn run(n: usize, f: &(dyn Fn() + Sync + '_)) {
-        let pool = pool();
+        start(pool);
         let joining = n - 1;
         debug_assert!(joining <= pool.threads.len());
         // SAFETY: the lifetime is erased only for the region: no worker reads
@@ -240,6 +251,7 @@ mod pool {
         while pool.pending.load(Ordering::Acquire) != 0 {
             std::hint::spin_loop();
         }
+        pool.busy.store(false, Ordering::Release);
     }
 
     /// Worker `i`'s loop, for the life of the page or process.
