@@ -204,17 +204,16 @@ fn activation_quantizers_are_bit_exact() {
     }
 }
 
-/// The attention loops: `axpy_f16` adds in the same order as its twin, so it
-/// is bit-exact (and with a = 1 onto zeros it checks the f16 widening for all
-/// 65536 values); `dot_f32_f16` sums in four lanes, within 2·(n + 4)·2^-24
-/// of Σ|a·b|.
+/// The attention loops: `widen_f16` is exact for every one of the 65536
+/// f16 values (NaNs stay NaN); `axpy` adds in the same order as its twin, so
+/// it is bit-exact; `dot` sums in eight lanes, within 2·(n + 8)·2^-24 of
+/// Σ|a·b|.
 #[wasm_bindgen_test]
 fn attention_loops_match_scalar() {
     use webslm::cpu::{kernels, simd128 as cpu_simd};
     let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
-    // Onto -0 so that adding keeps the sign of zeros.
-    let mut widened = vec![-0f32; all.len()];
-    cpu_simd::axpy_f16(1.0, &all, &mut widened);
+    let mut widened = vec![0f32; all.len()];
+    cpu_simd::widen_f16(&all, &mut widened);
     for (h, w) in all.iter().zip(&widened) {
         let want = h.to_f32();
         assert!(w.to_bits() == want.to_bits() || (want.is_nan() && w.is_nan()), "f16 {:#06x}: {w} vs {want}", h.to_bits());
@@ -223,18 +222,48 @@ fn attention_loops_match_scalar() {
     let mut rng = Rng(11);
     for n in [64, 256, 60, 7] {
         let a: Vec<f32> = (0..n).map(|_| f16::from_f32(rng.f32() * 4.0).to_f32()).collect();
-        let b: Vec<f16> = (0..n).map(|_| f16::from_f32(rng.f32() * 100.0)).collect();
-        let (want, got) = (kernels::dot_f32_f16(&a, &b), cpu_simd::dot_f32_f16(&a, &b));
-        let m: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * y.to_f64()).abs()).sum();
-        let budget = 2.0 * (n as f64 + 4.0) * f64::powi(2.0, -24) * m;
+        let b: Vec<f32> = (0..n).map(|_| f16::from_f32(rng.f32() * 100.0).to_f32()).collect();
+        let (want, got) = (kernels::dot(&a, &b), cpu_simd::dot(&a, &b));
+        let m: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+        let budget = 2.0 * (n as f64 + 8.0) * f64::powi(2.0, -24) * m;
         assert!((got as f64 - want as f64).abs() <= budget, "n={n}: {got} vs {want} (budget {budget})");
 
         let p = rng.f32();
         let (mut y0, mut y1): (Vec<f32>, Vec<f32>) = ((0..n).map(|_| rng.f32()).collect(), vec![]);
         y1.clone_from(&y0);
-        kernels::axpy_f16(p, &b, &mut y0);
-        cpu_simd::axpy_f16(p, &b, &mut y1);
+        kernels::axpy(p, &b, &mut y0);
+        cpu_simd::axpy(p, &b, &mut y1);
         assert!(y0.iter().zip(&y1).all(|(x, y)| x.to_bits() == y.to_bits()), "axpy n={n}");
+    }
+}
+
+/// `exp` within 2^-21 of e^x relative, over [-87, 88] (every 1/64 and at
+/// random points); below -87 it returns e^-87 instead of a subnormal or 0.
+/// `softmax` then differs from its twin by the exps' error, the two sums'
+/// rounding (n·2^-24 each) and one division: within (2^-20 + (2n + 2)·2^-24)
+/// of each value, relative, plus 2^-120 absolute for the clamped tails.
+#[wasm_bindgen_test]
+fn softmax_matches_scalar() {
+    use webslm::cpu::{kernels, simd128 as cpu_simd};
+    let mut rng = Rng(5);
+    let points = (-87 * 64..=88 * 64).map(|i| i as f32 / 64.0).chain((0..10_000).map(|_| rng.f32() * 87.0));
+    for x in points {
+        let (want, got) = ((x as f64).exp(), cpu_simd::exp(x) as f64);
+        assert!((got - want).abs() <= want * f64::powi(2.0, -21), "exp({x}): {got} vs {want}");
+    }
+    assert_eq!(cpu_simd::exp(-1000.0), cpu_simd::exp(-87.0));
+    assert!(cpu_simd::exp(f32::NAN).is_nan());
+
+    for (n, spread) in [(1, 1.0), (7, 3.0), (64, 10.0), (255, 30.0), (600, 200.0)] {
+        let x: Vec<f32> = (0..n).map(|_| rng.f32() * spread).collect();
+        let (mut want, mut got) = (x.clone(), x.clone());
+        kernels::softmax(&mut want);
+        cpu_simd::softmax(&mut got);
+        let rel = f64::powi(2.0, -20) + (2 * n + 2) as f64 * f64::powi(2.0, -24);
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            let budget = rel * *w as f64 + f64::powi(2.0, -120);
+            assert!((*g as f64 - *w as f64).abs() <= budget, "n={n} [{i}]: {g} vs {w}");
+        }
     }
 }
 

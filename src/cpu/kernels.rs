@@ -1,5 +1,6 @@
 //! Portable float kernels of the CPU backend. `simd128.rs` provides the
-//! attention pair (`dot_f32_f16`, `axpy_f16`) for wasm SIMD builds.
+//! attention loops (`widen_f16`, `dot`, `axpy`, `softmax`) for wasm SIMD
+//! builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -59,15 +60,21 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// `a · b` for a query already rounded to f16 values (kept in f32) and an
-/// f16 key.
-pub fn dot_f32_f16(a: &[f32], b: &[f16]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y.to_f32()).sum()
+/// `out = x` in f32: an f16 cache row widened once for every query head
+/// that reads it.
+pub fn widen_f16(x: &[f16], out: &mut [f32]) {
+    for (d, s) in out.iter_mut().zip(x) {
+        *d = s.to_f32();
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// `y += a * x`.
-pub fn axpy_f16(a: f32, x: &[f16], y: &mut [f32]) {
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (d, s) in y.iter_mut().zip(x) {
-        *d += a * s.to_f32();
+        *d += a * s;
     }
 }

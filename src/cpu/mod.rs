@@ -222,32 +222,46 @@ impl Backend for Cpu {
         // rounding differences into tenths of a logit.
         let (kc, vc) = (&cache.k[layer][..], &cache.v[layer][..]);
         let hd = shape.head_dim;
-        let (n_head, group) = (shape.n_head, shape.n_head / shape.n_head_kv);
-        let mut out = Act::zeros(q.rows, n_head * hd);
-        // Each (token, head) pair writes its own `hd` outputs: threads take
-        // contiguous runs of pairs.
-        let min_pairs = parallel::MIN_WORK / (2 * (pos + q.rows) * hd).max(1);
+        let (n_kv, group) = (shape.n_head_kv, shape.n_head / shape.n_head_kv);
+        let mut out = Act::zeros(q.rows, shape.n_head * hd);
+        // A unit is one token's group of query heads sharing a key/value
+        // head: each cache row is widened to f32 once for the whole group.
+        // Units write their own `group * hd` outputs (the group's heads are
+        // adjacent): threads take contiguous runs of units.
+        let unit = group * hd;
+        let span = pos + q.rows;
+        let min_units = parallel::MIN_WORK / (2 * span * unit).max(1);
         let attend = |first: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
-            scratch.resize(hd + pos + q.rows, 0.0);
-            let (qh, scores) = scratch.split_at_mut(hd);
-            for (pair, dst) in (first..).zip(dst.chunks_exact_mut(hd)) {
-                let (i, h) = (pair / n_head, pair % n_head);
+            scratch.resize(unit + hd + group * span, 0.0);
+            let (qs, rest) = scratch.split_at_mut(unit);
+            let (row, scores) = rest.split_at_mut(hd);
+            for (u, dst) in (first..).zip(dst.chunks_exact_mut(unit)) {
+                let (i, g) = (u / n_kv, u % n_kv);
                 let seen = pos + i + 1;
-                let off = (h / group) * hd;
-                for (d, s) in qh.iter_mut().zip(&q.row(i)[h * hd..(h + 1) * hd]) {
+                let off = g * hd;
+                for (d, s) in qs.iter_mut().zip(&q.row(i)[g * unit..(g + 1) * unit]) {
                     *d = f16::from_f32(*s).to_f32();
                 }
-                let scores = &mut scores[..seen];
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = attn::dot_f32_f16(qh, &kc[j * kv_dim + off..][..hd]) * shape.scale;
+                // One row of `seen` scores per head of the group.
+                let scores = &mut scores[..group * seen];
+                for j in 0..seen {
+                    attn::widen_f16(&kc[j * kv_dim + off..][..hd], row);
+                    for (h, qh) in qs.chunks_exact(hd).enumerate() {
+                        scores[h * seen + j] = attn::dot(qh, row) * shape.scale;
+                    }
                 }
-                kernels::softmax(scores);
-                for (j, &p) in scores.iter().enumerate() {
-                    attn::axpy_f16(f16::from_f32(p).to_f32(), &vc[j * kv_dim + off..][..hd], dst);
+                for s in scores.chunks_exact_mut(seen) {
+                    attn::softmax(s);
+                }
+                for j in 0..seen {
+                    attn::widen_f16(&vc[j * kv_dim + off..][..hd], row);
+                    for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
+                        attn::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
+                    }
                 }
             }
         };
-        parallel::for_chunks(&mut out.data, hd, 1, min_pairs, |first, dst| {
+        parallel::for_chunks(&mut out.data, unit, 1, min_units, |first, dst| {
             parallel::with_scratch(|scratch| attend(first, dst, scratch))
         });
         out

@@ -1,7 +1,8 @@
-//! wasm SIMD128 versions of the attention inner loops of `kernels`: the f16
-//! cache is widened four values at a time and summed in four f32 lanes, so
-//! results differ from `kernels` by float rounding only (the conversion
-//! itself is exact for every non-NaN f16).
+//! wasm SIMD128 versions of the attention loops of `kernels`: the f16 cache
+//! is widened eight values at a time, products are summed in eight f32
+//! lanes and `exp` is a polynomial over four lanes, so results differ from
+//! `kernels` by float rounding only (the widening itself is exact for every
+//! non-NaN f16).
 
 use core::arch::wasm32::*;
 use half::f16;
@@ -33,42 +34,125 @@ fn load4(x: &[f32], at: usize) -> v128 {
     unsafe { v128_load(x.as_ptr().add(at) as *const v128) }
 }
 
-pub fn dot_f32_f16(a: &[f32], b: &[f16]) -> f32 {
+#[inline(always)]
+fn store4(x: &mut [f32], at: usize, v: v128) {
+    assert!(at + 4 <= x.len());
+    // SAFETY: the four values at `at` lie inside `x` (checked above).
+    unsafe { v128_store(x.as_mut_ptr().add(at) as *mut v128, v) }
+}
+
+fn sum4(v: v128) -> f32 {
+    f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+}
+
+/// `out = x` in f32.
+pub fn widen_f16(x: &[f16], out: &mut [f32]) {
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let (lo, hi) = widen8(x, i);
+        store4(out, i, lo);
+        store4(out, i + 4, hi);
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = x[j].to_f32();
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let mut acc = [f32x4_splat(0.0); 2];
     let mut i = 0;
     while i + 8 <= n {
-        let (b0, b1) = widen8(b, i);
-        acc[0] = f32x4_add(acc[0], f32x4_mul(load4(a, i), b0));
-        acc[1] = f32x4_add(acc[1], f32x4_mul(load4(a, i + 4), b1));
+        acc[0] = f32x4_add(acc[0], f32x4_mul(load4(a, i), load4(b, i)));
+        acc[1] = f32x4_add(acc[1], f32x4_mul(load4(a, i + 4), load4(b, i + 4)));
         i += 8;
     }
-    let v = f32x4_add(acc[0], acc[1]);
-    let mut sum = f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v)
-        + f32x4_extract_lane::<3>(v);
+    let mut sum = sum4(f32x4_add(acc[0], acc[1]));
     for j in i..n {
-        sum += a[j] * b[j].to_f32();
+        sum += a[j] * b[j];
     }
     sum
 }
 
-/// `y += a * x`.
-pub fn axpy_f16(a: f32, x: &[f16], y: &mut [f32]) {
+/// `y += a * x`, in the same order as the scalar twin.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let s = f32x4_splat(a);
     let mut i = 0;
-    while i + 8 <= n {
-        let (x0, x1) = widen8(x, i);
-        let (y0, y1) = (load4(y, i), load4(y, i + 4));
-        let (r0, r1) = (f32x4_add(y0, f32x4_mul(s, x0)), f32x4_add(y1, f32x4_mul(s, x1)));
-        // SAFETY: `load4` checked that the eight values at `i` lie inside `y`.
-        unsafe {
-            v128_store(y.as_mut_ptr().add(i) as *mut v128, r0);
-            v128_store(y.as_mut_ptr().add(i + 4) as *mut v128, r1);
-        }
-        i += 8;
+    while i + 4 <= n {
+        store4(y, i, f32x4_add(load4(y, i), f32x4_mul(s, load4(x, i))));
+        i += 4;
     }
     for j in i..n {
-        y[j] += a * x[j].to_f32();
+        y[j] += a * x[j];
     }
+}
+
+/// `e^x` in four lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two
+/// parts so that r is exact), e^r by a degree-7 polynomial (Taylor's: its
+/// truncation error is below 2^-27 on that interval), times 2^n built in
+/// the exponent bits. Inputs are clamped to [-87, 88], where 2^n is a
+/// normal float: below, the result is e^-87 ≈ 1.6e-38 instead of 0 or a
+/// subnormal.
+#[inline(always)]
+fn exp4(x: v128) -> v128 {
+    let x = f32x4_max(f32x4_min(x, f32x4_splat(88.0)), f32x4_splat(-87.0));
+    let n = f32x4_nearest(f32x4_mul(x, f32x4_splat(std::f32::consts::LOG2_E)));
+    let r = f32x4_sub(x, f32x4_mul(n, f32x4_splat(0.693_359_4)));
+    let r = f32x4_sub(r, f32x4_mul(n, f32x4_splat(-2.121_944_4e-4)));
+    let mut p = f32x4_splat(1.0 / 5040.0);
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
+    }
+    let two_n = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+    f32x4_mul(p, two_n)
+}
+
+/// In-place softmax: the maximum is exact, `exp` within its budget, the sum
+/// in four lanes, and each value divided by it as in the scalar twin.
+pub fn softmax(x: &mut [f32]) {
+    let n = x.len();
+    let mut m = f32x4_splat(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i + 4 <= n {
+        m = f32x4_max(m, load4(x, i));
+        i += 4;
+    }
+    let mut max = f32x4_extract_lane::<0>(m)
+        .max(f32x4_extract_lane::<1>(m))
+        .max(f32x4_extract_lane::<2>(m))
+        .max(f32x4_extract_lane::<3>(m));
+    for &v in &x[i..] {
+        max = max.max(v);
+    }
+    let (vmax, mut acc) = (f32x4_splat(max), f32x4_splat(0.0));
+    let mut i = 0;
+    while i + 4 <= n {
+        let e = exp4(f32x4_sub(load4(x, i), vmax));
+        store4(x, i, e);
+        acc = f32x4_add(acc, e);
+        i += 4;
+    }
+    let mut sum = sum4(acc);
+    for v in &mut x[i..] {
+        *v = f32x4_extract_lane::<0>(exp4(f32x4_splat(*v - max)));
+        sum += *v;
+    }
+    let s = f32x4_splat(sum);
+    let mut i = 0;
+    while i + 4 <= n {
+        store4(x, i, f32x4_div(load4(x, i), s));
+        i += 4;
+    }
+    for v in &mut x[i..] {
+        *v /= sum;
+    }
+}
+
+/// For the kernel tests: `exp4` on one value.
+#[doc(hidden)]
+pub fn exp(x: f32) -> f32 {
+    f32x4_extract_lane::<0>(exp4(f32x4_splat(x)))
 }
