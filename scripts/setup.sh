@@ -3,7 +3,8 @@
 # Python and Node: the wasm32 target (on stable, and on nightly with rust-src
 # for the threaded build), wasm-bindgen-cli at the exact version of
 # the wasm-bindgen crate in Cargo.lock, Debian's Chromium for the browser
-# tests, and the npm dev tools. Then fetches the test models.
+# tests, mesa's lavapipe for the native GPU tests, and the npm dev tools.
+# Then fetches the test models.
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,13 +42,15 @@ fi
 # The browser tests drive Debian's Chromium: playwright-core never downloads
 # one. wasm-bindgen-test-runner reaches it through Debian's chromedriver
 # (the kernel tests in the browser; options in webdriver.json).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+# The native GPU tests run wgpu on mesa's lavapipe (a Vulkan driver on the CPU).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json" >/dev/null; then
+  packages="chromium chromium-driver mesa-vulkan-drivers"
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt-get update -qq && apt-get install -y -qq $packages >/dev/null
   elif command -v sudo >/dev/null; then
-    sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+    sudo apt-get update -qq && sudo apt-get install -y -qq $packages >/dev/null
   else
-    echo "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver: install Debian's chromium and chromium-driver packages as root" >&2
+    echo "the tests need /usr/bin/chromium, /usr/bin/chromedriver and lavapipe: install Debian's $packages packages as root" >&2
     exit 1
   fi
 fi

@@ -10,8 +10,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 echo "== native tests"
 cargo test --release --all-targets
 
-echo "== native tests with the threads feature (ops split over a rayon pool)"
+echo "== native tests with the threads feature (ops split over a thread pool)"
 cargo test --release --features threads --lib --test llama_reference
+
+echo "== GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
+cargo test --release --features gpu --lib --test gpu_ops
+cargo test --release --features gpu --test llama_reference gpu_
 
 echo "== wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels

@@ -21,6 +21,8 @@ pub enum Error {
     ContextOverflow { needed: usize, context: usize },
     #[error("not enough memory: {0}")]
     OutOfMemory(String),
+    #[error("no usable GPU: {0}")]
+    NoGpu(String),
     #[error("aborted")]
     Aborted,
     #[error("invalid argument: {0}")]
@@ -42,6 +44,7 @@ impl Error {
             Error::ChatTemplate(_) => "CHAT_TEMPLATE",
             Error::ContextOverflow { .. } => "CONTEXT_OVERFLOW",
             Error::OutOfMemory(_) => "OUT_OF_MEMORY",
+            Error::NoGpu(_) => "NO_WEBGPU",
             Error::Aborted => "ABORTED",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::Io(_) => "IO",

@@ -10,6 +10,8 @@ pub mod chat;
 pub mod cpu;
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod model;
 pub mod quant;
 pub mod sampler;

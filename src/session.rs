@@ -226,19 +226,7 @@ impl Session<Cpu> {
     /// Loads a GGUF file from disk onto the CPU backend.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_path(path: impl AsRef<std::path::Path>, options: LoadOptions) -> Result<Self> {
-        use std::io::Read;
-        let path = path.as_ref();
-        let mut file = std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        let mut loader = Loader::new(Cpu::default(), file.metadata()?.len(), options);
-        let mut chunk = vec![0u8; 4 << 20];
-        loop {
-            let n = file.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            loader.push(&chunk[..n])?;
-        }
-        loader.finish()
+        Session::load_path_on(Cpu::default(), path, options)
     }
 
     /// Loads a whole GGUF file held in memory onto the CPU backend.
@@ -250,6 +238,24 @@ impl Session<Cpu> {
 }
 
 impl<B: Backend> Session<B> {
+    /// Loads a GGUF file from disk onto `backend`, streaming it in chunks.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_path_on(backend: B, path: impl AsRef<std::path::Path>, options: LoadOptions) -> Result<Self> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let mut file = std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let mut loader = Loader::new(backend, file.metadata()?.len(), options);
+        let mut chunk = vec![0u8; 4 << 20];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            loader.push(&chunk[..n])?;
+        }
+        loader.finish()
+    }
+
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }

@@ -21,6 +21,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+use webslm::model::Backend;
 use webslm::{GenerateOptions, LoadOptions, Message, Session};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -39,14 +40,31 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// The real model, loaded once for all tests of this file.
+fn model_path() -> PathBuf {
+    let path = root().join("models").join(MODEL);
+    assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
+    path
+}
+
+/// The real model on the CPU, loaded once for all tests of this file.
 fn session() -> std::sync::MutexGuard<'static, Session> {
     static SESSION: OnceLock<Mutex<Session>> = OnceLock::new();
     SESSION
+        .get_or_init(|| Mutex::new(Session::load_path(model_path(), LoadOptions::default()).unwrap()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The real model on the first GPU adapter (lavapipe in CI), loaded once.
+#[cfg(feature = "gpu")]
+fn gpu_session() -> std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>> {
+    use webslm::gpu::Gpu;
+    static SESSION: OnceLock<Mutex<Session<Gpu>>> = OnceLock::new();
+    SESSION
         .get_or_init(|| {
-            let path = root().join("models").join(MODEL);
-            assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
-            Mutex::new(Session::load_path(&path, LoadOptions::default()).unwrap())
+            let gpu = Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+            eprintln!("GPU: {}", gpu.adapter());
+            Mutex::new(Session::load_path_on(gpu, model_path(), LoadOptions::default()).unwrap())
         })
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -58,7 +76,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// Our logits for every vocabulary entry at each position that predicts
 /// `tokens[n_prompt..]`.
-fn teacher_forced(s: &mut Session, tokens: &[u32], n_prompt: usize) -> Vec<Vec<f32>> {
+fn teacher_forced<B: Backend>(s: &mut Session<B>, tokens: &[u32], n_prompt: usize) -> Vec<Vec<f32>> {
     let n_vocab = s.hparams().n_vocab;
     let score = s.score(tokens, n_prompt, n_vocab).unwrap();
     score
@@ -120,8 +138,17 @@ fn argmax(row: &[f32]) -> u32 {
 
 #[test]
 fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
+    every_reference_prompt(&mut session());
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
+    every_reference_prompt(&mut gpu_session());
+}
+
+fn every_reference_prompt<B: Backend>(s: &mut Session<B>) {
     let greedy = fixture("reference_greedy.json");
-    let mut s = session();
     let mut checked = 0;
     let mut agreement = Agreement::default();
     for p in greedy["prompts"].as_array().unwrap() {
@@ -131,7 +158,7 @@ fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
         let steps = p["step_top3"].as_array().unwrap();
         assert_eq!(steps.len(), generated.len());
         let tokens: Vec<u32> = prompt.iter().chain(&generated).copied().collect();
-        let ours = teacher_forced(&mut s, &tokens, prompt.len());
+        let ours = teacher_forced(s, &tokens, prompt.len());
         assert_eq!(ours.len(), steps.len());
         for (pos, (row, step)) in ours.iter().zip(steps).enumerate() {
             let top3: Vec<(u32, f32)> = step
@@ -157,15 +184,24 @@ fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
 
 #[test]
 fn top20_after_the_capital_of_france() {
+    capital_of_france(&mut session());
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_top20_after_the_capital_of_france() {
+    capital_of_france(&mut gpu_session());
+}
+
+fn capital_of_france<B: Backend>(s: &mut Session<B>) {
     let reference = fixture("reference_logits.json");
-    let mut s = session();
     let prompt = ids(&reference["prompt_token_ids"]);
     assert_eq!(s.tokenize(reference["prompt"].as_str().unwrap(), true).unwrap(), prompt);
     // Score the prompt plus its top-1 token to get the logits after the prompt.
     let top = reference["top20"].as_array().unwrap();
     let mut tokens = prompt.clone();
     tokens.push(top[0]["token_id"].as_u64().unwrap() as u32);
-    let row = &teacher_forced(&mut s, &tokens, prompt.len())[0];
+    let row = &teacher_forced(s, &tokens, prompt.len())[0];
     assert_eq!(argmax(row), top[0]["token_id"].as_u64().unwrap() as u32);
     let mut agreement = Agreement::default();
     for t in top {
@@ -192,8 +228,17 @@ fn prompts_tokenize_and_render_like_llama_cpp() {
 
 #[test]
 fn greedy_generation_follows_llama_cpp_until_a_near_tie() {
+    greedy_generation(&mut session());
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_greedy_generation_follows_llama_cpp_until_a_near_tie() {
+    greedy_generation(&mut gpu_session());
+}
+
+fn greedy_generation<B: Backend>(s: &mut Session<B>) {
     let greedy = fixture("reference_greedy.json");
-    let mut s = session();
     for p in greedy["prompts"].as_array().unwrap() {
         let prompt = ids(&p["prompt_token_ids"]);
         let expected = ids(&p["generated_token_ids"]);

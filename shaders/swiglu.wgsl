@@ -1,0 +1,20 @@
+// silu(gate) * up, element-wise.
+
+struct Params {
+    len: u32,
+    groups_x: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> up: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = (wg.x + wg.y * p.groups_x) * 256u + t;
+    if (i < p.len) {
+        let g = gate[i];
+        y[i] = g / (1.0 + exp(-g)) * up[i];
+    }
+}

@@ -1,0 +1,595 @@
+//! The GPU backend: the WGSL kernels of `shaders/` through wgpu (WebGPU in
+//! browsers, Vulkan, Metal or DX12 natively), in f32 everywhere so that no
+//! adapter feature (`shader-f16`, subgroups) is needed.
+//!
+//! The flow is wgpu's: adapter → device → one compute pipeline per kernel,
+//! made once → for every op a bind group and a dispatch recorded into one
+//! command encoder → submitted when the host reads a result. Weights stay
+//! quantized in storage buffers, each 32-weight block starting on a word
+//! ([`layout`]); a matrix too big for one binding is split by rows into
+//! parts. Activations live in pooled buffers that go back to the pool when
+//! dropped, so a forward pass allocates nothing once the pool is warm.
+
+mod layout;
+
+use crate::cpu::kernels::rope_angles;
+use crate::gguf::TensorInfo;
+use crate::model::{Attention, Backend, Rope};
+use crate::quant::{self, GgmlType};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// Bytes of one dispatch's parameters in the shared uniform buffer (the
+/// largest dynamic-offset alignment WebGPU allows an adapter to ask for).
+const PARAMS_SLOT: u64 = 256;
+/// Dispatches recorded before their parameters must be flushed.
+const PARAMS_SLOTS: u64 = 2048;
+/// Workgroups along one dimension of a dispatch (WebGPU's guaranteed limit).
+const MAX_GROUPS: u32 = 65535;
+/// Free activation buffers kept for reuse.
+const POOL_KEEP: usize = 32;
+
+/// How a kernel uses each of its storage buffers (bindings 1.., after the
+/// parameters at binding 0).
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+use Access::{Read, Write};
+
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// A weight on the GPU: matrices in their quantized blocks, by parts of
+/// whole rows; vectors (norm weights) in f32.
+pub enum Weight {
+    Matrix { ty: GgmlType, rows: usize, cols: usize, parts: Vec<Part> },
+    Vector(wgpu::Buffer),
+}
+
+pub struct Part {
+    buf: wgpu::Buffer,
+    row0: usize,
+    rows: usize,
+}
+
+/// A row-major f32 matrix in a pooled storage buffer.
+pub struct Act {
+    pub rows: usize,
+    pub cols: usize,
+    buf: wgpu::Buffer,
+    pool: Pool,
+}
+
+impl Drop for Act {
+    fn drop(&mut self) {
+        let mut free = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < POOL_KEEP {
+            free.push(self.buf.clone());
+        }
+    }
+}
+
+type Pool = Arc<Mutex<Vec<wgpu::Buffer>>>;
+
+/// Keys and values of every layer in f16, two a word, as the CPU keeps them.
+pub struct Cache {
+    context: usize,
+    kv_dim: usize,
+    k: Vec<wgpu::Buffer>,
+    v: Vec<wgpu::Buffer>,
+}
+
+impl Cache {
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        2 * self.k.len() * self.context * self.kv_dim * 2
+    }
+}
+
+/// The RoPE angles of positions `0..positions` for one set of parameters.
+struct RopeTable {
+    rope: Rope,
+    positions: usize,
+    buf: wgpu::Buffer,
+}
+
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: String,
+    limits: wgpu::Limits,
+    kernels: HashMap<String, Kernel>,
+    encoder: Option<wgpu::CommandEncoder>,
+    /// Parameters of the dispatches recorded since the last submit.
+    params: Vec<u8>,
+    params_buf: wgpu::Buffer,
+    pool: Pool,
+    rope_tables: Vec<RopeTable>,
+    /// Token ids of the batch being embedded.
+    tokens: Option<wgpu::Buffer>,
+    /// Where results are copied to be mapped and read.
+    staging: Option<wgpu::Buffer>,
+}
+
+impl Gpu {
+    /// The first adapter wgpu offers (high performance preferred), with the
+    /// adapter's own limits so that large models get large bindings.
+    pub async fn request() -> Result<Gpu> {
+        let instance = wgpu::Instance::default();
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webslm"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let info = adapter.get_info();
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: PARAMS_SLOT * PARAMS_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: format!("{} ({:?})", info.name, info.backend),
+            limits,
+            kernels: HashMap::new(),
+            encoder: None,
+            params: Vec::new(),
+            params_buf,
+            pool: Pool::default(),
+            rope_tables: Vec::new(),
+            tokens: None,
+            staging: None,
+        })
+    }
+
+    /// [`Gpu::request`], blocking.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Gpu> {
+        pollster::block_on(Gpu::request())
+    }
+
+    /// The adapter's name and API.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    /// An activation holding `data` (for the kernel tests).
+    #[doc(hidden)]
+    pub fn act_from(&mut self, rows: usize, cols: usize, data: &[f32]) -> Act {
+        assert_eq!(data.len(), rows * cols);
+        let act = self.act(rows, cols);
+        self.submit();
+        self.queue.write_buffer(&act.buf, 0, bytemuck::cast_slice(data));
+        act
+    }
+
+    /// Makes matrices split into parts of at most `bytes` (for the tests of
+    /// split matrices on adapters whose bindings are large).
+    #[doc(hidden)]
+    pub fn limit_binding(&mut self, bytes: u64) {
+        self.limits.max_storage_buffer_binding_size = bytes;
+    }
+
+    /// The pipeline `name`, made on first use: a kernel of `shaders/`, or for
+    /// `<kernel>_<format>` that kernel with the format's `dequant` appended.
+    fn kernel(&mut self, name: &str) -> &Kernel {
+        if !self.kernels.contains_key(name) {
+            let (source, access) = source(name);
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
+                count: None,
+            }];
+            for (i, a) in access.iter().enumerate() {
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: i as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: matches!(a, Read) },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                });
+            }
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &entries });
+            let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                ..Default::default()
+            });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            self.kernels.insert(name.to_string(), Kernel { pipeline, layout });
+        }
+        &self.kernels[name]
+    }
+
+    /// Records one dispatch of `name` over `groups` workgroups, with `params`
+    /// (u32 words, f32 as bits) and `buffers` at bindings 1...
+    fn dispatch(&mut self, name: &str, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+        if self.params.len() as u64 == PARAMS_SLOT * PARAMS_SLOTS {
+            self.submit();
+        }
+        let offset = self.params.len() as u32;
+        self.params.extend(params.iter().flat_map(|w| w.to_le_bytes()));
+        self.params.resize(offset as usize + PARAMS_SLOT as usize, 0);
+        self.kernel(name);
+        let kernel = &self.kernels[name];
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.params_buf,
+                offset: 0,
+                size: wgpu::BufferSize::new(PARAMS_SLOT),
+            }),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
+        );
+        let bind_group =
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries });
+        let encoder = self
+            .encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+    }
+
+    /// Sends the recorded work (and its parameters) to the GPU.
+    fn submit(&mut self) {
+        if !self.params.is_empty() {
+            self.queue.write_buffer(&self.params_buf, 0, &self.params);
+            self.params.clear();
+        }
+        if let Some(encoder) = self.encoder.take() {
+            self.queue.submit([encoder.finish()]);
+        }
+    }
+
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()))
+    }
+
+    /// An activation of `rows × cols`, from the pool when a buffer is free.
+    fn act(&mut self, rows: usize, cols: usize) -> Act {
+        let size = ((rows * cols * 4) as u64).next_power_of_two().max(256);
+        let reused = {
+            let mut free = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            free.iter().position(|b| b.size() == size).map(|i| free.swap_remove(i))
+        };
+        let buf = reused.unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("activation"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        Act { rows, cols, buf, pool: self.pool.clone() }
+    }
+
+    /// A storage buffer of at least `size` bytes kept in `slot`, replaced by
+    /// a larger one when it is too small.
+    fn scratch(device: &wgpu::Device, slot: &mut Option<wgpu::Buffer>, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        match slot {
+            Some(b) if b.size() >= size => b.clone(),
+            _ => {
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size: size.next_power_of_two().max(256),
+                    usage,
+                    mapped_at_creation: false,
+                });
+                *slot = Some(b.clone());
+                b
+            }
+        }
+    }
+
+    /// The angle table for `rope` covering positions `..end`.
+    fn rope_table(&mut self, rope: &Rope, end: usize) -> wgpu::Buffer {
+        if let Some(t) = self.rope_tables.iter().find(|t| &t.rope == rope && t.positions >= end) {
+            return t.buf.clone();
+        }
+        let positions = end.next_power_of_two().max(1024);
+        let mut data = Vec::with_capacity(positions * rope.dims);
+        let mut angles = Vec::new();
+        for pos in 0..positions {
+            rope_angles(pos, rope, &mut angles);
+            data.extend(angles.iter().flat_map(|&(c, s)| [c, s]));
+        }
+        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("rope angles"),
+            contents: bytemuck::cast_slice(&data),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        self.rope_tables.retain(|t| &t.rope != rope);
+        self.rope_tables.push(RopeTable { rope: rope.clone(), positions, buf: buf.clone() });
+        buf
+    }
+
+    fn storage(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
+        if size > self.limits.max_buffer_size {
+            return Err(Error::OutOfMemory(format!(
+                "{label}: {size} bytes is more than this GPU's largest buffer ({} bytes)",
+                self.limits.max_buffer_size
+            )));
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+}
+
+/// A kernel's WGSL and how it uses its buffers.
+fn source(name: &str) -> (String, &'static [Access]) {
+    const MATMUL: &[Access] = &[Read, Read, Write];
+    let (kernel, format) = ["matmul_vec_", "matmul_mat_", "embed_"]
+        .iter()
+        .find_map(|k| name.strip_prefix(k).map(|f| (k.trim_end_matches('_'), Some(f))))
+        .unwrap_or((name, None));
+    let (wgsl, access): (&str, &'static [Access]) = match kernel {
+        "matmul_vec" => (include_str!("../../shaders/matmul_vec.wgsl"), MATMUL),
+        "matmul_mat" => (include_str!("../../shaders/matmul_mat.wgsl"), MATMUL),
+        "embed" => (include_str!("../../shaders/embed.wgsl"), MATMUL),
+        "rms_norm" => (include_str!("../../shaders/rms_norm.wgsl"), &[Read, Read, Write]),
+        "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
+        "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
+        "attention" => (include_str!("../../shaders/attention.wgsl"), &[Read, Read, Read, Write]),
+        "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
+        "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
+        other => unreachable!("no kernel `{other}`"),
+    };
+    let format = format.map(|f| layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")));
+    (format!("{wgsl}\n{}", format.unwrap_or_default()), access)
+}
+
+/// A grid of `n` workgroups: `[x, y, 1]` with `x · y ≥ n`, x ≤ 65535.
+fn grid(n: usize) -> [u32; 3] {
+    let x = n.clamp(1, MAX_GROUPS as usize);
+    [x as u32, n.div_ceil(x).max(1) as u32, 1]
+}
+
+impl Backend for Gpu {
+    type Weight = Weight;
+    type Act = Act;
+    type Cache = Cache;
+
+    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
+        let cols = info.dims[0] as usize;
+        if info.dims.len() == 1 {
+            let mut v = vec![0f32; cols];
+            quant::dequantize_row(info.ty, data, &mut v);
+            let buf = self.storage(&info.name, (cols * 4) as u64)?;
+            self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&v));
+            return Ok(Weight::Vector(buf));
+        }
+        let rows = (info.n_elements() / info.dims[0]) as usize;
+        let format = layout::Format::of(info.ty).ok_or_else(|| Error::UnsupportedQuant {
+            tensor: info.name.clone(),
+            ty: info.ty.name(),
+        })?;
+        if cols % 32 != 0 {
+            return Err(Error::BadModel(format!("tensor `{}`: rows of {cols} are not whole 32-weight blocks", info.name)));
+        }
+        let row_in = data.len() / rows;
+        let row_out = format.words(cols) * 4;
+        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let part_rows = (binding as usize / row_out).max(1);
+        let mut parts = Vec::new();
+        let mut packed = Vec::new();
+        for row0 in (0..rows).step_by(part_rows) {
+            let n = part_rows.min(rows - row0);
+            let buf = self.storage(&info.name, (n * row_out) as u64)?;
+            // Written a few MiB at a time so that host memory stays small.
+            let step = ((4 << 20) / row_out).max(1);
+            for r in (0..n).step_by(step) {
+                let m = step.min(n - r);
+                let src = &data[(row0 + r) * row_in..(row0 + r + m) * row_in];
+                packed.clear();
+                format.pack(src, &mut packed);
+                self.queue.write_buffer(&buf, (r * row_out) as u64, &packed);
+            }
+            parts.push(Part { buf, row0, rows: n });
+        }
+        for kernel in ["matmul_vec", "matmul_mat", "embed"] {
+            self.kernel(&format!("{kernel}_{}", format.name));
+        }
+        Ok(Weight::Matrix { ty: info.ty, rows, cols, parts })
+    }
+
+    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
+        let bytes = (context as u64).saturating_mul(kv_dim as u64 * 2);
+        let total = bytes.saturating_mul(2 * n_layer as u64);
+        if bytes > self.limits.max_storage_buffer_binding_size as u64 {
+            return Err(Error::OutOfMemory(format!(
+                "a KV cache of {context} positions needs {total} bytes on the GPU, in layers larger than it can bind; load with a smaller context length"
+            )));
+        }
+        let mut k = Vec::with_capacity(n_layer);
+        let mut v = Vec::with_capacity(n_layer);
+        for _ in 0..n_layer {
+            k.push(self.storage("KV cache", bytes)?);
+            v.push(self.storage("KV cache", bytes)?);
+        }
+        Ok(Cache { context, kv_dim, k, v })
+    }
+
+    fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
+        let Weight::Matrix { ty, cols, parts, .. } = table else { unreachable!("the embedding table is a matrix") };
+        let name = format!("embed_{}", layout::Format::of(*ty).expect("checked at upload").name);
+        let ids = Gpu::scratch(
+            &self.device,
+            &mut self.tokens,
+            (tokens.len() * 4) as u64,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        );
+        // The ids must land before this batch's dispatches and after the
+        // last batch's: record-time order is kept by submitting first.
+        self.submit();
+        self.queue.write_buffer(&ids, 0, bytemuck::cast_slice(tokens));
+        let out = self.act(tokens.len(), *cols);
+        for part in parts {
+            let params = [*cols as u32, part.rows as u32, part.row0 as u32, tokens.len() as u32];
+            let groups = [(*cols / 32).div_ceil(64) as u32, tokens.len() as u32, 1];
+            self.dispatch(&name, &params, &[&part.buf, &ids, &out.buf], groups);
+        }
+        out
+    }
+
+    fn rms_norm(&mut self, x: &Act, weight: &Weight, eps: f32) -> Act {
+        let Weight::Vector(w) = weight else { unreachable!("norm weights are vectors") };
+        let out = self.act(x.rows, x.cols);
+        let params = [x.cols as u32, eps.to_bits()];
+        self.dispatch("rms_norm", &params, &[&x.buf, w, &out.buf], [x.rows as u32, 1, 1]);
+        out
+    }
+
+    fn matmul(&mut self, x: &Act, w: &Weight) -> Act {
+        let Weight::Matrix { ty, rows, cols, parts } = w else { unreachable!("matmul of a vector") };
+        assert_eq!(x.cols, *cols, "matmul shapes");
+        let format = layout::Format::of(*ty).expect("checked at upload").name;
+        let out = self.act(x.rows, *rows);
+        for part in parts {
+            let [gx, gy, _] = grid(part.rows.div_ceil(4));
+            if x.rows == 1 {
+                let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx];
+                self.dispatch(&format!("matmul_vec_{format}"), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, 1]);
+            } else {
+                let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx, x.rows as u32, *rows as u32];
+                let tiles = x.rows.div_ceil(8) as u32;
+                self.dispatch(&format!("matmul_mat_{format}"), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, tiles]);
+            }
+        }
+        out
+    }
+
+    fn rope(&mut self, x: &mut Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope) {
+        let table = self.rope_table(rope, pos + x.rows);
+        let pairs = rope.dims / 2;
+        let params = [n_head as u32, head_dim as u32, pairs as u32, rope.neox as u32, pos as u32, x.rows as u32];
+        let groups = [(n_head * pairs).div_ceil(64) as u32, x.rows as u32, 1];
+        self.dispatch("rope", &params, &[&table, &x.buf], groups);
+    }
+
+    fn attention(
+        &mut self,
+        q: &Act,
+        k: &Act,
+        v: &Act,
+        cache: &mut Cache,
+        layer: usize,
+        pos: usize,
+        shape: &Attention,
+    ) -> Act {
+        assert!(pos + q.rows <= cache.context, "the session keeps batches inside the context");
+        let kv_dim = cache.kv_dim;
+        let (kc, vc) = (cache.k[layer].clone(), cache.v[layer].clone());
+        let params = [kv_dim as u32, pos as u32, k.rows as u32];
+        let groups = [(kv_dim / 2).div_ceil(64) as u32, k.rows as u32, 1];
+        self.dispatch("kv_store", &params, &[&k.buf, &v.buf, &kc, &vc], groups);
+        let out = self.act(q.rows, shape.n_head * shape.head_dim);
+        let params = [
+            shape.n_head as u32,
+            (shape.n_head / shape.n_head_kv) as u32,
+            shape.head_dim as u32,
+            kv_dim as u32,
+            pos as u32,
+            shape.scale.to_bits(),
+        ];
+        self.dispatch("attention", &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
+        out
+    }
+
+    fn swiglu(&mut self, gate: &Act, up: &Act) -> Act {
+        let out = self.act(gate.rows, gate.cols);
+        let len = gate.rows * gate.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch("swiglu", &[len as u32, groups[0]], &[&gate.buf, &up.buf, &out.buf], groups);
+        out
+    }
+
+    fn add(&mut self, x: &mut Act, y: &Act) {
+        let len = x.rows * x.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch("add", &[len as u32, groups[0]], &[&y.buf, &x.buf], groups);
+    }
+
+    fn last_row(&mut self, x: &Act) -> Act {
+        let out = self.act(1, x.cols);
+        let bytes = (x.cols * 4) as u64;
+        let src = x.buf.clone();
+        let dst = out.buf.clone();
+        self.encoder().copy_buffer_to_buffer(&src, (x.rows - 1) as u64 * bytes, &dst, 0, bytes);
+        out
+    }
+
+    fn read(&mut self, x: &Act) -> Vec<f32> {
+        let bytes = (x.rows * x.cols * 4) as u64;
+        let staging = Gpu::scratch(
+            &self.device,
+            &mut self.staging,
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let src = x.buf.clone();
+        self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, bytes);
+        self.submit();
+        let slice = staging.slice(..bytes);
+        slice.map_async(wgpu::MapMode::Read, |r| r.expect("mapping a staging buffer"));
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU");
+        let out = bytemuck::cast_slice(&slice.get_mapped_range().expect("the staging buffer is mapped")).to_vec();
+        staging.unmap();
+        out
+    }
+}

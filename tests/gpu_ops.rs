@@ -1,0 +1,262 @@
+//! Every WGSL kernel against the CPU reference, on the first GPU adapter
+//! wgpu finds (mesa's lavapipe in CI: `scripts/setup.sh` installs it).
+//!
+//! Budgets, with u = 2^-24 (f32 rounding) and S = Σ|w·x| of a dot product:
+//! - matmul (decode GEMV and prefill GEMM, every format, matrices split into
+//!   parts): within (k/16 + 8)·2u·S + 4u·S of the f64 product of the
+//!   dequantized weights (a thread sums k/16 terms, then four tree levels;
+//!   dequantizing may fuse a multiply-add);
+//! - embedding rows: within 2u of |value| + |minimum| of the CPU's
+//!   dequantization (one multiply-add that may fuse);
+//! - RMSNorm: within 2^-18 relative (f32 sum of squares on the GPU, f64 on
+//!   the CPU);
+//! - RoPE: within 4u·(|x0| + |x1|) (the same angles; the GPU may fuse);
+//! - SwiGLU: within 2^-20 relative plus 2^-30 (the GPU's `exp`);
+//! - residual add: bit-exact;
+//! - attention: within 2^-10·max|v| + 2^-12 of the CPU, because each weight
+//!   is rounded to f16 on both sides and a rounding tie may fall either way.
+#![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use webslm::cpu::{Act as CpuAct, Cpu};
+use webslm::gguf::TensorInfo;
+use webslm::gpu::Gpu;
+use webslm::model::{Attention, Backend, Rope};
+use webslm::quant::{self, GgmlType};
+
+const U: f64 = 1.0 / (1u64 << 24) as f64;
+
+fn gpu() -> MutexGuard<'static, Gpu> {
+    static GPU: OnceLock<Mutex<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+        eprintln!("GPU: {}", gpu.adapter());
+        Mutex::new(gpu)
+    })
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in [-1, 1).
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f32() * scale).collect()
+    }
+}
+
+fn info(name: &str, ty: GgmlType, dims: &[usize]) -> TensorInfo {
+    let n: usize = dims.iter().product();
+    TensorInfo {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as u64).collect(),
+        ty,
+        offset: 0,
+        size: ty.bytes_for(n as u64).unwrap(),
+    }
+}
+
+/// A `rows × k` matrix of `ty` from random values (through the reference
+/// quantizer), with a row of raw random codes for the 8-bit format so that
+/// -128 occurs; and its dequantized values.
+fn matrix(ty: GgmlType, rows: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
+    let row_bytes = ty.bytes_for(k as u64).unwrap() as usize;
+    let mut bytes = vec![0u8; rows * row_bytes];
+    for (r, dst) in bytes.chunks_exact_mut(row_bytes).enumerate() {
+        let src = rng.vec(k, if r % 3 == 0 { 20.0 } else { 1.0 });
+        quant::quantize_row_ref(ty, &src, dst);
+        if ty == GgmlType::Q8_0 && r == 1 {
+            for block in dst.chunks_exact_mut(34) {
+                block[2..].iter_mut().for_each(|b| *b = rng.next() as u8);
+            }
+        }
+    }
+    let mut values = vec![0f32; rows * k];
+    for (src, dst) in bytes.chunks_exact(row_bytes).zip(values.chunks_exact_mut(k)) {
+        quant::dequantize_row(ty, src, dst);
+    }
+    (bytes, values)
+}
+
+const FORMATS: [GgmlType; 8] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Bf16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+];
+
+#[test]
+fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
+    let mut g = gpu();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for ty in FORMATS {
+        for (rows, k, tokens, split) in [(7, 64, 1, false), (45, 576, 1, true), (33, 576, 13, false), (20, 1536, 9, true)] {
+            let (bytes, w) = matrix(ty, rows, k, &mut rng);
+            let x = rng.vec(tokens * k, 3.0);
+            if split {
+                // Parts of about a third of the rows.
+                let row_bytes = bytes.len() / rows;
+                g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
+            }
+            let weight = g.upload(&info("w", ty, &[k, rows]), &bytes).unwrap();
+            g.limit_binding(u32::MAX as u64);
+            let xa = g.act_from(tokens, k, &x);
+            let y = g.matmul(&xa, &weight);
+            let got = g.read(&y);
+            assert_eq!(got.len(), tokens * rows);
+            for t in 0..tokens {
+                for r in 0..rows {
+                    let (wr, xt) = (&w[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+                    let want: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let s: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                    let budget = ((k / 16 + 8) as f64 * 2.0 * U + 4.0 * U) * s;
+                    let d = (got[t * rows + r] as f64 - want).abs();
+                    assert!(
+                        d <= budget,
+                        "{} {rows}x{k}, {tokens} tokens, split {split}: [{t}][{r}] {} vs {want} (budget {budget})",
+                        ty.name(),
+                        got[t * rows + r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn embedding_rows_match_the_cpu_dequantization() {
+    let mut g = gpu();
+    let mut cpu = Cpu::default();
+    let mut rng = Rng(77);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16] {
+        let (rows, k) = (50, 128);
+        let (bytes, _) = matrix(ty, rows, k, &mut rng);
+        let t = info("embd", ty, &[k, rows]);
+        g.limit_binding((bytes.len() / 4) as u64);
+        let gw = g.upload(&t, &bytes).unwrap();
+        g.limit_binding(u32::MAX as u64);
+        let cw = cpu.upload(&t, &bytes).unwrap();
+        let tokens = [0u32, 49, 13, 13, 25, 37];
+        let got = {
+            let e = g.embed(&gw, &tokens);
+            g.read(&e)
+        };
+        let want = cpu.embed(&cw, &tokens).data;
+        let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((*a as f64 - *b as f64).abs() <= 2.0 * U * (b.abs() as f64 + max), "{} [{i}]: {a} vs {b}", ty.name());
+        }
+    }
+}
+
+fn cpu_act(rows: usize, cols: usize, data: &[f32]) -> CpuAct {
+    CpuAct { rows, cols, data: data.to_vec() }
+}
+
+#[test]
+fn norm_rope_swiglu_and_add_match_the_cpu() {
+    let mut g = gpu();
+    let mut cpu = Cpu::default();
+    let mut rng = Rng(5);
+    let (rows, cols) = (5, 576);
+    let x = rng.vec(rows * cols, 40.0);
+    let w = rng.vec(cols, 2.0);
+    let t = info("norm", GgmlType::F32, &[cols]);
+    let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
+    let gx = g.act_from(rows, cols, &x);
+    let cx = cpu_act(rows, cols, &x);
+
+    let got = {
+        let y = g.rms_norm(&gx, &gw, 1e-5);
+        g.read(&y)
+    };
+    let want = cpu.rms_norm(&cx, &cw, 1e-5).data;
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!((a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30, "rms_norm [{i}]: {a} vs {b}");
+    }
+
+    for (neox, dims, head_dim, n_head, pos) in [(false, 64, 64, 9, 0), (true, 64, 64, 9, 700), (true, 32, 64, 3, 5)] {
+        let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None };
+        let data = rng.vec(rows * n_head * head_dim, 5.0);
+        let (mut gq, mut cq) = (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));
+        g.rope(&mut gq, n_head, head_dim, pos, &rope);
+        cpu.rope(&mut cq, n_head, head_dim, pos, &rope);
+        let got = g.read(&gq);
+        for (i, (a, b)) in got.iter().zip(&cq.data).enumerate() {
+            // Each output mixes two inputs of at most 5 in magnitude.
+            assert!((a - b).abs() as f64 <= 4.0 * U * 10.0, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
+        }
+    }
+
+    let (gate, up) = (rng.vec(rows * cols, 12.0), rng.vec(rows * cols, 3.0));
+    let got = {
+        let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
+        let y = g.swiglu(&ga, &ua);
+        g.read(&y)
+    };
+    let want = cpu.swiglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!((a - b).abs() as f64 <= f64::powi(2.0, -20) * b.abs() as f64 + f64::powi(2.0, -30), "swiglu [{i}]: {a} vs {b}");
+    }
+
+    let y = rng.vec(rows * cols, 100.0);
+    let mut gx2 = g.act_from(rows, cols, &x);
+    let gy = g.act_from(rows, cols, &y);
+    g.add(&mut gx2, &gy);
+    let mut cx2 = cpu_act(rows, cols, &x);
+    cpu.add(&mut cx2, &cpu_act(rows, cols, &y));
+    assert!(g.read(&gx2).iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
+}
+
+#[test]
+fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
+    let mut g = gpu();
+    let mut cpu = Cpu::default();
+    let mut rng = Rng(99);
+    // SmolLM2's shape (9 heads over 3), Gemma 3's (4 over 1, head size 256).
+    for (n_head, n_head_kv, head_dim) in [(9, 3, 64), (4, 1, 256)] {
+        let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
+        let kv_dim = n_head_kv * head_dim;
+        let (n_layer, context) = (2, 200);
+        let mut gc = g.new_cache(n_layer, context, kv_dim).unwrap();
+        let mut cc = cpu.new_cache(n_layer, context, kv_dim).unwrap();
+        let mut pos = 0;
+        // A prompt of 70 tokens (more than a workgroup's 64), then single tokens.
+        for batch in [70, 1, 1, 37, 1] {
+            let q = rng.vec(batch * n_head * head_dim, 4.0);
+            let k = rng.vec(batch * kv_dim, 4.0);
+            let v = rng.vec(batch * kv_dim, 2.0);
+            let got = {
+                let (gq, gk, gv) =
+                    (g.act_from(batch, n_head * head_dim, &q), g.act_from(batch, kv_dim, &k), g.act_from(batch, kv_dim, &v));
+                let o = g.attention(&gq, &gk, &gv, &mut gc, 1, pos, &shape);
+                g.read(&o)
+            };
+            let (cq, ck, cv) = (cpu_act(batch, n_head * head_dim, &q), cpu_act(batch, kv_dim, &k), cpu_act(batch, kv_dim, &v));
+            let want = cpu.attention(&cq, &ck, &cv, &mut cc, 1, pos, &shape).data;
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
+                assert!(
+                    (a - b).abs() as f64 <= budget,
+                    "heads {n_head}/{n_head_kv}x{head_dim}, batch {batch} at {pos}, [{i}]: {a} vs {b}"
+                );
+            }
+            pos += batch;
+        }
+    }
+}
