@@ -84,6 +84,68 @@ fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     Ok(v)
 }
 
+impl Cpu {
+    /// `x` times the rows of `ws` one after another (whose activation types
+    /// agree): the activations are quantized once, and threads take blocks
+    /// of output columns (weight rows, in fours: the kernel's tile), each for
+    /// every token, across the weights' boundaries.
+    fn matmul_concat(&mut self, x: &Act, ws: &[&Weight]) -> Act {
+        let mats: Vec<(GgmlType, usize, &[u8])> = ws
+            .iter()
+            .map(|w| match w {
+                Weight::Matrix { ty, rows, cols, data } => {
+                    debug_assert_eq!(x.cols, *cols);
+                    (*ty, *rows, &data[..])
+                }
+                Weight::Vector(_) => unreachable!("matmul takes a matrix"),
+            })
+            .collect();
+        let cols = x.cols;
+        let act_ty = quant::vec_dot_type(mats[0].0);
+        let act_row = act_ty.bytes_for(cols as u64).expect("checked at load") as usize;
+        self.act_q.resize(act_row * x.rows, 0);
+        // A prompt's rows are quantized on every thread (a few multiply-adds
+        // an element; one token's row is not worth a second thread).
+        parallel::for_chunks(&mut self.act_q, act_row, 1, parallel::MIN_WORK / (4 * cols).max(1), |first, dst| {
+            for (src, dst) in x.data[first * cols..].chunks_exact(cols).zip(dst.chunks_exact_mut(act_row)) {
+                quant::quantize_row(act_ty, src, dst);
+            }
+        });
+        let (tokens, acts) = (x.rows, &self.act_q);
+        let total: usize = mats.iter().map(|m| m.1).sum();
+        let mut out = Act::zeros(tokens, total);
+        let min_rows = parallel::MIN_WORK / (cols * tokens).max(1);
+        // Runs the rows `first..first + n` of the concatenation, writing
+        // token t's products at `out[t * stride + row - first]`.
+        let product = |first: usize, n: usize, out: &mut [f32], stride: usize| {
+            let mut start = 0;
+            for &(ty, rows, data) in &mats {
+                let (lo, hi) = (first.max(start), (first + n).min(start + rows));
+                if lo < hi {
+                    let w_row = ty.bytes_for(cols as u64).expect("checked at load") as usize;
+                    let weights = &data[(lo - start) * w_row..(hi - start) * w_row];
+                    quant::matmul(ty, cols, weights, acts, &mut out[lo - first..], stride);
+                }
+                start += rows;
+            }
+        };
+        parallel::for_blocks(&mut out.data, total, 1, 4, min_rows, |first, mut block| {
+            let n = block.row(0).len();
+            if let Some(whole) = block.contiguous() {
+                return product(first, n, whole, n);
+            }
+            parallel::with_scratch(|products| {
+                products.resize(n * tokens, 0.0);
+                product(first, n, products, n);
+                for t in 0..tokens {
+                    block.row(t).copy_from_slice(&products[t * n..][..n]);
+                }
+            })
+        });
+        out
+    }
+}
+
 impl Backend for Cpu {
     type Weight = Weight;
     type Act = Act;
@@ -149,39 +211,28 @@ impl Backend for Cpu {
     }
 
     fn matmul(&mut self, x: &Act, w: &Weight) -> Act {
-        let Weight::Matrix { ty, rows, cols, data } = w else { unreachable!("matmul takes a matrix") };
-        debug_assert_eq!(x.cols, *cols);
-        let act_ty = quant::vec_dot_type(*ty);
-        let act_row = act_ty.bytes_for(*cols as u64).expect("checked at load") as usize;
-        let w_row = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
-        self.act_q.resize(act_row * x.rows, 0);
-        // A prompt's rows are quantized on every thread (a few multiply-adds
-        // an element; one token's row is not worth a second thread).
-        parallel::for_chunks(&mut self.act_q, act_row, 1, parallel::MIN_WORK / (4 * x.cols).max(1), |first, dst| {
-            for (src, dst) in x.data[first * x.cols..].chunks_exact(x.cols).zip(dst.chunks_exact_mut(act_row)) {
-                quant::quantize_row(act_ty, src, dst);
+        self.matmul_concat(x, &[w])
+    }
+
+    fn matmuls<const N: usize>(&mut self, x: &Act, ws: [&Weight; N]) -> [Act; N] {
+        let act_ty = |w: &Weight| match w {
+            Weight::Matrix { ty, .. } => quant::vec_dot_type(*ty),
+            Weight::Vector(_) => unreachable!("matmul takes a matrix"),
+        };
+        if ws.iter().any(|w| act_ty(w) != act_ty(ws[0])) {
+            return ws.map(|w| self.matmul(x, w));
+        }
+        let all = self.matmul_concat(x, &ws);
+        let mut start = 0;
+        ws.map(|w| {
+            let Weight::Matrix { rows, .. } = w else { unreachable!("checked above") };
+            let mut out = Act::zeros(x.rows, *rows);
+            for (dst, src) in out.data.chunks_exact_mut(*rows).zip(all.data.chunks_exact(all.cols)) {
+                dst.copy_from_slice(&src[start..start + rows]);
             }
-        });
-        // Threads take blocks of output columns (weight rows, in fours: the
-        // kernel's tile), each for every token.
-        let (tokens, acts) = (x.rows, &self.act_q);
-        let mut out = Act::zeros(tokens, *rows);
-        let min_rows = parallel::MIN_WORK / (*cols * tokens).max(1);
-        parallel::for_blocks(&mut out.data, *rows, 1, 4, min_rows, |first, mut block| {
-            let n = block.row(0).len();
-            let weights = &data[first * w_row..][..n * w_row];
-            if let Some(whole) = block.contiguous() {
-                return quant::matmul(*ty, *cols, weights, acts, whole, n);
-            }
-            parallel::with_scratch(|products| {
-                products.resize(n * tokens, 0.0);
-                quant::matmul(*ty, *cols, weights, acts, products, n);
-                for t in 0..tokens {
-                    block.row(t).copy_from_slice(&products[t * n..][..n]);
-                }
-            })
-        });
-        out
+            start += rows;
+            out
+        })
     }
 
     fn rope(&mut self, x: &mut Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope) {
@@ -291,5 +342,46 @@ impl Backend for Cpu {
 
     fn read(&mut self, x: &Act) -> Vec<f32> {
         x.data.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weight(cpu: &mut Cpu, ty: GgmlType, rows: usize, cols: usize, seed: u32) -> Weight {
+        let values: Vec<f32> = (0..rows * cols).map(|i| ((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 250.0 - 2.0).collect();
+        let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
+        let mut data = vec![0u8; rows * row_bytes];
+        for (src, dst) in values.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
+            quant::quantize_row_ref(ty, src, dst);
+        }
+        let info = TensorInfo { name: "w".into(), dims: vec![cols as u64, rows as u64], ty, offset: 0, size: data.len() as u64 };
+        cpu.upload(&info, &data).unwrap()
+    }
+
+    /// Several weights at once give each weight's own product, bit for bit,
+    /// across row counts that cut the kernel's tiles, and with activation
+    /// types that differ (Q4_1 takes Q8_1 activations, Q8_0 Q8_0).
+    #[test]
+    fn matmuls_equal_one_matmul_each() {
+        let mut cpu = Cpu::default();
+        let cols = 64;
+        for tokens in [1, 5] {
+            let x = Act { rows: tokens, cols, data: (0..tokens * cols).map(|i| (i % 17) as f32 - 8.0).collect() };
+            let (a, b, c) = (
+                weight(&mut cpu, GgmlType::Q4_1, 13, cols, 1),
+                weight(&mut cpu, GgmlType::Q4_1, 6, cols, 2),
+                weight(&mut cpu, GgmlType::Q8_0, 9, cols, 3),
+            );
+            for ws in [[&a, &b, &a], [&a, &b, &c]] {
+                let together = cpu.matmuls(&x, ws);
+                for (w, got) in ws.iter().zip(&together) {
+                    let alone = cpu.matmul(&x, w);
+                    assert_eq!((got.rows, got.cols), (alone.rows, alone.cols));
+                    assert!(got.data.iter().zip(&alone.data).all(|(p, q)| p.to_bits() == q.to_bits()), "{tokens} tokens");
+                }
+            }
+        }
     }
 }

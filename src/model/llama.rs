@@ -174,9 +174,7 @@ impl<B: Backend> Llama<B> {
         let mut x = b.embed(&w[self.embd], tokens);
         for (i, l) in self.layers.iter().enumerate() {
             let xn = b.rms_norm(&x, &w[l.attn_norm], h.rms_eps);
-            let mut q = b.matmul(&xn, &w[l.wq]);
-            let mut k = b.matmul(&xn, &w[l.wk]);
-            let v = b.matmul(&xn, &w[l.wv]);
+            let [mut q, mut k, v] = b.matmuls(&xn, [&w[l.wq], &w[l.wk], &w[l.wv]]);
             b.rope(&mut q, h.n_head, h.head_dim, pos, &self.rope);
             b.rope(&mut k, h.n_head_kv, h.head_dim, pos, &self.rope);
             let a = b.attention(&q, &k, &v, cache, i, pos, &self.attn);
@@ -184,8 +182,7 @@ impl<B: Backend> Llama<B> {
             b.add(&mut x, &o);
 
             let xn = b.rms_norm(&x, &w[l.ffn_norm], h.rms_eps);
-            let gate = b.matmul(&xn, &w[l.gate]);
-            let up = b.matmul(&xn, &w[l.up]);
+            let [gate, up] = b.matmuls(&xn, [&w[l.gate], &w[l.up]]);
             let f = b.swiglu(&gate, &up);
             let d = b.matmul(&f, &w[l.down]);
             b.add(&mut x, &d);

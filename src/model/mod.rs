@@ -65,6 +65,12 @@ pub trait Backend {
     fn rms_norm(&mut self, x: &Self::Act, weight: &Self::Weight, eps: f32) -> Self::Act;
     /// `x · wᵀ`: `x` has `k` columns, `w` has `m` rows of `k`; the result `m` columns.
     fn matmul(&mut self, x: &Self::Act, w: &Self::Weight) -> Self::Act;
+    /// [`Backend::matmul`] of one `x` by several weights (q, k and v; gate
+    /// and up), so that a backend may prepare `x` once and split the work
+    /// over its threads once.
+    fn matmuls<const N: usize>(&mut self, x: &Self::Act, ws: [&Self::Weight; N]) -> [Self::Act; N] {
+        ws.map(|w| self.matmul(x, w))
+    }
     /// Rotates every head of every row; row `i` is at position `pos + i`.
     fn rope(&mut self, x: &mut Self::Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope);
     /// Causal attention of the batch's queries over the cache, after writing the
