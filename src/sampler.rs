@@ -78,6 +78,16 @@ impl Sampler {
         Sampler { config, rng, candidates: Vec::new(), window: Vec::new() }
     }
 
+    /// Whether [`Sampler::sample`] is [`greedy`] of the raw logits (no
+    /// temperature, bias or penalty), which a backend can compute where the
+    /// logits are.
+    pub fn is_greedy(&self) -> bool {
+        let c = &self.config;
+        let no_penalty = c.penalty_last_n == 0
+            || (c.repeat_penalty == 1.0 && c.frequency_penalty == 0.0 && c.presence_penalty == 0.0);
+        !(c.temperature > 0.0) && c.logit_bias.is_empty() && no_penalty
+    }
+
     /// Picks the next token from raw logits; `recent` is the token history
     /// (prompt + generated) the penalties look at. Modifies `logits` in place
     /// (bias and penalties). NaN logits count as `-inf`.
@@ -185,6 +195,12 @@ impl Sampler {
 }
 
 /// Index of the largest logit, ties to the lowest id, NaN ignored; `None` if all are `-inf`/NaN.
+/// The token a greedy sampler picks: the highest logit, ties to the lowest
+/// id, NaN and `-inf` never; 0 when every logit is one of those.
+pub fn greedy(logits: &[f32]) -> u32 {
+    argmax(logits).unwrap_or(0)
+}
+
 fn argmax(logits: &[f32]) -> Option<u32> {
     let mut best = None;
     let mut best_logit = f32::NEG_INFINITY;

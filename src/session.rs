@@ -162,53 +162,102 @@ impl<B: Backend> Engine<B> {
         common.min(tokens.len().saturating_sub(recompute))
     }
 
+    /// Checks `tokens` before running them from position `from`, and drops
+    /// what the cache holds from there.
+    fn begin(&mut self, tokens: &[u32], from: usize) -> Result<()> {
+        if tokens.len() > self.context {
+            return Err(Error::ContextOverflow { needed: tokens.len(), context: self.context });
+        }
+        self.check_tokens(tokens)?;
+        self.cached.truncate(from);
+        Ok(())
+    }
+
     /// Runs `tokens` from position `from`, in batches; `each` gets every
     /// batch's start position and its logits.
-    fn run(
+    async fn run(
         &mut self,
         tokens: &[u32],
         from: usize,
         logits: Logits,
         mut each: impl FnMut(usize, Vec<f32>),
     ) -> Result<()> {
-        if tokens.len() > self.context {
-            return Err(Error::ContextOverflow { needed: tokens.len(), context: self.context });
-        }
-        self.check_tokens(tokens)?;
-        self.cached.truncate(from);
+        self.begin(tokens, from)?;
         let mut pos = from;
         while pos < tokens.len() {
             let end = (pos + BATCH).min(tokens.len());
             let batch = &tokens[pos..end];
             let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
             self.cached.extend_from_slice(batch);
-            each(pos, out);
+            each(pos, self.backend.read(&out).get().await);
             pos = end;
         }
         Ok(())
     }
 
-    /// Logits after `tokens`, reusing the cached prefix. Returns them and how
+    /// What comes after the last token fed: its logits, or only the greedy
+    /// token when that is all the sampler would take from them.
+    async fn next(&mut self, logits: B::Act, greedy: bool) -> Next {
+        if greedy {
+            Next::Token(self.backend.argmax(&logits).get().await)
+        } else {
+            Next::Logits(self.backend.read(&logits).get().await)
+        }
+    }
+
+    /// [`Engine::next`] after `tokens`, reusing the cached prefix; and how
     /// many tokens were reused.
-    fn prefill(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, usize)> {
+    async fn prefill(&mut self, tokens: &[u32], greedy: bool) -> Result<(Next, usize)> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("the prompt has no tokens".into()));
         }
         let reused = self.reusable(tokens, 1);
-        let mut last = Vec::new();
-        self.run(tokens, reused, Logits::Last, |_, l| last = l)?;
-        Ok((last, reused))
+        self.begin(tokens, reused)?;
+        let mut pos = reused;
+        // Only the last batch's logits are read back.
+        loop {
+            let end = (pos + BATCH).min(tokens.len());
+            let batch = &tokens[pos..end];
+            let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, Logits::Last);
+            self.cached.extend_from_slice(batch);
+            if end == tokens.len() {
+                return Ok((self.next(out, greedy).await, reused));
+            }
+            pos = end;
+        }
     }
 
-    /// Feeds one more token; its logits, or `None` when the context is full.
-    fn step(&mut self, token: u32) -> Option<Vec<f32>> {
+    /// Feeds one more token; what comes next, or `None` when the context is
+    /// full.
+    async fn step(&mut self, token: u32, greedy: bool) -> Option<Next> {
         let pos = self.cached.len();
         if pos >= self.context {
             return None;
         }
         let logits = self.model.forward(&mut self.backend, &mut self.cache, &[token], pos, Logits::Last);
         self.cached.push(token);
-        Some(logits)
+        Some(self.next(logits, greedy).await)
+    }
+}
+
+/// What the model said after the last token fed.
+enum Next {
+    Logits(Vec<f32>),
+    /// The greedy token, when the sampler would take nothing else.
+    Token(u32),
+}
+
+/// Runs a future that completes on its first poll, as every call into a
+/// backend whose reads are ready at once does (the CPU; a native GPU).
+///
+/// Panics on a browser's GPU, whose reads wait for the event loop: there the
+/// `_async` methods are the API.
+fn now<T>(f: impl std::future::Future<Output = T>) -> T {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("this backend reads back asynchronously: call the session's `_async` methods"),
     }
 }
 
@@ -321,8 +370,14 @@ impl<B: Backend> Session<B> {
     /// Prefills `prompt` and returns the state that [`Session::step`] advances:
     /// [`Session::generate`] without the borrow.
     pub fn start(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
+        now(self.start_async(prompt, options))
+    }
+
+    /// [`Session::start`] on any backend.
+    pub async fn start_async(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
         let start = Instant::now();
-        let (logits, reused) = self.engine.prefill(prompt)?;
+        let sampler = Sampler::new(options.sampler);
+        let (next, reused) = self.engine.prefill(prompt, sampler.is_greedy()).await?;
         self.stats = Stats {
             prompt_tokens: prompt.len(),
             reused_tokens: reused,
@@ -331,10 +386,10 @@ impl<B: Backend> Session<B> {
         };
         Ok(GenerationState {
             decoder: StreamDecoder::new(self.tokenizer.clone(), false),
-            sampler: Sampler::new(options.sampler),
+            sampler,
             stops: StopStrings::new(options.stop),
             max_tokens: options.max_tokens,
-            logits: Some(logits),
+            next: Some(next),
             pending: None,
             start,
             first_token_at: None,
@@ -345,17 +400,25 @@ impl<B: Backend> Session<B> {
     /// sampled token gives one piece; the end-of-generation token's piece
     /// carries only text that was held back.
     pub fn step(&mut self, g: &mut GenerationState) -> Option<Piece> {
-        let mut logits = g.logits.take()?;
+        now(self.step_async(g))
+    }
+
+    /// [`Session::step`] on any backend.
+    pub async fn step_async(&mut self, g: &mut GenerationState) -> Option<Piece> {
+        let mut next = g.next.take()?;
         if let Some(token) = g.pending.take() {
-            match self.engine.step(token) {
-                Some(l) => logits = l,
+            match self.engine.step(token, g.sampler.is_greedy()).await {
+                Some(n) => next = n,
                 None => {
                     let text = g.finish(&mut self.stats, FinishReason::ContextFull);
                     return (!text.is_empty()).then_some(Piece { token, text });
                 }
             }
         }
-        let token = g.sampler.sample(&mut logits, &self.engine.cached);
+        let token = match next {
+            Next::Token(t) => t,
+            Next::Logits(mut logits) => g.sampler.sample(&mut logits, &self.engine.cached),
+        };
         let now = Instant::now();
         let first = *g.first_token_at.get_or_insert(now);
         let stats = &mut self.stats;
@@ -373,7 +436,9 @@ impl<B: Backend> Session<B> {
         } else if stats.generated_tokens >= g.max_tokens {
             text.push_str(&g.finish(stats, FinishReason::MaxTokens));
         } else {
-            g.logits = Some(logits);
+            // Not fed yet: the next step feeds it, so a generation that ends
+            // here runs no forward pass it does not need.
+            g.next = Some(Next::Token(token));
             g.pending = Some(token);
         }
         Some(Piece { token, text })
@@ -383,6 +448,11 @@ impl<B: Backend> Session<B> {
     /// model's log-probability of the given token after the ones before it,
     /// with the `top_k` alternatives.
     pub fn score(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<Score> {
+        now(self.score_async(tokens, n_prompt, top_k))
+    }
+
+    /// [`Session::score`] on any backend.
+    pub async fn score_async(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<Score> {
         if n_prompt == 0 || n_prompt >= tokens.len() {
             return Err(Error::InvalidArgument(format!(
                 "scoring needs at least one prompt token and one token to score (got {n_prompt} of {})",
@@ -403,7 +473,8 @@ impl<B: Backend> Session<B> {
                     scored.push(score_row(row, tokens[target_at], top_k));
                 }
             }
-        })?;
+        })
+        .await?;
         let nll: f64 = scored.iter().map(|s: &ScoredToken| -(s.logprob as f64)).sum();
         self.stats = Stats {
             prompt_tokens: inputs.len(),
@@ -467,8 +538,8 @@ pub struct GenerationState {
     sampler: Sampler,
     stops: StopStrings,
     max_tokens: usize,
-    /// Logits to sample the next token from; `None` once finished.
-    logits: Option<Vec<f32>>,
+    /// What to take the next token from; `None` once finished.
+    next: Option<Next>,
     /// The last sampled token, not yet fed to the model.
     pending: Option<u32>,
     start: Instant,
@@ -477,12 +548,12 @@ pub struct GenerationState {
 
 impl GenerationState {
     pub fn is_finished(&self) -> bool {
-        self.logits.is_none()
+        self.next.is_none()
     }
 
     /// Ends the generation; returns the text that was held back.
     fn finish(&mut self, stats: &mut Stats, reason: FinishReason) -> String {
-        self.logits = None;
+        self.next = None;
         stats.finish_reason = Some(reason);
         let tail = self.decoder.finish();
         let (mut text, _) = self.stops.push(&tail);

@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
 use webslm::gpu::Gpu;
-use webslm::model::{Attention, Backend, Rope};
+use webslm::model::{Attention, Backend, Readback, Rope};
 use webslm::quant::{self, GgmlType};
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -35,6 +35,14 @@ fn gpu() -> MutexGuard<'static, Gpu> {
     })
     .lock()
     .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A result read back; natively a GPU's are ready at once.
+fn read(g: &mut Gpu, x: &webslm::gpu::Act) -> Vec<f32> {
+    match g.read(x) {
+        Readback::Ready(v) => v,
+        Readback::Pending(_) => panic!("a native read is ready at once"),
+    }
 }
 
 struct Rng(u64);
@@ -116,7 +124,7 @@ fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
             g.limit_binding(u32::MAX as u64);
             let xa = g.act_from(tokens, k, &x);
             let y = g.matmul(&xa, &weight);
-            let got = g.read(&y);
+            let got = read(&mut g, &y);
             assert_eq!(got.len(), tokens * rows);
             for t in 0..tokens {
                 for r in 0..rows {
@@ -153,7 +161,7 @@ fn embedding_rows_match_the_cpu_dequantization() {
         let tokens = [0u32, 49, 13, 13, 25, 37];
         let got = {
             let e = g.embed(&gw, &tokens);
-            g.read(&e)
+            read(&mut g, &e)
         };
         let want = cpu.embed(&cw, &tokens).data;
         let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
@@ -183,7 +191,7 @@ fn norm_rope_swiglu_and_add_match_the_cpu() {
 
     let got = {
         let y = g.rms_norm(&gx, &gw, 1e-5);
-        g.read(&y)
+        read(&mut g, &y)
     };
     let want = cpu.rms_norm(&cx, &cw, 1e-5).data;
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -196,7 +204,7 @@ fn norm_rope_swiglu_and_add_match_the_cpu() {
         let (mut gq, mut cq) = (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));
         g.rope(&mut gq, n_head, head_dim, pos, &rope);
         cpu.rope(&mut cq, n_head, head_dim, pos, &rope);
-        let got = g.read(&gq);
+        let got = read(&mut g, &gq);
         for (i, (a, b)) in got.iter().zip(&cq.data).enumerate() {
             // Each output mixes two inputs of at most 5 in magnitude.
             assert!((a - b).abs() as f64 <= 4.0 * U * 10.0, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
@@ -207,7 +215,7 @@ fn norm_rope_swiglu_and_add_match_the_cpu() {
     let got = {
         let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
         let y = g.swiglu(&ga, &ua);
-        g.read(&y)
+        read(&mut g, &y)
     };
     let want = cpu.swiglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -220,7 +228,7 @@ fn norm_rope_swiglu_and_add_match_the_cpu() {
     g.add(&mut gx2, &gy);
     let mut cx2 = cpu_act(rows, cols, &x);
     cpu.add(&mut cx2, &cpu_act(rows, cols, &y));
-    assert!(g.read(&gx2).iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
+    assert!(read(&mut g, &gx2).iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
 }
 
 #[test]
@@ -245,7 +253,7 @@ fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
                 let (gq, gk, gv) =
                     (g.act_from(batch, n_head * head_dim, &q), g.act_from(batch, kv_dim, &k), g.act_from(batch, kv_dim, &v));
                 let o = g.attention(&gq, &gk, &gv, &mut gc, 1, pos, &shape);
-                g.read(&o)
+                read(&mut g, &o)
             };
             let (cq, ck, cv) = (cpu_act(batch, n_head * head_dim, &q), cpu_act(batch, kv_dim, &k), cpu_act(batch, kv_dim, &v));
             let want = cpu.attention(&cq, &ck, &cv, &mut cc, 1, pos, &shape).data;
@@ -258,5 +266,45 @@ fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
             }
             pos += batch;
         }
+    }
+}
+
+/// The GPU's greedy token is the CPU sampler's: ties to the lowest index,
+/// NaN and -inf skipped, +inf taken, 0 when nothing is left.
+#[test]
+fn argmax_picks_the_greedy_token() {
+    let mut g = gpu();
+    let mut rng = Rng(3);
+    let n = 49152;
+    let base = rng.vec(n, 10.0);
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<f32>)>)> = vec![
+        ("random", Box::new(|_| {})),
+        ("a tie", Box::new(|x| {
+            x[40000] = 50.0;
+            x[123] = 50.0;
+            x[30000] = 50.0;
+        })),
+        ("NaN and -inf", Box::new(|x| {
+            x[7] = f32::NAN;
+            x[9] = f32::NEG_INFINITY;
+            x[5] = 11.0;
+        })),
+        ("+inf", Box::new(|x| x[333] = f32::INFINITY)),
+        ("nothing usable", Box::new(|x| {
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = if i % 2 == 0 { f32::NAN } else { f32::NEG_INFINITY };
+            }
+        })),
+        ("all equal", Box::new(|x| x.iter_mut().for_each(|v| *v = -3.0))),
+    ];
+    for (what, edit) in cases {
+        let mut x = base.clone();
+        edit(&mut x);
+        let a = g.act_from(1, n, &x);
+        let got = match g.argmax(&a) {
+            Readback::Ready(t) => t,
+            Readback::Pending(_) => panic!("a native read is ready at once"),
+        };
+        assert_eq!(got, webslm::sampler::greedy(&x), "{what}");
     }
 }

@@ -18,7 +18,7 @@ use kernels as attn;
 use simd128 as attn;
 
 use crate::gguf::TensorInfo;
-use crate::model::{Attention, Backend, Rope};
+use crate::model::{Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use half::f16;
@@ -340,8 +340,8 @@ impl Backend for Cpu {
         Act { rows: 1, cols: x.cols, data: x.row(x.rows - 1).to_vec() }
     }
 
-    fn read(&mut self, x: &Act) -> Vec<f32> {
-        x.data.clone()
+    fn read(&mut self, x: &Act) -> Readback<Vec<f32>> {
+        Readback::Ready(x.data.clone())
     }
 }
 

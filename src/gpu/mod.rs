@@ -14,7 +14,7 @@ mod layout;
 
 use crate::cpu::kernels::rope_angles;
 use crate::gguf::TensorInfo;
-use crate::model::{Attention, Backend, Rope};
+use crate::model::{Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -30,6 +30,9 @@ const PARAMS_SLOTS: u64 = 2048;
 const MAX_GROUPS: u32 = 65535;
 /// Free activation buffers kept for reuse.
 const POOL_KEEP: usize = 32;
+/// Bind groups kept for reuse (a forward pass of a 30-layer model makes
+/// some 450).
+const BIND_GROUPS_KEEP: usize = 4096;
 
 /// How a kernel uses each of its storage buffers (bindings 1.., after the
 /// parameters at binding 0).
@@ -109,6 +112,7 @@ pub struct Gpu {
     adapter: String,
     limits: wgpu::Limits,
     kernels: HashMap<String, Kernel>,
+    bind_groups: HashMap<(String, Vec<wgpu::Buffer>), wgpu::BindGroup>,
     encoder: Option<wgpu::CommandEncoder>,
     /// Parameters of the dispatches recorded since the last submit.
     params: Vec<u8>,
@@ -119,6 +123,8 @@ pub struct Gpu {
     tokens: Option<wgpu::Buffer>,
     /// Where results are copied to be mapped and read.
     staging: Option<wgpu::Buffer>,
+    /// The greedy token's index.
+    argmax_out: Option<wgpu::Buffer>,
 }
 
 impl Gpu {
@@ -155,6 +161,7 @@ impl Gpu {
             adapter: format!("{} ({:?})", info.name, info.backend),
             limits,
             kernels: HashMap::new(),
+            bind_groups: HashMap::new(),
             encoder: None,
             params: Vec::new(),
             params_buf,
@@ -162,6 +169,7 @@ impl Gpu {
             rope_tables: Vec::new(),
             tokens: None,
             staging: None,
+            argmax_out: None,
         })
     }
 
@@ -256,22 +264,37 @@ impl Gpu {
         self.params.resize(offset as usize + PARAMS_SLOT as usize, 0);
         self.kernel(name);
         let kernel = &self.kernels[name];
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.params_buf,
-                offset: 0,
-                size: wgpu::BufferSize::new(PARAMS_SLOT),
-            }),
-        }];
-        entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
-        );
-        let bind_group =
-            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries });
+        // A forward pass binds the same buffers (weights, pooled activations,
+        // the cache) to the same kernels token after token: each bind group
+        // is made once. New prompt lengths bring new activation buffers, so
+        // the map is emptied when it grows past what a few shapes need.
+        let key = (name.to_string(), buffers.iter().map(|&b| b.clone()).collect::<Vec<_>>());
+        if self.bind_groups.len() >= BIND_GROUPS_KEEP && !self.bind_groups.contains_key(&key) {
+            self.bind_groups.clear();
+        }
+        let bind_group = self
+            .bind_groups
+            .entry(key)
+            .or_insert_with(|| {
+                let params = wgpu::BufferBinding {
+                    buffer: &self.params_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAMS_SLOT),
+                };
+                let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(params) }];
+                entries.extend(
+                    buffers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
+                );
+                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &kernel.layout,
+                    entries: &entries,
+                })
+            })
+            .clone();
         let encoder = self
             .encoder
             .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
@@ -355,6 +378,24 @@ impl Gpu {
         buf
     }
 
+    /// Submits the recorded work and copies `bytes` of `src` back to the host.
+    fn read_back(&mut self, src: &wgpu::Buffer, bytes: u64) -> Readback<Vec<u8>> {
+        let staging = Gpu::scratch(
+            &self.device,
+            &mut self.staging,
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        self.encoder().copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+        self.submit();
+        let slice = staging.slice(..bytes);
+        slice.map_async(wgpu::MapMode::Read, |r| r.expect("mapping a staging buffer"));
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU");
+        let out = slice.get_mapped_range().expect("the staging buffer is mapped").to_vec();
+        staging.unmap();
+        Readback::Ready(out)
+    }
+
     fn storage(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
         if size > self.limits.max_buffer_size {
             return Err(Error::OutOfMemory(format!(
@@ -388,6 +429,7 @@ fn source(name: &str) -> (String, &'static [Access]) {
         "attention" => (include_str!("../../shaders/attention.wgsl"), &[Read, Read, Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
+        "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
         other => unreachable!("no kernel `{other}`"),
     };
     let format = format.map(|f| layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")));
@@ -574,22 +616,20 @@ impl Backend for Gpu {
         out
     }
 
-    fn read(&mut self, x: &Act) -> Vec<f32> {
-        let bytes = (x.rows * x.cols * 4) as u64;
-        let staging = Gpu::scratch(
-            &self.device,
-            &mut self.staging,
-            bytes,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+    fn read(&mut self, x: &Act) -> Readback<Vec<f32>> {
         let src = x.buf.clone();
-        self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, bytes);
-        self.submit();
-        let slice = staging.slice(..bytes);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("mapping a staging buffer"));
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU");
-        let out = bytemuck::cast_slice(&slice.get_mapped_range().expect("the staging buffer is mapped")).to_vec();
-        staging.unmap();
-        out
+        self.read_back(&src, (x.rows * x.cols * 4) as u64).map(|bytes| bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn argmax(&mut self, x: &Act) -> Readback<u32> {
+        assert_eq!(x.rows, 1, "argmax of one row");
+        let out = Gpu::scratch(
+            &self.device,
+            &mut self.argmax_out,
+            4,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        self.dispatch("argmax", &[x.cols as u32], &[&x.buf, &out], [1, 1, 1]);
+        self.read_back(&out, 4).map(|bytes| u32::from_le_bytes(bytes[..4].try_into().expect("four bytes")))
     }
 }

@@ -168,7 +168,7 @@ fn rope_params(keys: &Keys, head_dim: usize) -> Result<Rope> {
 }
 
 impl<B: Backend> Llama<B> {
-    pub fn forward(&self, b: &mut B, cache: &mut B::Cache, tokens: &[u32], pos: usize, logits: Logits) -> Vec<f32> {
+    pub fn forward(&self, b: &mut B, cache: &mut B::Cache, tokens: &[u32], pos: usize, logits: Logits) -> B::Act {
         let h = &self.hparams;
         let w = &self.weights;
         let mut x = b.embed(&w[self.embd], tokens);
@@ -191,7 +191,6 @@ impl<B: Backend> Llama<B> {
             x = b.last_row(&x);
         }
         let xn = b.rms_norm(&x, &w[self.output_norm], h.rms_eps);
-        let out = b.matmul(&xn, &w[self.output]);
-        b.read(&out)
+        b.matmul(&xn, &w[self.output])
     }
 }

@@ -93,7 +93,36 @@ pub trait Backend {
     /// The last row of `x`.
     fn last_row(&mut self, x: &Self::Act) -> Self::Act;
     /// Copies activations back to the host (logits).
-    fn read(&mut self, x: &Self::Act) -> Vec<f32>;
+    fn read(&mut self, x: &Self::Act) -> Readback<Vec<f32>>;
+    /// The greedy token of one row of logits (see [`crate::sampler::greedy`]),
+    /// so that a GPU hands back four bytes instead of the vocabulary's logits.
+    fn argmax(&mut self, x: &Self::Act) -> Readback<u32> {
+        self.read(x).map(|logits| crate::sampler::greedy(&logits))
+    }
+}
+
+/// A result on its way back from a backend: ready at once from the CPU and
+/// from a native GPU; later from a browser's GPU, which hands results back
+/// only through the event loop.
+pub enum Readback<T> {
+    Ready(T),
+    Pending(std::pin::Pin<Box<dyn std::future::Future<Output = T>>>),
+}
+
+impl<T: 'static> Readback<T> {
+    pub async fn get(self) -> T {
+        match self {
+            Readback::Ready(v) => v,
+            Readback::Pending(f) => f.await,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U + 'static) -> Readback<U> {
+        match self {
+            Readback::Ready(v) => Readback::Ready(f(v)),
+            Readback::Pending(p) => Readback::Pending(Box::pin(async move { f(p.await) })),
+        }
+    }
 }
 
 /// Hyper-parameters common to the transformer decoders this crate runs.
@@ -265,15 +294,9 @@ impl<B: Backend> Architecture<B> {
     }
 
     /// Runs `tokens` at positions `pos..` through the model, filling the cache,
-    /// and returns the logits of the positions asked for, row-major.
-    pub fn forward(
-        &self,
-        backend: &mut B,
-        cache: &mut B::Cache,
-        tokens: &[u32],
-        pos: usize,
-        logits: Logits,
-    ) -> Vec<f32> {
+    /// and returns the logits of the positions asked for, one row each, where
+    /// the backend keeps them.
+    pub fn forward(&self, backend: &mut B, cache: &mut B::Cache, tokens: &[u32], pos: usize, logits: Logits) -> B::Act {
         match self {
             Architecture::Llama(m) => m.forward(backend, cache, tokens, pos, logits),
         }
