@@ -9,10 +9,10 @@ const WLLAMA = '/node_modules/@wllama/wllama';
 
 let library;
 
-/** Loads the model by `url` with `threads` and `contextLength`: the load time, where the bytes came from, and what runs. */
-export async function load({ name, url, threads, contextLength }) {
+/** Loads the model by `url` with `threads`, `device` (webslm) and `contextLength`: the load time, where the bytes came from, and what runs. */
+export async function load({ name, url, threads, device, contextLength }) {
   url = new URL(url, location.href).href;
-  library = name === 'webslm' ? await webslm(url, threads, contextLength) : await wllama(url, threads, contextLength);
+  library = name === 'webslm' ? await webslm(url, threads, device, contextLength) : await wllama(url, threads, contextLength);
   const loaded = await library.load();
   return { ...loaded, crossOriginIsolated, info: library.info() };
 }
@@ -32,7 +32,7 @@ export async function reload() {
   return library.load();
 }
 
-async function webslm(url, threads, contextLength) {
+async function webslm(url, threads, device, contextLength) {
   const { Generator } = await import('/pkg/index.js');
   let gen;
   let bias;
@@ -40,7 +40,7 @@ async function webslm(url, threads, contextLength) {
     async load() {
       let network = false;
       const start = performance.now();
-      gen = await Generator.load(url, { threads, contextLength, onProgress: (p) => (network ||= p.phase === 'download') });
+      gen = await Generator.load(url, { threads, device, contextLength, onProgress: (p) => (network ||= p.phase === 'download') });
       const loadMs = performance.now() - start;
       bias = await measure.banEndOfGeneration(gen);
       return { loadMs, source: network ? 'network' : 'IndexedDB' };

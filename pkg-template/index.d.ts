@@ -26,7 +26,12 @@ export class WebslmError extends Error {
 export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | ReadableStream<Uint8Array>;
 
 export interface LoadOptions {
-  /** 'auto' picks the best backend available; 'webgpu' fails with NO_WEBGPU in this version. */
+  /**
+   * 'auto' takes a hardware WebGPU adapter when there is one, else the CPU;
+   * 'webgpu' takes any adapter (software ones too) and fails with NO_WEBGPU
+   * where there is none; 'cpu' never uses the GPU. On the GPU the model runs
+   * single-threaded builds (`threads` is ignored).
+   */
   device?: 'auto' | 'webgpu' | 'cpu';
   /**
    * CPU threads for matrix products and attention (default
@@ -124,6 +129,8 @@ export interface ModelInfo {
   vocabSize: number;
   kvCacheBytes: number;
   backend: 'cpu' | 'webgpu';
+  /** The GPU adapter's name and API, on the WebGPU backend. */
+  adapter?: string;
   /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
   /**

@@ -95,6 +95,36 @@ function threadCount(option) {
   return Math.min(option, cores);
 }
 
+/**
+ * Whether `device: 'auto'` should take the GPU: a WebGPU adapter that is a
+ * real GPU. Software adapters (SwiftShader, lavapipe) emulate one on the
+ * CPU, slower than the CPU backend itself; `device: 'webgpu'` still takes
+ * them.
+ */
+async function hardwareGpu() {
+  const gpu = globalThis.navigator?.gpu;
+  if (!gpu) return false;
+  try {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return false;
+    const info = adapter.info ?? {};
+    if (adapter.isFallbackAdapter || info.isFallbackAdapter) return false;
+    return !/swiftshader|llvmpipe|lavapipe|software/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
+  } catch {
+    return false;
+  }
+}
+
+/** The WebGPU adapter's vendor and architecture as the browser tells them (wgpu has no name for it). */
+async function adapterName() {
+  try {
+    const info = (await globalThis.navigator.gpu.requestAdapter())?.info ?? {};
+    return [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU';
+  } catch {
+    return 'WebGPU';
+  }
+}
+
 /** The builds to try for `threads`, best first; a threaded one that fails to start falls back to the next. */
 function candidates(threads) {
   return BUILDS.filter((b) => (threads > 1 && threadsPossible) || !b.startsWith('threads+')).filter((b) => relaxedSimd || !b.endsWith('relaxed-simd'));
@@ -241,8 +271,8 @@ function progressError(e) {
  * other sources: the engine's downloader ignores a callback's throw, so the
  * throw is kept, the download aborted, and the throw is the load's error.
  */
-async function loadUrl(glue, url, options, onProgress, signal) {
-  if (!onProgress) return glue.loadUrl(url, options, undefined, signal);
+async function loadUrl(glue, url, options, onProgress, signal, gpu) {
+  if (!onProgress) return glue.loadUrl(url, options, undefined, signal, gpu);
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
   signal?.addEventListener('abort', forward, { once: true });
@@ -256,7 +286,7 @@ async function loadUrl(glue, url, options, onProgress, signal) {
     }
   };
   try {
-    const engine = await glue.loadUrl(url, options, report, controller.signal).catch((e) => {
+    const engine = await glue.loadUrl(url, options, report, controller.signal, gpu).catch((e) => {
       throw thrown ?? e;
     });
     // The last event comes once every byte is in, so the load may still succeed after it threw.
@@ -382,16 +412,18 @@ export class Generator {
   #instance;
   #build;
   #threads;
+  #adapter;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
-  /** `runtime`: what engine() resolved to (the instance, its build and threads). */
-  constructor(engine, { instance, build, threads }) {
+  /** `runtime`: what engine() resolved to (the instance, its build and threads), and the GPU adapter's name. */
+  constructor(engine, { instance, build, threads, adapter }) {
     this.#engine = engine;
     this.#instance = instance;
     this.#build = build;
     this.#threads = threads;
+    this.#adapter = adapter;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -407,17 +439,28 @@ export class Generator {
     }
     if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
     const { device = 'auto', threads, contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
-    if (device === 'webgpu') throw new WebslmError('NO_WEBGPU', 'the WebGPU backend is not available in this version; use device: "cpu" or "auto"');
-    if (device !== 'auto' && device !== 'cpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
+    if (device !== 'auto' && device !== 'cpu' && device !== 'webgpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
+    if (device === 'webgpu' && !globalThis.navigator?.gpu) throw new WebslmError('NO_WEBGPU', 'this runtime has no WebGPU (navigator.gpu); use device: "cpu" or "auto"');
     let runtime;
     try {
       checkAbort(signal);
-      runtime = await engine(threadCount(threads));
+      const wantGpu = device === 'webgpu' || (device === 'auto' && (await hardwareGpu()));
+      // The GPU runs the model: the single-threaded builds carry its backend.
+      runtime = await engine(wantGpu ? 1 : threadCount(threads));
       const { glue } = runtime;
+      let gpu;
+      if (wantGpu) {
+        try {
+          gpu = await glue.openGpu();
+        } catch (e) {
+          if (device === 'webgpu') throw e;
+        }
+      }
+      if (gpu) runtime = { ...runtime, adapter: await adapterName() };
       const url = httpUrl(source);
-      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal), runtime);
+      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
-      const loader = new glue.ModelLoader(total, contextLength, sha256);
+      const loader = new glue.ModelLoader(total, contextLength, sha256, gpu);
       const report = (loaded) => {
         try {
           onProgress?.({ phase: 'load', loaded, total });
@@ -440,9 +483,12 @@ export class Generator {
     }
   }
 
-  /** Architecture, parameters, quantization, context length, backend, threads and build. */
+  /** Architecture, parameters, quantization, context length, backend (and GPU adapter), threads and build. */
   get info() {
-    return { ...this.#live().info(), backend: 'cpu', threads: this.#threads, build: this.#build, worker: false };
+    const engine = this.#live();
+    const device = engine.device();
+    const backend = device === 'cpu' ? { backend: 'cpu' } : { backend: 'webgpu', adapter: this.#adapter ?? device };
+    return { ...engine.info(), ...backend, threads: this.#threads, build: this.#build, worker: false };
   }
 
   /** Figures of the last request. */
@@ -475,7 +521,7 @@ export class Generator {
     try {
       checkAbort(signal);
       const ids = typeof input === 'string' ? this.#call(() => this.#live().tokenize(input, true)) : Uint32Array.from(input);
-      return this.#call(() => this.#live().score(ids, 1, topK));
+      return await this.#callAsync(() => this.#live().score(ids, 1, topK));
     } finally {
       release();
     }
@@ -510,6 +556,15 @@ export class Generator {
     }
   }
 
+  /** #call for the engine's promises (start, next, score). */
+  async #callAsync(f) {
+    try {
+      return await f();
+    } catch (e) {
+      throw wrap(e, this.#instance);
+    }
+  }
+
   /**
    * Waits for every request before this one (requests are queued, never
    * interleaved) and resolves to the function that lets the next one run.
@@ -539,11 +594,11 @@ export class Generator {
       try {
         checkAbort(signal);
         const engine = self.#live();
-        self.#call(() => engine.start(tokens(), rest));
+        await self.#callAsync(() => engine.start(tokens(), rest));
         try {
           for (;;) {
             checkAbort(signal);
-            const piece = self.#call(() => engine.next());
+            const piece = await self.#callAsync(() => engine.next());
             if (piece === null) return;
             yield piece;
             // Let the event loop breathe (and an abort arrive) between tokens.

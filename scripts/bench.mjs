@@ -28,6 +28,9 @@ const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
   { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
+  // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
+  // works and what it costs there, not what a GPU does.
+  { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
   { id: 'wllama-page', library: 'wllama', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'wllama-coop-coep', library: 'wllama', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
 ];
@@ -120,7 +123,7 @@ async function browserRun(config, server) {
     const call = (name, arg) => page.evaluate(([name, arg]) => window.bench.then((b) => b[name](arg)), [name, arg]);
     const pid = await rendererPid(page);
     const peakReset = await resetPeak(pid);
-    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${MODEL}`, threads: config.threads, contextLength: CONTEXT });
+    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${MODEL}`, threads: config.threads, device: config.device, contextLength: CONTEXT });
     await call('warmup', prompt);
     const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS }));
     const { peak } = await memory(pid);
@@ -222,6 +225,7 @@ const sources = (loads) => [...new Set(loads.filter(Boolean).map((l) => l.source
 /** What ran, as the library reports it: threads, and the build where it names one. */
 function ranOn(info) {
   if (!info) return '—';
+  if (info.backend === 'webgpu') return `WebGPU (${info.adapter})`;
   const threads = `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
   return info.build ? `${threads}, ${info.build}` : threads;
 }

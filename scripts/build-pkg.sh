@@ -10,6 +10,8 @@
 #                                  cross-origin-isolated pages (Safari, Firefox)
 #   webslm-threads-relaxed-simd  threads and relaxed SIMD (Chrome)
 #
+# The single-threaded builds also carry the WebGPU backend (`gpu`), which
+# runs the model on one thread anyway; the threaded builds are CPU only.
 # The threaded builds need nightly (std rebuilt with atomics; setup.sh installs
 # rust-src and the wasm32 target for it). Each variant has its own target
 # directory, so that rebuilding one leaves the others' caches alone.
@@ -34,8 +36,8 @@ for arg in --shared-memory --import-memory --max-memory=4294967296 \
 done
 # name  toolchain  target-dir  rustflags  cargo-args
 variants=(
-  "simd128|stable|target|-C target-feature=+simd128|"
-  "relaxed-simd|stable|target/wasm-relaxed-simd|-C target-feature=+simd128,+relaxed-simd|"
+  "simd128|stable|target|-C target-feature=+simd128|--features gpu"
+  "relaxed-simd|stable|target/wasm-relaxed-simd|-C target-feature=+simd128,+relaxed-simd|--features gpu"
   "threads-simd128|nightly|target/wasm-threads-simd128|$threads_flags,+simd128|--features threads -Z build-std=panic_abort,std"
   "threads-relaxed-simd|nightly|target/wasm-threads-relaxed-simd|$threads_flags,+simd128,+relaxed-simd|--features threads -Z build-std=panic_abort,std"
 )

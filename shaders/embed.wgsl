@@ -1,5 +1,6 @@
 // Embedding lookup: the rows of a quantized table named by `tokens`,
-// dequantized by the format's `dequant` (appended to this file). One thread a 32-value block; a table split into parts runs once
+// dequantized by the format's `quads` (appended to this file). One thread a
+// 32-value block; a table split into parts runs once
 // a part, each writing the tokens whose rows it holds.
 
 struct Params {
@@ -7,6 +8,11 @@ struct Params {
     rows: u32,  // rows of this part
     row0: u32,  // the first row this part holds
     n: u32,     // tokens
+}
+
+struct Quads {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,8 +32,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if (row < p.row0 || row >= p.row0 + p.rows) {
         return;
     }
-    var v = dequant(((row - p.row0) * blocks + b) * BLOCK_WORDS);
-    for (var i = 0u; i < 8u; i++) {
-        y[tok * (p.k / 4u) + b * 8u + i] = v[i];
+    let base = ((row - p.row0) * blocks + b) * BLOCK_WORDS;
+    let out = tok * (p.k / 4u) + b * 8u;
+    for (var i = 0u; i < 4u; i++) {
+        let q = quads(base, i);
+        y[out + i] = q.lo;
+        y[out + 4u + i] = q.hi;
     }
 }

@@ -119,7 +119,7 @@ async function load(source) {
 }
 
 function describe(info) {
-  const backend = info.backend === 'webgpu' ? 'WebGPU' : `CPU ${info.build ?? 'SIMD128'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  const backend = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU ${info.build ?? 'SIMD128'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
   return `${info.name ?? info.architecture} (${info.quantization}) · ${backend}${info.worker ? ' · in a Worker' : ''}`;
 }
 

@@ -2,17 +2,15 @@
 // word holding the f16 scale and minimum, then 16 bytes of codes in four
 // words; byte j holds weight j in its low nibble and weight j + 16 in its
 // high one.
+// `quads(base, i)`, i in 0..4: the block's values 4i..4i+3 (`.lo`) and
+// 16+4i..16+4i+3 (`.hi`), dequantized. No arrays: a GPU emulated on the
+// CPU (lavapipe, SwiftShader) keeps a shader's arrays in memory, lane by lane.
 const BLOCK_WORDS: u32 = 5u;
 
-fn dequant(base: u32) -> array<vec4<f32>, 8> {
+fn quads(base: u32, i: u32) -> Quads {
     let dm = unpack2x16float(w[base]);
-    var out: array<vec4<f32>, 8>;
-    for (var i = 0u; i < 4u; i++) {
-        let q = w[base + 1u + i];
-        out[i] = vec4<f32>(nibbles(q, 0u)) * dm.x + dm.y;
-        out[i + 4u] = vec4<f32>(nibbles(q, 4u)) * dm.x + dm.y;
-    }
-    return out;
+    let q = w[base + 1u + i];
+    return Quads(vec4<f32>(nibbles(q, 0u)) * dm.x + dm.y, vec4<f32>(nibbles(q, 4u)) * dm.x + dm.y);
 }
 
 // The nibbles at bit `at` of each byte of `q`.

@@ -57,7 +57,7 @@ impl Format {
     }
 }
 
-/// The WGSL `dequant` of a format, appended to the kernels that read it.
+/// The WGSL `quads` of a format, appended to the kernels that read it.
 pub fn format_source(name: &str) -> Option<&'static str> {
     Some(match name {
         "f32" => include_str!("../../shaders/formats/f32.wgsl"),

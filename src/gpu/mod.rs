@@ -388,12 +388,26 @@ impl Gpu {
         );
         self.encoder().copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
         self.submit();
-        let slice = staging.slice(..bytes);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("mapping a staging buffer"));
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU");
-        let out = slice.get_mapped_range().expect("the staging buffer is mapped").to_vec();
-        staging.unmap();
-        Readback::Ready(out)
+        let (done, mapped) = futures_channel::oneshot::channel();
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = done.send(r);
+        });
+        let take = move |mapped: Result<(), wgpu::BufferAsyncError>| {
+            mapped.expect("mapping a staging buffer");
+            let out = staging.slice(..bytes).get_mapped_range().expect("the staging buffer is mapped").to_vec();
+            staging.unmap();
+            out
+        };
+        // Natively the callback runs inside `poll`; a browser runs it from
+        // its event loop, after this returns.
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU");
+            let mut mapped = mapped;
+            Readback::Ready(take(mapped.try_recv().ok().flatten().expect("mapped during poll")))
+        }
+        #[cfg(target_arch = "wasm32")]
+        Readback::Pending(Box::pin(async move { take(mapped.await.expect("the mapping callback runs")) }))
     }
 
     fn storage(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
@@ -543,7 +557,8 @@ impl Backend for Gpu {
         let format = layout::Format::of(*ty).expect("checked at upload").name;
         let out = self.act(x.rows, *rows);
         for part in parts {
-            let [gx, gy, _] = grid(part.rows.div_ceil(4));
+            // One thread a row, 64 a workgroup.
+            let [gx, gy, _] = grid(part.rows.div_ceil(64));
             if x.rows == 1 {
                 let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx];
                 self.dispatch(&format!("matmul_vec_{format}"), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, 1]);

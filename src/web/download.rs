@@ -6,7 +6,7 @@
 //! from IndexedDB without touching the network.
 
 use super::cache::{request_persistence, Cache, Record};
-use super::{coded_error, from_js, Engine, ModelLoader};
+use super::{coded_error, from_js, Engine, GpuDevice, ModelLoader};
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -38,7 +38,7 @@ struct UrlOptions {
     chunk_size: Option<u32>,
 }
 
-/// `loadUrl(url, options, onProgress, signal)`: the engine for the GGUF file
+/// `loadUrl(url, options, onProgress, signal, gpu)`: the engine for the GGUF file
 /// at `url`, from the cache when it holds the whole file.
 #[wasm_bindgen(js_name = loadUrl)]
 pub async fn load_url(
@@ -46,6 +46,7 @@ pub async fn load_url(
     options: JsValue,
     on_progress: Option<Function>,
     signal: Option<AbortSignal>,
+    gpu: Option<GpuDevice>,
 ) -> Result<Engine, JsValue> {
     let options: UrlOptions = from_js(options, "load options")?;
     let chunk_size = options.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
@@ -61,6 +62,7 @@ pub async fn load_url(
         cache,
         progress: Progress { callback: on_progress, total: 0, reported: None },
         signal,
+        gpu,
     };
     job.run().await
 }
@@ -119,6 +121,8 @@ struct Job {
     cache: Option<Cache>,
     progress: Progress,
     signal: Option<AbortSignal>,
+    /// The GPU to load onto (taken by the job's one loader), or the CPU.
+    gpu: Option<GpuDevice>,
 }
 
 fn code_of(e: &JsValue) -> Option<String> {
@@ -142,8 +146,9 @@ impl Job {
         }
     }
 
-    fn loader(&self, size: u64, verify: bool) -> Result<ModelLoader, JsValue> {
-        ModelLoader::new(size as f64, self.context_length, if verify { self.sha256.clone() } else { None })
+    fn loader(&mut self, size: u64, verify: bool) -> Result<ModelLoader, JsValue> {
+        let sha256 = if verify { self.sha256.clone() } else { None };
+        ModelLoader::new(size as f64, self.context_length, sha256, self.gpu.take())
     }
 
     fn check_abort(&self) -> Result<(), JsValue> {

@@ -79,10 +79,66 @@ pub(crate) fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) 
     serde_wasm_bindgen::from_value(value).map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")))
 }
 
+/// A GPU adapter and device, opened before a load (a browser grants them
+/// asynchronously) and handed to the loader, which then puts the model on it.
+#[wasm_bindgen]
+pub struct GpuDevice {
+    #[cfg(feature = "gpu")]
+    gpu: crate::gpu::Gpu,
+}
+
+/// Opens the browser's WebGPU adapter; fails with `NO_WEBGPU` where there
+/// is none, or in the builds without the GPU backend (the threaded ones).
+#[wasm_bindgen(js_name = openGpu)]
+pub async fn open_gpu() -> Result<GpuDevice, JsValue> {
+    #[cfg(feature = "gpu")]
+    {
+        crate::gpu::Gpu::request().await.map(|gpu| GpuDevice { gpu }).map_err(js_error)
+    }
+    #[cfg(not(feature = "gpu"))]
+    Err(coded_error("NO_WEBGPU", "this build of the engine has no GPU backend (the threaded builds run on the CPU)"))
+}
+
+#[wasm_bindgen]
+impl GpuDevice {
+    /// The adapter's name and API.
+    pub fn adapter(&self) -> String {
+        #[cfg(feature = "gpu")]
+        return self.gpu.adapter().to_string();
+        #[cfg(not(feature = "gpu"))]
+        String::new()
+    }
+}
+
+/// A loader onto the CPU or the GPU.
+enum AnyLoader {
+    Cpu(Loader<Cpu>),
+    #[cfg(feature = "gpu")]
+    Gpu(Loader<crate::gpu::Gpu>, String),
+}
+
+/// A session on the CPU or the GPU, and the name of what it runs on.
+enum AnySession {
+    Cpu(Session<Cpu>),
+    #[cfg(feature = "gpu")]
+    Gpu(Session<crate::gpu::Gpu>, String),
+}
+
+/// `$body` with `$s` bound to whichever session (or loader) `$any` holds.
+macro_rules! on {
+    ($any:expr, $s:ident => $body:expr) => {
+        match $any {
+            AnySession::Cpu($s) => $body,
+            #[cfg(feature = "gpu")]
+            AnySession::Gpu($s, _) => $body,
+        }
+    };
+}
+
 /// Builds an [`Engine`] from a GGUF file pushed chunk by chunk.
 #[wasm_bindgen]
 pub struct ModelLoader {
-    inner: Option<Loader<Cpu>>,
+    inner: Option<AnyLoader>,
     integrity: Option<Integrity>,
 }
 
@@ -95,9 +151,15 @@ struct Integrity {
 #[wasm_bindgen]
 impl ModelLoader {
     /// `file_len` is the size of the whole file in bytes; `sha256`, in hex,
-    /// is checked when the last byte has been pushed.
+    /// is checked when the last byte has been pushed; `gpu`, where given,
+    /// runs the model (else the CPU does).
     #[wasm_bindgen(constructor)]
-    pub fn new(file_len: f64, context_length: Option<u32>, sha256: Option<String>) -> Result<ModelLoader, JsValue> {
+    pub fn new(
+        file_len: f64,
+        context_length: Option<u32>,
+        sha256: Option<String>,
+        gpu: Option<GpuDevice>,
+    ) -> Result<ModelLoader, JsValue> {
         if !(file_len >= 0.0 && file_len.fract() == 0.0 && file_len <= 9.007_199_254_740_991e15) {
             return Err(coded_error("INVALID_ARGUMENT", &format!("file length {file_len} is not a byte count")));
         }
@@ -109,7 +171,16 @@ impl ModelLoader {
             None => None,
         };
         let options = LoadOptions { context_length: context_length.map(|c| c as usize) };
-        Ok(ModelLoader { inner: Some(Loader::new(Cpu::default(), file_len as u64, options)), integrity })
+        let file_len = file_len as u64;
+        let inner = match gpu {
+            #[cfg(feature = "gpu")]
+            Some(GpuDevice { gpu }) => {
+                let name = gpu.adapter().to_string();
+                AnyLoader::Gpu(Loader::new(gpu, file_len, options), name)
+            }
+            _ => AnyLoader::Cpu(Loader::new(Cpu::default(), file_len, options)),
+        };
+        Ok(ModelLoader { inner: Some(inner), integrity })
     }
 
     /// Feeds the next chunk of the file.
@@ -117,24 +188,33 @@ impl ModelLoader {
         if let Some(i) = &mut self.integrity {
             i.hasher.update(chunk);
         }
-        self.loader()?.push(chunk).map_err(js_error)
+        match self.inner.as_mut().ok_or_else(finished)? {
+            AnyLoader::Cpu(l) => l.push(chunk),
+            #[cfg(feature = "gpu")]
+            AnyLoader::Gpu(l, _) => l.push(chunk),
+        }
+        .map_err(js_error)
     }
 
     /// Bytes consumed so far.
     pub fn position(&self) -> f64 {
-        self.inner.as_ref().map_or(0.0, |l| l.position() as f64)
+        match &self.inner {
+            None => 0.0,
+            Some(AnyLoader::Cpu(l)) => l.position() as f64,
+            #[cfg(feature = "gpu")]
+            Some(AnyLoader::Gpu(l, _)) => l.position() as f64,
+        }
     }
 
     /// The loaded engine; the loader cannot be used afterwards.
     pub fn finish(&mut self) -> Result<Engine, JsValue> {
         self.verify()?;
-        let loader = self.inner.take().ok_or_else(finished)?;
-        let session = loader.finish().map_err(js_error)?;
+        let session = match self.inner.take().ok_or_else(finished)? {
+            AnyLoader::Cpu(l) => AnySession::Cpu(l.finish().map_err(js_error)?),
+            #[cfg(feature = "gpu")]
+            AnyLoader::Gpu(l, name) => AnySession::Gpu(l.finish().map_err(js_error)?, name),
+        };
         Ok(Engine { session, generation: None })
-    }
-
-    fn loader(&mut self) -> Result<&mut Loader<Cpu>, JsValue> {
-        self.inner.as_mut().ok_or_else(finished)
     }
 }
 
@@ -268,7 +348,7 @@ struct JsScore {
 /// A loaded model. One generation runs at a time.
 #[wasm_bindgen]
 pub struct Engine {
-    session: Session<Cpu>,
+    session: AnySession,
     generation: Option<GenerationState>,
 }
 
@@ -276,12 +356,21 @@ pub struct Engine {
 impl Engine {
     /// Architecture, parameters, quantization, context length, KV cache size.
     pub fn info(&self) -> JsValue {
-        to_js(self.session.info())
+        to_js(on!(&self.session, s => s.info()))
+    }
+
+    /// What runs the model: `cpu`, or the GPU adapter's name.
+    pub fn device(&self) -> String {
+        match &self.session {
+            AnySession::Cpu(_) => "cpu".into(),
+            #[cfg(feature = "gpu")]
+            AnySession::Gpu(_, name) => name.clone(),
+        }
     }
 
     /// Figures of the last request.
     pub fn stats(&self) -> JsValue {
-        let s = self.session.stats();
+        let s = on!(&self.session, s => s.stats());
         to_js(&JsStats {
             prompt_tokens: s.prompt_tokens,
             reused_tokens: s.reused_tokens,
@@ -294,11 +383,11 @@ impl Engine {
     }
 
     pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, JsValue> {
-        self.session.tokenize(text, add_special).map_err(js_error)
+        on!(&self.session, s => s.tokenize(text, add_special)).map_err(js_error)
     }
 
     pub fn detokenize(&self, ids: &[u32]) -> String {
-        self.session.detokenize(ids)
+        on!(&self.session, s => s.detokenize(ids))
     }
 
     /// The tokens of a conversation (`[{role, content}]`) rendered with the
@@ -306,24 +395,27 @@ impl Engine {
     #[wasm_bindgen(js_name = chatTokens)]
     pub fn chat_tokens(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages: Vec<Message> = from_js(messages, "messages")?;
-        self.session.chat_tokens(&messages).map_err(js_error)
+        on!(&self.session, s => s.chat_tokens(&messages)).map_err(js_error)
     }
 
     /// Prefills `prompt` and starts a generation; `next` yields its pieces.
-    /// Fails with `BUSY` while another generation runs.
-    pub fn start(&mut self, prompt: &[u32], options: JsValue) -> Result<(), JsValue> {
+    /// Fails with `BUSY` while another generation runs. A promise, as
+    /// `next` and `score` are: a browser's GPU hands results back through
+    /// the event loop.
+    pub async fn start(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
-        let options = JsGenerateOptions::read(options)?;
-        self.generation = Some(self.session.start(prompt, options.into_options()).map_err(js_error)?);
+        let options = JsGenerateOptions::read(options)?.into_options();
+        let g = on!(&mut self.session, s => s.start_async(&prompt, options).await).map_err(js_error)?;
+        self.generation = Some(g);
         Ok(())
     }
 
     /// The next `{token, text}` of the running generation, or `null` when it
     /// has finished.
     #[wasm_bindgen(js_name = next)]
-    pub fn next_piece(&mut self) -> JsValue {
+    pub async fn next_piece(&mut self) -> JsValue {
         let Some(g) = self.generation.as_mut() else { return JsValue::NULL };
-        match self.session.step(g) {
+        match on!(&mut self.session, s => s.step_async(g).await) {
             Some(p) => to_js(&JsPiece { token: p.token, text: p.text }),
             None => {
                 self.generation = None;
@@ -348,9 +440,9 @@ impl Engine {
     }
 
     /// Teacher-forced scoring of `tokens[n_prompt..]`; see [`Session::score`].
-    pub fn score(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
+    pub async fn score(&mut self, tokens: Vec<u32>, n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
         self.check_idle()?;
-        let score = self.session.score(tokens, n_prompt, top_k).map_err(js_error)?;
+        let score = on!(&mut self.session, s => s.score_async(&tokens, n_prompt, top_k).await).map_err(js_error)?;
         let candidate = |c: &crate::session::Candidate| JsCandidate { id: c.id, logit: c.logit, logprob: c.logprob };
         Ok(to_js(&JsScore {
             perplexity: score.perplexity,

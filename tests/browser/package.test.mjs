@@ -170,12 +170,46 @@ pageTest('bad sources reject with stable codes', async () => {
   assert.match(missing.message, /404/);
 });
 
-pageTest("device: 'webgpu' rejects with NO_WEBGPU while there is no WebGPU backend", async (t) => {
-  const adapter = await page.evaluate(async () => {
-    const a = await navigator.gpu?.requestAdapter();
-    return a ? `${a.info.vendor} ${a.info.architecture}`.trim() || 'unnamed' : null;
-  });
-  t.diagnostic(`navigator.gpu adapter: ${adapter ?? 'none'}`);
-  const error = await loadError(`/${MODEL}`, { device: 'webgpu' });
-  assert.equal(error?.code, 'NO_WEBGPU', error?.message);
+pageTest("device: 'webgpu' runs on the page's adapter (SwiftShader here): llama.cpp's greedy tokens, an abort, a second turn from the cache", async (t) => {
+  const n = 5;
+  const result = await page.evaluate(
+    async ([url, ids, n]) => {
+      const { Generator } = await window.webslm;
+      const g = await Generator.load(url, { device: 'webgpu', contextLength: 256 });
+      const info = g.info;
+      const tokens = [];
+      for await (const p of g.generate(ids, { maxTokens: n })) tokens.push(p.token);
+      const controller = new AbortController();
+      let pieces = 0;
+      let code = null;
+      try {
+        for await (const _ of g.generate('Once upon a time', { maxTokens: 50, signal: controller.signal })) {
+          if (++pieces === 2) controller.abort();
+        }
+      } catch (e) {
+        code = e.code;
+      }
+      const turn = async (messages) => {
+        let text = '';
+        for await (const p of g.chat(messages, { maxTokens: 3 })) text += p.text;
+        return { text, reused: g.stats.reusedTokens };
+      };
+      const first = await turn([{ role: 'user', content: 'Hi' }]);
+      const second = await turn([
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: first.text },
+        { role: 'user', content: 'And then?' },
+      ]);
+      await g.dispose();
+      window.show(`webgpu (${info.adapter}): ${JSON.stringify(tokens)}, aborted after ${pieces} (${code}), second turn reused ${second.reused}`);
+      return { info, tokens, code, pieces, first, second };
+    },
+    [`/${MODEL}`, fox.prompt_token_ids, n],
+  );
+  t.diagnostic(`adapter: ${result.info.adapter}`);
+  assert.equal(result.info.backend, 'webgpu');
+  assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, n));
+  assert.deepEqual([result.code, result.pieces], ['ABORTED', 2]);
+  assert.ok(result.first.text.length > 0);
+  assert.ok(result.second.reused > 0, `second turn reused ${result.second.reused} tokens`);
 });

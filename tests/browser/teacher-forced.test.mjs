@@ -1,7 +1,8 @@
 // llama.cpp's teacher-forced check through the builds Chromium runs: the
-// relaxed-SIMD build on a plain page (one thread) and the threaded
-// relaxed-SIMD build on a cross-origin-isolated page (two threads). Node
-// checks the SIMD128 build (tests/node/generator.test.mjs).
+// relaxed-SIMD build on a plain page (one thread), the threaded
+// relaxed-SIMD build on a cross-origin-isolated page (two threads), and the
+// WebGPU backend on SwiftShader's adapter. Node checks the SIMD128 build
+// (tests/node/generator.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
@@ -21,34 +22,36 @@ before(async () => {
 
 after(() => env?.close());
 
-/** Loads SmolLM2 on a page of `server` with `threads` and scores every fixture prompt. */
-async function scoreAll(server, threads) {
+/** Loads SmolLM2 on a page of `server` with `threads` on `device` and scores every fixture prompt. */
+async function scoreAll(server, threads, device) {
   const { page, errors } = await env.open(server);
   const result = await page.evaluate(
-    async ([url, threads, inputs]) => {
+    async ([url, threads, device, inputs]) => {
       const { Generator } = await window.webslm;
-      const g = await Generator.load(url, { contextLength: 512, cache: false, threads });
+      const g = await Generator.load(url, { contextLength: 512, cache: false, threads, device });
       const scores = [];
       for (const tokens of inputs) scores.push(await g.score(tokens, { topK: 40 }));
       const info = g.info;
       await g.dispose();
       return { info, scores };
     },
-    [MODEL, threads, teacherForcedInputs(fixture)],
+    [MODEL, threads, device, teacherForcedInputs(fixture)],
   );
   await page.close();
   assert.deepEqual(errors, []);
   return result;
 }
 
-for (const [what, server, threads, build] of [
-  ['a plain page, one thread', () => env.plain, 1, 'relaxed-simd'],
-  ['an isolated page, two threads', () => env.isolated, 2, 'threads+relaxed-simd'],
+for (const [what, server, threads, device, build] of [
+  ['a plain page, one thread', () => env.plain, 1, 'cpu', 'relaxed-simd'],
+  ['an isolated page, two threads', () => env.isolated, 2, 'cpu', 'threads+relaxed-simd'],
+  ['a plain page, WebGPU (SwiftShader)', () => env.plain, 1, 'webgpu', 'relaxed-simd'],
 ]) {
   test(`teacher-forced scores agree with llama.cpp on ${what} (${build})`, async () => {
-    const { info, scores } = await scoreAll(server(), threads);
+    const { info, scores } = await scoreAll(server(), threads, device);
+    assert.equal(info.backend, device);
     assert.equal(info.build, build);
     assert.equal(info.threads, threads);
-    assertTeacherForced(fixture, scores, build);
+    assertTeacherForced(fixture, scores, device === 'cpu' ? build : `${build} on WebGPU`);
   });
 }
