@@ -521,7 +521,7 @@ export class Generator {
     try {
       checkAbort(signal);
       const ids = typeof input === 'string' ? this.#call(() => this.#live().tokenize(input, true)) : Uint32Array.from(input);
-      return await this.#callAsync(() => this.#live().score(ids, 1, topK));
+      return this.#gpu ? await this.#callAsync(() => this.#live().scoreAsync(ids, 1, topK)) : this.#call(() => this.#live().score(ids, 1, topK));
     } finally {
       release();
     }
@@ -556,7 +556,12 @@ export class Generator {
     }
   }
 
-  /** #call for the engine's promises (start, next, score). */
+  /** Whether the model runs on the GPU, whose engine calls are promises (startAsync, nextAsync, scoreAsync). */
+  get #gpu() {
+    return this.#adapter !== undefined;
+  }
+
+  /** #call for the engine's promises. */
   async #callAsync(f) {
     try {
       return await f();
@@ -594,11 +599,13 @@ export class Generator {
       try {
         checkAbort(signal);
         const engine = self.#live();
-        await self.#callAsync(() => engine.start(tokens(), rest));
+        const gpu = self.#gpu;
+        if (gpu) await self.#callAsync(() => engine.startAsync(tokens(), rest));
+        else self.#call(() => engine.start(tokens(), rest));
         try {
           for (;;) {
             checkAbort(signal);
-            const piece = await self.#callAsync(() => engine.next());
+            const piece = gpu ? await self.#callAsync(() => engine.nextAsync()) : self.#call(() => engine.next());
             if (piece === null) return;
             yield piece;
             // Let the event loop breathe (and an abort arrive) between tokens.

@@ -57,6 +57,17 @@ pub fn panic_for_testing(message: &str) {
     panic!("{message}");
 }
 
+/// The value of a call that completes at once (every call on the CPU);
+/// `INVALID_ARGUMENT` for one that would wait (on the GPU), whose `Async`
+/// twin the caller should have used.
+fn ready<T>(f: impl std::future::Future<Output = T>) -> Result<T, JsValue> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(f).as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Ok(v),
+        Poll::Pending => Err(coded_error("INVALID_ARGUMENT", "this engine runs on the GPU: call the method's Async twin")),
+    }
+}
+
 /// An `Error` whose `code` property is the crate error's stable code.
 fn js_error(e: Error) -> JsValue {
     coded_error(e.code(), &e.to_string())
@@ -399,10 +410,17 @@ impl Engine {
     }
 
     /// Prefills `prompt` and starts a generation; `next` yields its pieces.
-    /// Fails with `BUSY` while another generation runs. A promise, as
-    /// `next` and `score` are: a browser's GPU hands results back through
-    /// the event loop.
-    pub async fn start(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
+    /// Fails with `BUSY` while another generation runs. `start`, `next` and
+    /// `score` return at once on the CPU; on the GPU, whose results come
+    /// back through the browser's event loop, the glue calls their `Async`
+    /// twins (a pending call holds the engine, so the CPU keeps the plain
+    /// ones: `stats` or `cancel` may come between its calls).
+    pub fn start(&mut self, prompt: &[u32], options: JsValue) -> Result<(), JsValue> {
+        ready(self.start_async(prompt.to_vec(), options))?
+    }
+
+    #[wasm_bindgen(js_name = startAsync)]
+    pub async fn start_async(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
         let options = JsGenerateOptions::read(options)?.into_options();
         let g = on!(&mut self.session, s => s.start_async(&prompt, options).await).map_err(js_error)?;
@@ -413,7 +431,12 @@ impl Engine {
     /// The next `{token, text}` of the running generation, or `null` when it
     /// has finished.
     #[wasm_bindgen(js_name = next)]
-    pub async fn next_piece(&mut self) -> JsValue {
+    pub fn next_piece(&mut self) -> Result<JsValue, JsValue> {
+        ready(self.next_async())
+    }
+
+    #[wasm_bindgen(js_name = nextAsync)]
+    pub async fn next_async(&mut self) -> JsValue {
         let Some(g) = self.generation.as_mut() else { return JsValue::NULL };
         match on!(&mut self.session, s => s.step_async(g).await) {
             Some(p) => to_js(&JsPiece { token: p.token, text: p.text }),
@@ -440,7 +463,12 @@ impl Engine {
     }
 
     /// Teacher-forced scoring of `tokens[n_prompt..]`; see [`Session::score`].
-    pub async fn score(&mut self, tokens: Vec<u32>, n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
+    pub fn score(&mut self, tokens: &[u32], n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
+        ready(self.score_async(tokens.to_vec(), n_prompt, top_k))?
+    }
+
+    #[wasm_bindgen(js_name = scoreAsync)]
+    pub async fn score_async(&mut self, tokens: Vec<u32>, n_prompt: usize, top_k: usize) -> Result<JsValue, JsValue> {
         self.check_idle()?;
         let score = on!(&mut self.session, s => s.score_async(&tokens, n_prompt, top_k).await).map_err(js_error)?;
         let candidate = |c: &crate::session::Candidate| JsCandidate { id: c.id, logit: c.logit, logprob: c.logprob };
