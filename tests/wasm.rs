@@ -68,7 +68,7 @@ mod js_api {
 
     fn engine(context: Option<u32>) -> Engine {
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, context, None).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, context, None, None).unwrap();
         for chunk in bytes.chunks(4096) {
             loader.push(chunk).unwrap();
         }
@@ -85,7 +85,7 @@ mod js_api {
         assert_eq!(code(e.start(&prompt, JsValue::UNDEFINED).unwrap_err()), "BUSY");
         let mut tokens = Vec::new();
         loop {
-            let piece = e.next_piece();
+            let piece = e.next_piece().unwrap();
             if piece.is_null() {
                 break;
             }
@@ -99,7 +99,7 @@ mod js_api {
 
         // A cancelled generation leaves the engine usable, and the next request reuses the cache.
         e.start(&prompt, JsValue::UNDEFINED).unwrap();
-        assert!(!e.next_piece().is_null());
+        assert!(!e.next_piece().unwrap().is_null());
         e.cancel();
         e.start(&prompt, JsValue::UNDEFINED).unwrap();
         assert_eq!(get(&e.stats(), "reusedTokens").as_f64().unwrap() as usize, prompt.len() - 1);
@@ -120,13 +120,13 @@ mod js_api {
         let messages = js_sys::JSON::parse(r#"[{"role":"user"}]"#).unwrap();
         assert_eq!(code(e.chat_tokens(messages).unwrap_err()), "INVALID_ARGUMENT");
 
-        let mut loader = ModelLoader::new(12.0, None, None).unwrap();
+        let mut loader = ModelLoader::new(12.0, None, None, None).unwrap();
         assert_eq!(code(loader.push(b"GGML\x03\0\0\0\0\0\0\0").unwrap_err()), "INVALID_GGUF");
         // A download that stops early.
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, None, None).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, None, None, None).unwrap();
         loader.push(&bytes[..50]).unwrap();
         assert_eq!(code(loader.finish().err().unwrap()), "INVALID_GGUF");
-        assert_eq!(code(ModelLoader::new(-1.0, None, None).err().unwrap()), "INVALID_ARGUMENT");
+        assert_eq!(code(ModelLoader::new(-1.0, None, None, None).err().unwrap()), "INVALID_ARGUMENT");
     }
 }
