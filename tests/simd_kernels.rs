@@ -267,6 +267,27 @@ fn softmax_matches_scalar() {
     }
 }
 
+/// `silu_mul` differs from its twin by the exp's 2^-21 (which 1 + e^-x only
+/// shrinks), the scalar exp's own half ulp, and the division's and product's
+/// roundings: within 2^-20 of each value, relative.
+#[wasm_bindgen_test]
+fn silu_mul_matches_scalar() {
+    use webslm::cpu::{kernels, simd128 as cpu_simd};
+    let mut rng = Rng(17);
+    for n in [1, 7, 64, 1536] {
+        let mut gate: Vec<f32> = (0..n).map(|_| rng.f32() * 30.0).collect();
+        gate[0] = [87.0, -87.0, 0.0, 1e-30][n % 4];
+        let up: Vec<f32> = (0..n).map(|_| rng.f32() * 8.0).collect();
+        let (mut want, mut got) = (vec![0f32; n], vec![0f32; n]);
+        kernels::silu_mul(&gate, &up, &mut want);
+        cpu_simd::silu_mul(&gate, &up, &mut got);
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            let budget = f64::powi(2.0, -20) * (*w as f64).abs();
+            assert!((*g as f64 - *w as f64).abs() <= budget, "n={n} [{i}]: silu({}) * {}: {g} vs {w}", gate[i], up[i]);
+        }
+    }
+}
+
 #[wasm_bindgen_test]
 fn f16_table_matches_the_conversion() {
     for h in 0..=u16::MAX {

@@ -1,6 +1,6 @@
 //! Portable float kernels of the CPU backend. `simd128.rs` provides the
-//! attention loops (`widen_f16`, `dot`, `axpy`, `softmax`) for wasm SIMD
-//! builds.
+//! attention loops (`widen_f16`, `dot`, `axpy`, `softmax`) and `silu_mul`
+//! for wasm SIMD builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -58,6 +58,13 @@ pub fn softmax(x: &mut [f32]) {
 
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
+}
+
+/// `out = silu(gate) * up`, the gated feed-forward's activation.
+pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((d, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *d = silu(g) * u;
+    }
 }
 
 /// `out = x` in f32: an f16 cache row widened once for every query head

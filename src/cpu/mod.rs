@@ -11,11 +11,12 @@ mod parallel;
 
 pub use parallel::threads;
 
-/// The attention inner loops, by instruction set (as `quant`'s kernels).
+/// The float loops of attention and the feed-forward, by instruction set (as
+/// `quant`'s kernels).
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-use kernels as attn;
+use kernels as ops;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use simd128 as attn;
+use simd128 as ops;
 
 use crate::gguf::TensorInfo;
 use crate::model::{Attention, Backend, Readback, Rope};
@@ -29,6 +30,16 @@ use half::f16;
 pub struct Cpu {
     /// Reused buffer for activations quantized to a weight's dot-product type.
     act_q: Vec<u8>,
+    /// The RoPE angles last computed for each set of parameters: every layer
+    /// of a forward pass rotates the same positions.
+    rope_angles: Vec<RopeAngles>,
+}
+
+/// The (cos, sin) pairs of positions `start..` for `rope`, `rope.dims / 2` a position.
+struct RopeAngles {
+    rope: Rope,
+    start: usize,
+    angles: Vec<(f32, f32)>,
 }
 
 pub enum Weight {
@@ -236,12 +247,27 @@ impl Backend for Cpu {
     }
 
     fn rope(&mut self, x: &mut Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope) {
-        let cols = x.cols;
-        let mut angles = Vec::with_capacity(rope.dims / 2);
-        for (i, row) in x.data.chunks_exact_mut(cols).enumerate() {
-            kernels::rope_angles(pos + i, rope, &mut angles);
+        let half = rope.dims / 2;
+        let i = match self.rope_angles.iter().position(|a| &a.rope == rope) {
+            Some(i) => i,
+            None => {
+                self.rope_angles.push(RopeAngles { rope: rope.clone(), start: 0, angles: Vec::new() });
+                self.rope_angles.len() - 1
+            }
+        };
+        let cached = &mut self.rope_angles[i];
+        if cached.start != pos || cached.angles.len() != x.rows * half {
+            let mut angles = Vec::with_capacity(half);
+            cached.angles.clear();
+            for p in pos..pos + x.rows {
+                kernels::rope_angles(p, rope, &mut angles);
+                cached.angles.extend_from_slice(&angles);
+            }
+            cached.start = pos;
+        }
+        for (row, angles) in x.data.chunks_exact_mut(x.cols).zip(cached.angles.chunks_exact(half.max(1))) {
             for head in row.chunks_exact_mut(head_dim).take(n_head) {
-                kernels::rope(head, &angles, rope.neox);
+                kernels::rope(head, angles, rope.neox);
             }
         }
     }
@@ -296,18 +322,18 @@ impl Backend for Cpu {
                 // One row of `seen` scores per head of the group.
                 let scores = &mut scores[..group * seen];
                 for j in 0..seen {
-                    attn::widen_f16(&kc[j * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&kc[j * kv_dim + off..][..hd], row);
                     for (h, qh) in qs.chunks_exact(hd).enumerate() {
-                        scores[h * seen + j] = attn::dot(qh, row) * shape.scale;
+                        scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
                     }
                 }
                 for s in scores.chunks_exact_mut(seen) {
-                    attn::softmax(s);
+                    ops::softmax(s);
                 }
                 for j in 0..seen {
-                    attn::widen_f16(&vc[j * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&vc[j * kv_dim + off..][..hd], row);
                     for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
-                        attn::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
+                        ops::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
                     }
                 }
             }
@@ -323,9 +349,7 @@ impl Backend for Cpu {
         // A prompt's rows are split over the threads; one token's row is not
         // worth a region (timed: splitting it slowed decode).
         parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 2, |first, dst| {
-            for ((d, &g), &u) in dst.iter_mut().zip(&gate.data[first..]).zip(&up.data[first..]) {
-                *d = kernels::silu(g) * u;
-            }
+            ops::silu_mul(&gate.data[first..], &up.data[first..], dst);
         });
         out
     }
