@@ -27,10 +27,14 @@ export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | Reada
 
 export interface LoadOptions {
   /**
-   * 'auto' takes a hardware WebGPU adapter when there is one, else the CPU;
-   * 'webgpu' takes any adapter (software ones too) and fails with NO_WEBGPU
-   * where there is none; 'cpu' never uses the GPU. On the GPU the model runs
-   * single-threaded builds (`threads` is ignored).
+   * 'auto' takes a hardware WebGPU adapter when there is one and the model
+   * fits it (formats its shaders read, rows and KV cache within its binding
+   * limits, as the file's header shows), else the CPU; 'webgpu' takes any
+   * adapter (software ones too) and fails with NO_WEBGPU where there is none
+   * and with UNSUPPORTED_QUANT or OUT_OF_MEMORY where the model does not fit;
+   * 'cpu' never uses the GPU. With a GPU adapter the model runs the
+   * single-threaded builds (`threads` is ignored), on the CPU too when 'auto'
+   * falls back.
    */
   device?: 'auto' | 'webgpu' | 'cpu';
   /**

@@ -451,7 +451,9 @@ export class Generator {
       let gpu;
       if (wantGpu) {
         try {
-          gpu = await glue.openGpu();
+          // 'auto' lets the loader hand the model to the CPU if its header
+          // shows that the GPU cannot hold it.
+          gpu = await glue.openGpu(device === 'auto');
         } catch (e) {
           if (device === 'webgpu') throw e;
         }

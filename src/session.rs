@@ -185,14 +185,21 @@ impl<B: Backend> Engine<B> {
         self.begin(tokens, from)?;
         let mut pos = from;
         while pos < tokens.len() {
-            let end = (pos + BATCH).min(tokens.len());
-            let batch = &tokens[pos..end];
-            let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
-            self.cached.extend_from_slice(batch);
+            let (end, out) = self.batch(tokens, pos, logits);
             each(pos, self.backend.read(&out).get().await);
             pos = end;
         }
         Ok(())
+    }
+
+    /// Runs the batch of `tokens` that starts at `pos`: where it ends, and
+    /// its logits, left where the backend keeps them.
+    fn batch(&mut self, tokens: &[u32], pos: usize, logits: Logits) -> (usize, B::Act) {
+        let end = (pos + BATCH).min(tokens.len());
+        let batch = &tokens[pos..end];
+        let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
+        self.cached.extend_from_slice(batch);
+        (end, out)
     }
 
     /// What comes after the last token fed: its logits, or only the greedy
@@ -216,10 +223,7 @@ impl<B: Backend> Engine<B> {
         let mut pos = reused;
         // Only the last batch's logits are read back.
         loop {
-            let end = (pos + BATCH).min(tokens.len());
-            let batch = &tokens[pos..end];
-            let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, Logits::Last);
-            self.cached.extend_from_slice(batch);
+            let (end, out) = self.batch(tokens, pos, Logits::Last);
             if end == tokens.len() {
                 return Ok((self.next(out, greedy).await, reused));
             }
@@ -591,6 +595,12 @@ impl<B: Backend> Loader<B> {
         self.stream.position()
     }
 
+    /// Whether the header has been read and checked (the backend's
+    /// [`Backend::check_fits`] included).
+    pub fn has_header(&self) -> bool {
+        self.sink.builder.is_some()
+    }
+
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         self.stream.push(chunk, &mut self.sink)
     }
@@ -613,6 +623,83 @@ impl<B: Backend> Loader<B> {
             template,
             info,
             stats: Stats::default(),
+        })
+    }
+}
+
+/// A loader onto `B` (a GPU) that, where allowed, hands the model to the CPU
+/// when the file's header shows that `B` cannot hold it
+/// ([`Backend::check_fits`]). Until the header has been checked it keeps the
+/// bytes pushed, a few MB, so that a CPU loader can start over from them;
+/// no weight has reached `B` by then.
+pub struct LoaderOrCpu<B: Backend> {
+    loader: Either<B>,
+    /// Everything pushed, while the CPU may still take over.
+    pushed: Option<Vec<u8>>,
+    file_len: u64,
+    options: LoadOptions,
+}
+
+enum Either<B: Backend> {
+    On(Loader<B>),
+    Cpu(Loader<Cpu>),
+}
+
+/// The session a [`LoaderOrCpu`] made: on `B`, or on the CPU instead.
+pub enum SessionOrCpu<B: Backend> {
+    On(Session<B>),
+    Cpu(Session<Cpu>),
+}
+
+impl<B: Backend> LoaderOrCpu<B> {
+    /// `or_cpu`: whether the CPU may take the model; without it this is a
+    /// plain [`Loader`] onto `backend`.
+    pub fn new(backend: B, file_len: u64, options: LoadOptions, or_cpu: bool) -> Self {
+        LoaderOrCpu {
+            loader: Either::On(Loader::new(backend, file_len, options.clone())),
+            pushed: or_cpu.then(Vec::new),
+            file_len,
+            options,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        let l = match &mut self.loader {
+            Either::Cpu(l) => return l.push(chunk),
+            Either::On(l) => l,
+        };
+        if let Some(pushed) = &mut self.pushed {
+            pushed.extend_from_slice(chunk);
+        }
+        match l.push(chunk) {
+            Err(Error::UnsupportedQuant { .. } | Error::OutOfMemory(_)) if self.pushed.is_some() && !l.has_header() => {
+                let pushed = self.pushed.take().unwrap_or_default();
+                let mut cpu = Loader::new(Cpu::default(), self.file_len, self.options.clone());
+                let replayed = cpu.push(&pushed);
+                self.loader = Either::Cpu(cpu);
+                replayed
+            }
+            result => {
+                if l.has_header() {
+                    self.pushed = None;
+                }
+                result
+            }
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        match &self.loader {
+            Either::On(l) => l.position(),
+            Either::Cpu(l) => l.position(),
+        }
+    }
+
+    pub fn finish(self) -> Result<SessionOrCpu<B>> {
+        Ok(match self.loader {
+            Either::On(l) => SessionOrCpu::On(l.finish()?),
+            Either::Cpu(l) => SessionOrCpu::Cpu(l.finish()?),
         })
     }
 }
@@ -653,6 +740,7 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         if context == 0 {
             return Err(Error::InvalidArgument("context length 0".into()));
         }
+        self.backend.check_fits(&header.tensors, h.n_layer, context, h.n_head_kv * h.head_dim)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
         let template = match header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
             None => Err("this model has no chat template; use generate with a plain prompt".to_string()),

@@ -17,12 +17,16 @@
 //!   is rounded to f16 on both sides and a rounding tie may fall either way.
 #![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
 use webslm::gpu::Gpu;
 use webslm::model::{Attention, Backend, Readback, Rope};
 use webslm::quant::{self, GgmlType};
+use webslm::session::{LoaderOrCpu, SessionOrCpu};
+use webslm::{GenerateOptions, LoadOptions, Session};
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
 
@@ -269,6 +273,36 @@ fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
     }
 }
 
+/// Decode steps (the split-KV kernels): one token at a time from the first
+/// position to past four 32-position chunks, every step against the CPU,
+/// so that one chunk, several, a chunk with a single position and exact
+/// chunk boundaries all occur.
+#[test]
+fn decode_attention_matches_the_cpu_at_every_position() {
+    let mut g = gpu();
+    let mut cpu = Cpu::default();
+    let mut rng = Rng(7);
+    for (n_head, n_head_kv, head_dim) in [(9, 3, 64), (4, 1, 256)] {
+        let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
+        let kv_dim = n_head_kv * head_dim;
+        let mut gc = g.new_cache(1, 150, kv_dim).unwrap();
+        let mut cc = cpu.new_cache(1, 150, kv_dim).unwrap();
+        for pos in 0..140 {
+            let (q, k, v) = (rng.vec(n_head * head_dim, 4.0), rng.vec(kv_dim, 4.0), rng.vec(kv_dim, 2.0));
+            let got = {
+                let (gq, gk, gv) = (g.act_from(1, n_head * head_dim, &q), g.act_from(1, kv_dim, &k), g.act_from(1, kv_dim, &v));
+                let o = g.attention(&gq, &gk, &gv, &mut gc, 0, pos, &shape);
+                read(&mut g, &o)
+            };
+            let want = cpu.attention(&cpu_act(1, n_head * head_dim, &q), &cpu_act(1, kv_dim, &k), &cpu_act(1, kv_dim, &v), &mut cc, 0, pos, &shape).data;
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
+                assert!((a - b).abs() as f64 <= budget, "heads {n_head}/{n_head_kv}x{head_dim} at {pos}, [{i}]: {a} vs {b}");
+            }
+        }
+    }
+}
+
 /// The GPU's greedy token is the CPU sampler's: ties to the lowest index,
 /// NaN and -inf skipped, +inf taken, 0 when nothing is left.
 #[test]
@@ -307,4 +341,33 @@ fn argmax_picks_the_greedy_token() {
         };
         assert_eq!(got, webslm::sampler::greedy(&x), "{what}");
     }
+}
+
+/// A model the GPU cannot hold (the tiny model's K-quant layers, which no
+/// shader reads) goes to the CPU where the loader may hand it over, however
+/// the file is cut into chunks, and then generates what a CPU load does;
+/// where it may not, the load fails with the error's code. A KV cache
+/// larger than a binding is refused from the header too.
+#[test]
+fn a_model_the_gpu_cannot_hold_goes_to_the_cpu_where_allowed() {
+    let bytes = common::tiny_llama();
+    let greedy = || GenerateOptions { max_tokens: 6, sampler: Default::default(), stop: vec![] };
+    let mut reference = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
+    let want: Vec<u32> = reference.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
+    for chunk in [7, 300, bytes.len()] {
+        let mut l = LoaderOrCpu::new(Gpu::new().unwrap(), bytes.len() as u64, LoadOptions::default(), true);
+        bytes.chunks(chunk).try_for_each(|c| l.push(c)).unwrap();
+        let SessionOrCpu::Cpu(mut s) = l.finish().unwrap() else { panic!("chunks of {chunk}: the GPU took a model it cannot hold") };
+        let got: Vec<u32> = s.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
+        assert_eq!(got, want, "chunks of {chunk}");
+    }
+    let mut l = LoaderOrCpu::new(Gpu::new().unwrap(), bytes.len() as u64, LoadOptions::default(), false);
+    let e = bytes.chunks(300).try_for_each(|c| l.push(c)).unwrap_err();
+    assert_eq!(e.code(), "UNSUPPORTED_QUANT", "{e}");
+
+    let mut g = Gpu::new().unwrap();
+    g.limit_binding(1 << 20);
+    assert!(g.check_fits(&[], 30, 2048, 192).is_ok());
+    let e = g.check_fits(&[], 30, 4096, 192).unwrap_err();
+    assert_eq!(e.code(), "OUT_OF_MEMORY", "{e}");
 }

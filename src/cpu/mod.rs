@@ -80,11 +80,6 @@ impl Cache {
     pub fn context(&self) -> usize {
         self.context
     }
-
-    /// Bytes held.
-    pub fn size(&self) -> usize {
-        2 * self.k.len() * self.context * self.kv_dim * std::mem::size_of::<f16>()
-    }
 }
 
 /// Allocates `n` zeroed elements, reporting failure instead of aborting.

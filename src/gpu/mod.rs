@@ -33,6 +33,16 @@ const POOL_KEEP: usize = 32;
 /// Bind groups kept for reuse (a forward pass of a 30-layer model makes
 /// some 450).
 const BIND_GROUPS_KEEP: usize = 4096;
+/// The most storage buffers a kernel binds.
+const MAX_BUFFERS: usize = 5;
+
+/// A pipeline: a kernel of `shaders/` and, for the kernels that read
+/// weights, the format appended to it (`""` for none). Static names, so
+/// that finding a pipeline allocates nothing.
+type KernelKey = (&'static str, &'static str);
+
+/// A bind group: the pipeline and the buffers at bindings 1...
+type BindKey = (KernelKey, [Option<wgpu::Buffer>; MAX_BUFFERS]);
 
 /// How a kernel uses each of its storage buffers (bindings 1.., after the
 /// parameters at binding 0).
@@ -92,11 +102,6 @@ impl Cache {
     pub fn context(&self) -> usize {
         self.context
     }
-
-    /// Bytes held.
-    pub fn size(&self) -> usize {
-        2 * self.k.len() * self.context * self.kv_dim * 2
-    }
 }
 
 /// The RoPE angles of positions `0..positions` for one set of parameters.
@@ -111,8 +116,8 @@ pub struct Gpu {
     queue: wgpu::Queue,
     adapter: String,
     limits: wgpu::Limits,
-    kernels: HashMap<String, Kernel>,
-    bind_groups: HashMap<(String, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    kernels: HashMap<KernelKey, Kernel>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     encoder: Option<wgpu::CommandEncoder>,
     /// Parameters of the dispatches recorded since the last submit.
     params: Vec<u8>,
@@ -125,6 +130,9 @@ pub struct Gpu {
     staging: Option<wgpu::Buffer>,
     /// The greedy token's index.
     argmax_out: Option<wgpu::Buffer>,
+    /// The first error the device reported on its own (out of memory, say):
+    /// wgpu's default would panic. Whether it was out of memory, and its text.
+    device_error: Arc<Mutex<Option<(bool, String)>>>,
 }
 
 impl Gpu {
@@ -149,6 +157,14 @@ impl Gpu {
             .await
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let info = adapter.get_info();
+        let device_error = Arc::new(Mutex::new(None));
+        let slot = device_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some((matches!(e, wgpu::Error::OutOfMemory { .. }), e.to_string()));
+            }
+        }));
         let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
             size: PARAMS_SLOT * PARAMS_SLOTS,
@@ -170,7 +186,21 @@ impl Gpu {
             tokens: None,
             staging: None,
             argmax_out: None,
+            device_error,
         })
+    }
+
+    /// The error the device reported, if any. Natively it reports at once;
+    /// a browser reports between tasks, so a load finds it a tensor or two
+    /// later.
+    fn check_device(&self) -> Result<()> {
+        match &*self.device_error.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => Ok(()),
+            Some((true, _)) => Err(Error::OutOfMemory(
+                "the GPU ran out of memory for this model; load it with a smaller context length, or on the CPU".into(),
+            )),
+            Some((false, text)) => Err(Error::NoGpu(format!("the GPU failed: {text}"))),
+        }
     }
 
     /// [`Gpu::request`], blocking.
@@ -201,11 +231,11 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size = bytes;
     }
 
-    /// The pipeline `name`, made on first use: a kernel of `shaders/`, or for
-    /// `<kernel>_<format>` that kernel with the format's `dequant` appended.
-    fn kernel(&mut self, name: &str) -> &Kernel {
-        if !self.kernels.contains_key(name) {
-            let (source, access) = source(name);
+    /// The pipeline `key`, made on first use.
+    fn kernel(&mut self, key: KernelKey) -> &Kernel {
+        if !self.kernels.contains_key(&key) {
+            let name = key.0;
+            let (source, access) = source(key);
             let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -248,27 +278,28 @@ impl Gpu {
                 compilation_options: Default::default(),
                 cache: None,
             });
-            self.kernels.insert(name.to_string(), Kernel { pipeline, layout });
+            self.kernels.insert(key, Kernel { pipeline, layout });
         }
-        &self.kernels[name]
+        &self.kernels[&key]
     }
 
-    /// Records one dispatch of `name` over `groups` workgroups, with `params`
-    /// (u32 words, f32 as bits) and `buffers` at bindings 1...
-    fn dispatch(&mut self, name: &str, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+    /// Records one dispatch of `kernel` over `groups` workgroups, with
+    /// `params` (u32 words, f32 as bits) and `buffers` at bindings 1...
+    fn dispatch(&mut self, kernel: KernelKey, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
         if self.params.len() as u64 == PARAMS_SLOT * PARAMS_SLOTS {
             self.submit();
         }
         let offset = self.params.len() as u32;
         self.params.extend(params.iter().flat_map(|w| w.to_le_bytes()));
         self.params.resize(offset as usize + PARAMS_SLOT as usize, 0);
-        self.kernel(name);
-        let kernel = &self.kernels[name];
+        let name = kernel.0;
+        self.kernel(kernel);
+        let pipeline = &self.kernels[&kernel];
         // A forward pass binds the same buffers (weights, pooled activations,
         // the cache) to the same kernels token after token: each bind group
         // is made once. New prompt lengths bring new activation buffers, so
         // the map is emptied when it grows past what a few shapes need.
-        let key = (name.to_string(), buffers.iter().map(|&b| b.clone()).collect::<Vec<_>>());
+        let key = (kernel, std::array::from_fn(|i| buffers.get(i).map(|&b| b.clone())));
         if self.bind_groups.len() >= BIND_GROUPS_KEEP && !self.bind_groups.contains_key(&key) {
             self.bind_groups.clear();
         }
@@ -290,7 +321,7 @@ impl Gpu {
                 );
                 self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: None,
-                    layout: &kernel.layout,
+                    layout: &pipeline.layout,
                     entries: &entries,
                 })
             })
@@ -299,7 +330,7 @@ impl Gpu {
             .encoder
             .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
-        pass.set_pipeline(&kernel.pipeline);
+        pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     }
@@ -378,6 +409,87 @@ impl Gpu {
         buf
     }
 
+    /// One token's attention over `seen` positions of a layer's cache (`kc`,
+    /// `vc` of `context` positions), split over chunks of positions
+    /// (`shaders/attention_vec*.wgsl`). The scratch buffers are sized for the
+    /// whole context, so that every token gets the same pooled buffers and
+    /// bind groups.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_vec(
+        &mut self,
+        q: &Act,
+        kc: &wgpu::Buffer,
+        vc: &wgpu::Buffer,
+        context: usize,
+        kv_dim: usize,
+        seen: usize,
+        shape: &Attention,
+    ) -> Act {
+        const CHUNK: usize = 32;
+        let (n_head, hd) = (shape.n_head, shape.head_dim);
+        let group = n_head / shape.n_head_kv;
+        let (n_chunks, max_chunks) = (seen.div_ceil(CHUNK), context.div_ceil(CHUNK));
+        let scores = self.act(n_head, context);
+        let stats = self.act(n_head, 2 * max_chunks);
+        let partial = self.act(n_head * max_chunks, hd);
+        let out = self.act(1, n_head * hd);
+        let [n_head, group, hd, kv_dim, seen, n_chunks] = [n_head, group, hd, kv_dim, seen, n_chunks].map(|x| x as u32);
+        let (scale, stride) = (shape.scale.to_bits(), context as u32);
+        let threads = |n: u32| grid((n as usize).div_ceil(64));
+        self.dispatch(
+            ("attention_vec_scores", ""),
+            &[n_head, group, hd, kv_dim, seen, scale, n_chunks, stride],
+            &[&q.buf, kc, &scores.buf, &stats.buf],
+            threads(n_head * n_chunks),
+        );
+        self.dispatch(
+            ("attention_vec", ""),
+            &[n_head, group, hd, kv_dim, seen, n_chunks, stride],
+            &[&stats.buf, &scores.buf, vc, &partial.buf],
+            threads(n_head * n_chunks * hd),
+        );
+        self.dispatch(("attention_vec_reduce", ""), &[n_head, hd, n_chunks], &[&partial.buf, &out.buf], threads(n_head * hd));
+        out
+    }
+
+    /// A matrix's GPU format, rows, and rows a part (a binding) holds; an
+    /// error where no shader reads its format or one row is more than a
+    /// binding.
+    fn matrix_layout(&self, info: &TensorInfo) -> Result<(layout::Format, usize, usize)> {
+        let cols = info.dims[0] as usize;
+        let rows = (info.n_elements() / info.dims[0].max(1)) as usize;
+        let format = layout::Format::of(info.ty).ok_or_else(|| Error::UnsupportedQuant {
+            tensor: info.name.clone(),
+            ty: info.ty.name(),
+        })?;
+        if cols % 32 != 0 {
+            return Err(Error::BadModel(format!("tensor `{}`: rows of {cols} are not whole 32-weight blocks", info.name)));
+        }
+        let row_bytes = format.words(cols) * 4;
+        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size) as usize;
+        if row_bytes > binding {
+            return Err(Error::OutOfMemory(format!(
+                "tensor `{}`: a row of {row_bytes} bytes is more than this GPU can bind ({binding} bytes)",
+                info.name
+            )));
+        }
+        Ok((format, rows, binding / row_bytes))
+    }
+
+    /// Bytes of one layer's keys (or values) for `context` positions; an
+    /// error where that is more than a binding.
+    fn cache_layer_bytes(&self, n_layer: usize, context: usize, kv_dim: usize) -> Result<u64> {
+        let bytes = (context as u64).saturating_mul(kv_dim as u64 * 2);
+        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > binding {
+            let total = bytes.saturating_mul(2 * n_layer as u64);
+            return Err(Error::OutOfMemory(format!(
+                "a KV cache of {context} positions needs {total} bytes on the GPU, in layers larger than it can bind ({binding} bytes); load with a smaller context length"
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// Submits the recorded work and copies `bytes` of `src` back to the host.
     fn read_back(&mut self, src: &wgpu::Buffer, bytes: u64) -> Readback<Vec<u8>> {
         let staging = Gpu::scratch(
@@ -426,13 +538,10 @@ impl Gpu {
     }
 }
 
-/// A kernel's WGSL and how it uses its buffers.
-fn source(name: &str) -> (String, &'static [Access]) {
+/// A pipeline's WGSL (the kernel, with its format's `quads` appended) and
+/// how the kernel uses its buffers.
+fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
     const MATMUL: &[Access] = &[Read, Read, Write];
-    let (kernel, format) = ["matmul_vec_", "matmul_mat_", "embed_"]
-        .iter()
-        .find_map(|k| name.strip_prefix(k).map(|f| (k.trim_end_matches('_'), Some(f))))
-        .unwrap_or((name, None));
     let (wgsl, access): (&str, &'static [Access]) = match kernel {
         "matmul_vec" => (include_str!("../../shaders/matmul_vec.wgsl"), MATMUL),
         "matmul_mat" => (include_str!("../../shaders/matmul_mat.wgsl"), MATMUL),
@@ -441,13 +550,20 @@ fn source(name: &str) -> (String, &'static [Access]) {
         "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
         "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
         "attention" => (include_str!("../../shaders/attention.wgsl"), &[Read, Read, Read, Write]),
+        "attention_vec_scores" => (include_str!("../../shaders/attention_vec_scores.wgsl"), &[Read, Read, Write, Write]),
+        "attention_vec" => (include_str!("../../shaders/attention_vec.wgsl"), &[Read, Read, Read, Write]),
+        "attention_vec_reduce" => (include_str!("../../shaders/attention_vec_reduce.wgsl"), &[Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
         other => unreachable!("no kernel `{other}`"),
     };
-    let format = format.map(|f| layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")));
-    (format!("{wgsl}\n{}", format.unwrap_or_default()), access)
+    let format = match format {
+        "" => "",
+        f => layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")),
+    };
+    debug_assert!(access.len() <= MAX_BUFFERS);
+    (format!("{wgsl}\n{format}"), access)
 }
 
 /// A grid of `n` workgroups: `[x, y, 1]` with `x · y ≥ n`, x ≤ 65535.
@@ -461,7 +577,15 @@ impl Backend for Gpu {
     type Act = Act;
     type Cache = Cache;
 
+    fn check_fits(&self, tensors: &[TensorInfo], n_layer: usize, context: usize, kv_dim: usize) -> Result<()> {
+        for info in tensors.iter().filter(|t| t.dims.len() > 1) {
+            self.matrix_layout(info)?;
+        }
+        self.cache_layer_bytes(n_layer, context, kv_dim).map(|_| ())
+    }
+
     fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
+        self.check_device()?;
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
             let mut v = vec![0f32; cols];
@@ -470,18 +594,9 @@ impl Backend for Gpu {
             self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&v));
             return Ok(Weight::Vector(buf));
         }
-        let rows = (info.n_elements() / info.dims[0]) as usize;
-        let format = layout::Format::of(info.ty).ok_or_else(|| Error::UnsupportedQuant {
-            tensor: info.name.clone(),
-            ty: info.ty.name(),
-        })?;
-        if cols % 32 != 0 {
-            return Err(Error::BadModel(format!("tensor `{}`: rows of {cols} are not whole 32-weight blocks", info.name)));
-        }
+        let (format, rows, part_rows) = self.matrix_layout(info)?;
         let row_in = data.len() / rows;
         let row_out = format.words(cols) * 4;
-        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
-        let part_rows = (binding as usize / row_out).max(1);
         let mut parts = Vec::new();
         let mut packed = Vec::new();
         for row0 in (0..rows).step_by(part_rows) {
@@ -499,31 +614,26 @@ impl Backend for Gpu {
             parts.push(Part { buf, row0, rows: n });
         }
         for kernel in ["matmul_vec", "matmul_mat", "embed"] {
-            self.kernel(&format!("{kernel}_{}", format.name));
+            self.kernel((kernel, format.name));
         }
         Ok(Weight::Matrix { ty: info.ty, rows, cols, parts })
     }
 
     fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
-        let bytes = (context as u64).saturating_mul(kv_dim as u64 * 2);
-        let total = bytes.saturating_mul(2 * n_layer as u64);
-        if bytes > self.limits.max_storage_buffer_binding_size as u64 {
-            return Err(Error::OutOfMemory(format!(
-                "a KV cache of {context} positions needs {total} bytes on the GPU, in layers larger than it can bind; load with a smaller context length"
-            )));
-        }
+        let bytes = self.cache_layer_bytes(n_layer, context, kv_dim)?;
         let mut k = Vec::with_capacity(n_layer);
         let mut v = Vec::with_capacity(n_layer);
         for _ in 0..n_layer {
             k.push(self.storage("KV cache", bytes)?);
             v.push(self.storage("KV cache", bytes)?);
         }
+        self.check_device()?;
         Ok(Cache { context, kv_dim, k, v })
     }
 
     fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
         let Weight::Matrix { ty, cols, parts, .. } = table else { unreachable!("the embedding table is a matrix") };
-        let name = format!("embed_{}", layout::Format::of(*ty).expect("checked at upload").name);
+        let kernel = ("embed", layout::Format::of(*ty).expect("checked at upload").name);
         let ids = Gpu::scratch(
             &self.device,
             &mut self.tokens,
@@ -538,7 +648,7 @@ impl Backend for Gpu {
         for part in parts {
             let params = [*cols as u32, part.rows as u32, part.row0 as u32, tokens.len() as u32];
             let groups = [(*cols / 32).div_ceil(64) as u32, tokens.len() as u32, 1];
-            self.dispatch(&name, &params, &[&part.buf, &ids, &out.buf], groups);
+            self.dispatch(kernel, &params, &[&part.buf, &ids, &out.buf], groups);
         }
         out
     }
@@ -547,7 +657,7 @@ impl Backend for Gpu {
         let Weight::Vector(w) = weight else { unreachable!("norm weights are vectors") };
         let out = self.act(x.rows, x.cols);
         let params = [x.cols as u32, eps.to_bits()];
-        self.dispatch("rms_norm", &params, &[&x.buf, w, &out.buf], [x.rows as u32, 1, 1]);
+        self.dispatch(("rms_norm", ""), &params, &[&x.buf, w, &out.buf], [x.rows as u32, 1, 1]);
         out
     }
 
@@ -561,11 +671,11 @@ impl Backend for Gpu {
             let [gx, gy, _] = grid(part.rows.div_ceil(64));
             if x.rows == 1 {
                 let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx];
-                self.dispatch(&format!("matmul_vec_{format}"), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, 1]);
+                self.dispatch(("matmul_vec", format), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, 1]);
             } else {
                 let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx, x.rows as u32, *rows as u32];
                 let tiles = x.rows.div_ceil(8) as u32;
-                self.dispatch(&format!("matmul_mat_{format}"), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, tiles]);
+                self.dispatch(("matmul_mat", format), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, tiles]);
             }
         }
         out
@@ -576,7 +686,7 @@ impl Backend for Gpu {
         let pairs = rope.dims / 2;
         let params = [n_head as u32, head_dim as u32, pairs as u32, rope.neox as u32, pos as u32, x.rows as u32];
         let groups = [(n_head * pairs).div_ceil(64) as u32, x.rows as u32, 1];
-        self.dispatch("rope", &params, &[&table, &x.buf], groups);
+        self.dispatch(("rope", ""), &params, &[&table, &x.buf], groups);
     }
 
     fn attention(
@@ -594,7 +704,10 @@ impl Backend for Gpu {
         let (kc, vc) = (cache.k[layer].clone(), cache.v[layer].clone());
         let params = [kv_dim as u32, pos as u32, k.rows as u32];
         let groups = [(kv_dim / 2).div_ceil(64) as u32, k.rows as u32, 1];
-        self.dispatch("kv_store", &params, &[&k.buf, &v.buf, &kc, &vc], groups);
+        self.dispatch(("kv_store", ""), &params, &[&k.buf, &v.buf, &kc, &vc], groups);
+        if q.rows == 1 {
+            return self.attention_vec(q, &kc, &vc, cache.context, kv_dim, pos + 1, shape);
+        }
         let out = self.act(q.rows, shape.n_head * shape.head_dim);
         let params = [
             shape.n_head as u32,
@@ -604,7 +717,7 @@ impl Backend for Gpu {
             pos as u32,
             shape.scale.to_bits(),
         ];
-        self.dispatch("attention", &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
+        self.dispatch(("attention", ""), &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
         out
     }
 
@@ -612,14 +725,14 @@ impl Backend for Gpu {
         let out = self.act(gate.rows, gate.cols);
         let len = gate.rows * gate.cols;
         let groups = grid(len.div_ceil(256));
-        self.dispatch("swiglu", &[len as u32, groups[0]], &[&gate.buf, &up.buf, &out.buf], groups);
+        self.dispatch(("swiglu", ""), &[len as u32, groups[0]], &[&gate.buf, &up.buf, &out.buf], groups);
         out
     }
 
     fn add(&mut self, x: &mut Act, y: &Act) {
         let len = x.rows * x.cols;
         let groups = grid(len.div_ceil(256));
-        self.dispatch("add", &[len as u32, groups[0]], &[&y.buf, &x.buf], groups);
+        self.dispatch(("add", ""), &[len as u32, groups[0]], &[&y.buf, &x.buf], groups);
     }
 
     fn last_row(&mut self, x: &Act) -> Act {
@@ -644,7 +757,7 @@ impl Backend for Gpu {
             4,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         );
-        self.dispatch("argmax", &[x.cols as u32], &[&x.buf, &out], [1, 1, 1]);
+        self.dispatch(("argmax", ""), &[x.cols as u32], &[&x.buf, &out], [1, 1, 1]);
         self.read_back(&out, 4).map(|bytes| u32::from_le_bytes(bytes[..4].try_into().expect("four bytes")))
     }
 }

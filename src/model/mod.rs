@@ -54,6 +54,15 @@ pub trait Backend {
     /// The key/value cache of every layer.
     type Cache;
 
+    /// Checks, from the header before any weight arrives, that this backend
+    /// can hold the model: every tensor, and a cache of `context` positions
+    /// of `kv_dim` values in each of `n_layer` layers. The error names what
+    /// does not fit (`UnsupportedQuant`, `OutOfMemory`), so that a caller
+    /// may choose another backend before anything was uploaded.
+    fn check_fits(&self, tensors: &[TensorInfo], n_layer: usize, context: usize, kv_dim: usize) -> Result<()> {
+        let _ = (tensors, n_layer, context, kv_dim);
+        Ok(())
+    }
     /// Takes ownership of one tensor's bytes as the loader streams it in.
     fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Self::Weight>;
     /// Allocates a cache of `context` positions of `kv_dim` values per layer.

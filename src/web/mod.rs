@@ -9,6 +9,8 @@ use crate::chat::Message;
 use crate::cpu::Cpu;
 use crate::sampler::SamplerConfig;
 use crate::session::{GenerateOptions, GenerationState, LoadOptions, Loader, Session};
+#[cfg(feature = "gpu")]
+use crate::session::{LoaderOrCpu, SessionOrCpu};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -96,18 +98,27 @@ pub(crate) fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) 
 pub struct GpuDevice {
     #[cfg(feature = "gpu")]
     gpu: crate::gpu::Gpu,
+    /// Whether a model the GPU cannot hold goes to the CPU instead of failing.
+    #[cfg(feature = "gpu")]
+    or_cpu: bool,
 }
 
 /// Opens the browser's WebGPU adapter; fails with `NO_WEBGPU` where there
 /// is none, or in the builds without the GPU backend (the threaded ones).
+/// With `orCpu`, a loader given this device runs a model on the CPU when
+/// its header shows that the GPU cannot hold it (`device: 'auto'`).
 #[wasm_bindgen(js_name = openGpu)]
-pub async fn open_gpu() -> Result<GpuDevice, JsValue> {
+pub async fn open_gpu(or_cpu: Option<bool>) -> Result<GpuDevice, JsValue> {
     #[cfg(feature = "gpu")]
     {
-        crate::gpu::Gpu::request().await.map(|gpu| GpuDevice { gpu }).map_err(js_error)
+        let or_cpu = or_cpu.unwrap_or(false);
+        crate::gpu::Gpu::request().await.map(|gpu| GpuDevice { gpu, or_cpu }).map_err(js_error)
     }
     #[cfg(not(feature = "gpu"))]
-    Err(coded_error("NO_WEBGPU", "this build of the engine has no GPU backend (the threaded builds run on the CPU)"))
+    {
+        let _ = or_cpu;
+        Err(coded_error("NO_WEBGPU", "this build of the engine has no GPU backend (the threaded builds run on the CPU)"))
+    }
 }
 
 #[wasm_bindgen]
@@ -125,7 +136,7 @@ impl GpuDevice {
 enum AnyLoader {
     Cpu(Loader<Cpu>),
     #[cfg(feature = "gpu")]
-    Gpu(Loader<crate::gpu::Gpu>, String),
+    Gpu(LoaderOrCpu<crate::gpu::Gpu>, String),
 }
 
 /// A session on the CPU or the GPU, and the name of what it runs on.
@@ -185,9 +196,9 @@ impl ModelLoader {
         let file_len = file_len as u64;
         let inner = match gpu {
             #[cfg(feature = "gpu")]
-            Some(GpuDevice { gpu }) => {
+            Some(GpuDevice { gpu, or_cpu }) => {
                 let name = gpu.adapter().to_string();
-                AnyLoader::Gpu(Loader::new(gpu, file_len, options), name)
+                AnyLoader::Gpu(LoaderOrCpu::new(gpu, file_len, options, or_cpu), name)
             }
             _ => AnyLoader::Cpu(Loader::new(Cpu::default(), file_len, options)),
         };
@@ -223,7 +234,10 @@ impl ModelLoader {
         let session = match self.inner.take().ok_or_else(finished)? {
             AnyLoader::Cpu(l) => AnySession::Cpu(l.finish().map_err(js_error)?),
             #[cfg(feature = "gpu")]
-            AnyLoader::Gpu(l, name) => AnySession::Gpu(l.finish().map_err(js_error)?, name),
+            AnyLoader::Gpu(l, name) => match l.finish().map_err(js_error)? {
+                SessionOrCpu::On(s) => AnySession::Gpu(s, name),
+                SessionOrCpu::Cpu(s) => AnySession::Cpu(s),
+            },
         };
         Ok(Engine { session, generation: None })
     }
