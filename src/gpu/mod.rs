@@ -578,10 +578,8 @@ impl Backend for Gpu {
     type Cache = Cache;
 
     fn check_fits(&self, tensors: &[TensorInfo], n_layer: usize, context: usize, kv_dim: usize) -> Result<()> {
-        for info in tensors.iter().filter(|t| t.dims.len() > 1) {
-            self.matrix_layout(info)?;
-        }
-        self.cache_layer_bytes(n_layer, context, kv_dim).map(|_| ())
+        self.cache_layer_bytes(n_layer, context, kv_dim)?;
+        tensors.iter().filter(|t| t.dims.len() > 1).try_for_each(|t| self.matrix_layout(t).map(|_| ()))
     }
 
     fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
