@@ -441,6 +441,7 @@ fn source(name: &str) -> (String, &'static [Access]) {
         "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
         "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
         "attention" => (include_str!("../../shaders/attention.wgsl"), &[Read, Read, Read, Write]),
+        "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
@@ -604,7 +605,18 @@ impl Backend for Gpu {
             pos as u32,
             shape.scale.to_bits(),
         ];
-        self.dispatch("attention", &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
+        if q.rows == 1 {
+            self.dispatch("attention", &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
+        } else {
+            // Query rows a workgroup: as many as attention_mat.wgsl's 512
+            // query pairs hold, a power of two (its 64 threads split evenly
+            // over them), at most 16.
+            let rows = (1024 / shape.head_dim).min(16);
+            let rows = 1 << rows.ilog2();
+            let params = [&params[..], &[q.rows as u32, rows as u32]].concat();
+            let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
+            self.dispatch("attention_mat", &params, &[&q.buf, &kc, &vc, &out.buf], groups);
+        }
         out
     }
 
