@@ -244,12 +244,16 @@ fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
     for (n_head, n_head_kv, head_dim) in [(9, 3, 64), (4, 1, 256)] {
         let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
         let kv_dim = n_head_kv * head_dim;
-        let (n_layer, context) = (2, 200);
+        let (n_layer, context) = (2, 256);
         let mut gc = g.new_cache(n_layer, context, kv_dim).unwrap();
         let mut cc = cpu.new_cache(n_layer, context, kv_dim).unwrap();
         let mut pos = 0;
-        // A prompt of 70 tokens (more than a workgroup's 64), then single tokens.
-        for batch in [70, 1, 1, 37, 1] {
+        // Single tokens (attention_vec*.wgsl) and batches (attention_mat.wgsl:
+        // tiles of 16 query rows and 64, then 32, positions for a head of 64;
+        // 4 rows and 16 positions for 256) of rows no multiple of those
+        // tiles, all but the first starting off a position tile; the last,
+        // 130 rows, sees up to 244 positions.
+        for batch in [70, 1, 37, 1, 2, 3, 130] {
             let q = rng.vec(batch * n_head * head_dim, 4.0);
             let k = rng.vec(batch * kv_dim, 4.0);
             let v = rng.vec(batch * kv_dim, 2.0);

@@ -549,10 +549,10 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "rms_norm" => (include_str!("../../shaders/rms_norm.wgsl"), &[Read, Read, Write]),
         "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
         "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
-        "attention" => (include_str!("../../shaders/attention.wgsl"), &[Read, Read, Read, Write]),
         "attention_vec_scores" => (include_str!("../../shaders/attention_vec_scores.wgsl"), &[Read, Read, Write, Write]),
         "attention_vec" => (include_str!("../../shaders/attention_vec.wgsl"), &[Read, Read, Read, Write]),
         "attention_vec_reduce" => (include_str!("../../shaders/attention_vec_reduce.wgsl"), &[Read, Write]),
+        "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
@@ -706,6 +706,10 @@ impl Backend for Gpu {
         if q.rows == 1 {
             return self.attention_vec(q, &kc, &vc, cache.context, kv_dim, pos + 1, shape);
         }
+        // Query rows a workgroup: as many as attention_mat.wgsl's 512 query
+        // pairs hold, a power of two (its 64 threads split evenly over
+        // them), at most 16.
+        let rows = 1 << (1024 / shape.head_dim).clamp(1, 16).ilog2();
         let out = self.act(q.rows, shape.n_head * shape.head_dim);
         let params = [
             shape.n_head as u32,
@@ -714,8 +718,11 @@ impl Backend for Gpu {
             kv_dim as u32,
             pos as u32,
             shape.scale.to_bits(),
+            q.rows as u32,
+            rows as u32,
         ];
-        self.dispatch(("attention", ""), &params, &[&q.buf, &kc, &vc, &out.buf], [shape.n_head as u32, q.rows as u32, 1]);
+        let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
+        self.dispatch(("attention_mat", ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);
         out
     }
 
