@@ -1,10 +1,11 @@
 // Embedding lookup: the rows of a quantized table named by `tokens`,
-// dequantized by the format's `quads` (appended to this file). One thread a
-// 32-value block; a table split into parts runs once
+// dequantized by the format's `row_words` and `quads` (appended to this
+// file, as in matmul_vec.wgsl). One thread a 32-value block (a K-quant
+// super-block's sub-block); a table split into parts runs once
 // a part, each writing the tokens whose rows it holds.
 
 struct Params {
-    k: u32,     // columns of the table (a multiple of 32)
+    k: u32,     // columns of the table (whole blocks of its format)
     rows: u32,  // rows of this part
     row0: u32,  // the first row this part holds
     n: u32,     // tokens
@@ -32,10 +33,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if (row < p.row0 || row >= p.row0 + p.rows) {
         return;
     }
-    let base = ((row - p.row0) * blocks + b) * BLOCK_WORDS;
+    let row_base = (row - p.row0) * row_words(p.k);
     let out = tok * (p.k / 4u) + b * 8u;
     for (var i = 0u; i < 4u; i++) {
-        let q = quads(base, i);
+        let q = quads(row_base, b, i);
         y[out + i] = q.lo;
         y[out + 4u + i] = q.hi;
     }

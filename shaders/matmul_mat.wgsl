@@ -1,11 +1,12 @@
 // Prefill GEMM: y[t][row0 + r] = w[r] · x[t], one thread a row and eight
 // tokens, so that each weight block is unpacked once for all eight (the
-// format's `quads`, appended to this file). No barrier and no array (see
+// format's `row_words` and `quads`, appended to this file, as in
+// matmul_vec.wgsl). No barrier and no array (see
 // matmul_vec.wgsl): the accumulators are two vectors; a tile past the last
 // token repeats it and stores nothing.
 
 struct Params {
-    k: u32,        // columns of w (a multiple of 32) and of x
+    k: u32,        // columns of w (whole blocks of its format) and of x
     rows: u32,     // rows of this part of w
     row0: u32,     // where this part's rows go in each row of y
     groups_x: u32, // workgroups along x (the grid is 2-D past 65535)
@@ -42,10 +43,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let first = wg.z * TILE;
     var acc_lo = vec4<f32>(0.0); // tokens 0..3 of the tile
     var acc_hi = vec4<f32>(0.0); // tokens 4..7
+    let row_base = row * row_words(p.k);
     for (var b = 0u; b < blocks; b++) {
-        let base = (row * blocks + b) * BLOCK_WORDS;
         for (var i = 0u; i < 4u; i++) {
-            let q = quads(base, i);
+            let q = quads(row_base, b, i);
             let xb = b * 8u;
             acc_lo += vec4<f32>(token(q, first, i, xb), token(q, first + 1u, i, xb), token(q, first + 2u, i, xb), token(q, first + 3u, i, xb));
             acc_hi += vec4<f32>(token(q, first + 4u, i, xb), token(q, first + 5u, i, xb), token(q, first + 6u, i, xb), token(q, first + 7u, i, xb));

@@ -7,7 +7,8 @@
 //!   weights (a thread adds k/8 sums of eight products in turn, each sum
 //!   four levels deep; dequantizing may fuse a multiply-add);
 //! - embedding rows: within 2u of |value| + |minimum| of the CPU's
-//!   dequantization (one multiply-add that may fuse);
+//!   dequantization (one multiply-add that may fuse), the row's largest
+//!   |value| standing in for the block's minimum;
 //! - RMSNorm: within 2^-18 relative (f32 sum of squares on the GPU, f64 on
 //!   the CPU);
 //! - RoPE: within 4u·(|x0| + |x1|) (the same angles; the GPU may fuse);
@@ -80,7 +81,12 @@ fn info(name: &str, ty: GgmlType, dims: &[usize]) -> TensorInfo {
 
 /// A `rows × k` matrix of `ty` from random values (through the reference
 /// quantizer), with a row of raw random codes for the 8-bit format so that
-/// -128 occurs; and its dequantized values.
+/// -128 occurs; and its dequantized values. For the K-quants, rows 1 to 3
+/// have raw random sub-block scales, minimums and codes (any packed 6-bit
+/// scale and minimum of Q4_K and Q5_K, any sign of Q6_K's scales, whatever
+/// the quantizer writes), row 2 under random subnormal f16 super-block
+/// scales and row 3 under the largest f16 (each in a row of its own, so
+/// that a subnormal flushed to zero is not lost in a larger row's sum).
 fn matrix(ty: GgmlType, rows: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
     let row_bytes = ty.bytes_for(k as u64).unwrap() as usize;
     let mut bytes = vec![0u8; rows * row_bytes];
@@ -92,6 +98,25 @@ fn matrix(ty: GgmlType, rows: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f
                 block[2..].iter_mut().for_each(|b| *b = rng.next() as u8);
             }
         }
+        // Where the f16 scales are in a super-block, and its other bytes.
+        let (size, scales, raw) = match ty {
+            GgmlType::Q4K => (144, 0..4, 4..144),
+            GgmlType::Q5K => (176, 0..4, 4..176),
+            GgmlType::Q6K => (210, 208..210, 0..208),
+            _ => continue,
+        };
+        if (1..=3).contains(&r) {
+            for block in dst.chunks_exact_mut(size) {
+                block[raw.clone()].iter_mut().for_each(|b| *b = rng.next() as u8);
+                for f16 in block[scales.clone()].chunks_exact_mut(2) {
+                    match r {
+                        2 => f16.copy_from_slice(&((rng.next() % 0x3ff + 1) as u16).to_le_bytes()),
+                        3 => f16.copy_from_slice(&0x7bffu16.to_le_bytes()),
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
     let mut values = vec![0f32; rows * k];
     for (src, dst) in bytes.chunks_exact(row_bytes).zip(values.chunks_exact_mut(k)) {
@@ -100,7 +125,7 @@ fn matrix(ty: GgmlType, rows: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f
     (bytes, values)
 }
 
-const FORMATS: [GgmlType; 8] = [
+const FORMATS: [GgmlType; 11] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Bf16,
@@ -109,7 +134,19 @@ const FORMATS: [GgmlType; 8] = [
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
 ];
+
+/// The K-quants' 256-weight super-blocks need rows of a multiple of 256.
+fn cols(ty: GgmlType, k: usize) -> usize {
+    if ty.block_layout().0 == 256 {
+        k.next_multiple_of(256)
+    } else {
+        k
+    }
+}
 
 #[test]
 fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
@@ -117,6 +154,8 @@ fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for ty in FORMATS {
         for (rows, k, tokens, split) in [(7, 64, 1, false), (45, 576, 1, true), (33, 576, 13, false), (20, 1536, 9, true)] {
+            // K-quants: 256, 768 and 1536 columns.
+            let k = cols(ty, k);
             let (bytes, w) = matrix(ty, rows, k, &mut rng);
             let x = rng.vec(tokens * k, 3.0);
             if split {
@@ -149,28 +188,47 @@ fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
     }
 }
 
+/// A matrix whose rows are not whole blocks of its format (here half a
+/// K-quant super-block, though the tensor as a whole is one) is refused.
+#[test]
+fn rows_of_partial_super_blocks_are_a_bad_model() {
+    let mut g = gpu();
+    for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        let bytes = vec![0u8; ty.bytes_for(256).unwrap() as usize];
+        let e = g.upload(&info("w", ty, &[128, 2]), &bytes).err().expect("rows of 128 K-quant weights");
+        assert!(matches!(&e, webslm::Error::BadModel(m) if m.contains("256-weight blocks")), "{} {e:?}", ty.name());
+    }
+}
+
 #[test]
 fn embedding_rows_match_the_cpu_dequantization() {
     let mut g = gpu();
     let mut cpu = Cpu::default();
     let mut rng = Rng(77);
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16] {
-        let (rows, k) = (50, 128);
+    for ty in
+        [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
+    {
+        // Two super-blocks a row for the K-quants.
+        let (rows, k) = (50, if ty.block_layout().0 == 256 { 512 } else { 128 });
         let (bytes, _) = matrix(ty, rows, k, &mut rng);
         let t = info("embd", ty, &[k, rows]);
         g.limit_binding((bytes.len() / 4) as u64);
         let gw = g.upload(&t, &bytes).unwrap();
         g.limit_binding(u32::MAX as u64);
         let cw = cpu.upload(&t, &bytes).unwrap();
-        let tokens = [0u32, 49, 13, 13, 25, 37];
+        let tokens = [0u32, 49, 13, 13, 25, 37, 1, 2, 3];
         let got = {
             let e = g.embed(&gw, &tokens);
             read(&mut g, &e)
         };
         let want = cpu.embed(&cw, &tokens).data;
-        let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert!((*a as f64 - *b as f64).abs() <= 2.0 * U * (b.abs() as f64 + max), "{} [{i}]: {a} vs {b}", ty.name());
+        assert_eq!(got.len(), want.len());
+        for (tok, (got, want)) in got.chunks_exact(k).zip(want.chunks_exact(k)).enumerate() {
+            let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+            for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                let budget = 2.0 * U * (b.abs() as f64 + max);
+                assert!((*a as f64 - *b as f64).abs() <= budget, "{} token {tok} [{i}]: {a} vs {b}", ty.name());
+            }
         }
     }
 }

@@ -5,10 +5,12 @@
 //! The flow is wgpu's: adapter → device → one compute pipeline per kernel,
 //! made once → for every op a bind group and a dispatch recorded into one
 //! command encoder → submitted when the host reads a result. Weights stay
-//! quantized in storage buffers, each 32-weight block starting on a word
-//! ([`layout`]); a matrix too big for one binding is split by rows into
-//! parts. Activations live in pooled buffers that go back to the pool when
-//! dropped, so a forward pass allocates nothing once the pool is warm.
+//! quantized in storage buffers (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q8_0, Q4_K, Q5_K, Q6_K), each block (32 weights, or a K-quant's 256)
+//! starting on a word ([`layout`]); a matrix too big for one binding is
+//! split by rows into parts. Activations live in pooled buffers that go back
+//! to the pool when dropped, so a forward pass allocates nothing once the
+//! pool is warm.
 
 mod layout;
 
@@ -462,8 +464,13 @@ impl Gpu {
             tensor: info.name.clone(),
             ty: info.ty.name(),
         })?;
-        if cols % 32 != 0 {
-            return Err(Error::BadModel(format!("tensor `{}`: rows of {cols} are not whole 32-weight blocks", info.name)));
+        let len = format.block_len();
+        if cols % len != 0 {
+            return Err(Error::BadModel(format!(
+                "tensor `{}`: rows of {cols} {} weights are not whole {len}-weight blocks",
+                info.name,
+                info.ty.name()
+            )));
         }
         let row_bytes = format.words(cols) * 4;
         let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size) as usize;
