@@ -1,6 +1,9 @@
 //! Test support: a GGUF writer and a tiny generated llama model that uses
-//! every supported weight format.
+//! every supported weight format; agreement with llama.cpp's fixtures
+//! ([`reference`]).
 #![allow(dead_code)]
+
+pub mod reference;
 
 use webslm::quant::{self, GgmlType};
 
