@@ -16,6 +16,11 @@ use crate::{Error, Result};
 /// llama.cpp's `set_swa_pattern(6)`: layer `i` is local unless `i % 6 == 5`
 /// (the GGUF carries no pattern).
 const SWA_PATTERN: usize = 6;
+
+/// Whether layer `i` attends over the sliding window.
+fn is_local(i: usize) -> bool {
+    i % SWA_PATTERN < SWA_PATTERN - 1
+}
 /// RoPE base of the local layers (llama.cpp's `rope_freq_base_train_swa`).
 const LOCAL_FREQ_BASE: f32 = 10_000.0;
 
@@ -131,7 +136,7 @@ impl<B: Backend> Builder<B> {
                 up: want("ffn_up", &[e, f])?,
                 down: want("ffn_down", &[f, e])?,
                 post_ffn_norm: want("post_ffw_norm", &[e])?,
-                local: i % SWA_PATTERN < SWA_PATTERN - 1,
+                local: is_local(i),
             });
         }
         Ok(Builder { hparams, local, global, slots, embd, output_norm, output, layers })
@@ -227,5 +232,15 @@ impl<B: Backend> Gemma3<B> {
         }
         let xn = b.rms_norm(&x, &w[self.output_norm], h.rms_eps);
         b.matmul(&xn, &w[self.output])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// gemma-3-270m's 18 layers: 5, 11 and 17 are global, as llama.cpp has them.
+    #[test]
+    fn every_sixth_layer_is_global() {
+        let global: Vec<usize> = (0..18).filter(|&i| !super::is_local(i)).collect();
+        assert_eq!(global, [5, 11, 17]);
     }
 }
