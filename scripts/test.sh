@@ -11,7 +11,7 @@ echo "== native tests"
 cargo test --release --all-targets
 
 echo "== native tests with the threads feature (ops split over a thread pool)"
-cargo test --release --features threads --lib --test llama_reference
+cargo test --release --features threads --lib --test llama_reference --test gemma_reference
 
 echo "== GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
 cargo test --release --features gpu --lib --test gpu_ops

@@ -24,6 +24,8 @@
 // CPU keeps in memory. Such a GPU switches every invocation at a barrier:
 // two a tile in pass 1, four in pass 2. Tiles stop at the last position the
 // rows see; rows past the batch repeat its last row and store nothing.
+// With a sliding window, tiles start at the first row's first position and
+// each row skips the positions before its own window.
 
 struct Params {
     n_head: u32,
@@ -34,6 +36,7 @@ struct Params {
     scale: f32,
     n: u32,        // rows of the batch
     rows: u32,     // rows a workgroup
+    window: u32,   // a row at position i sees i - window < j <= i; 0: all j <= i
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -52,6 +55,11 @@ var<workgroup> w: array<f32, WEIGHTS>;
 
 fn to_f16(v: f32) -> f32 {
     return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+}
+
+// The first position a row that sees positions `..seen` attends to.
+fn window_start(seen: u32) -> u32 {
+    return select(0u, seen - p.window, p.window > 0u && seen > p.window);
 }
 
 // Copies the head's pairs of `count` cache rows from position `first` into kv.
@@ -106,6 +114,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let r = t / lanes;
     let lane = t % lanes;
     let seen = p.pos + min(first + r, last) + 1u;
+    let lo = window_start(seen);
+    let begin = window_start(p.pos + first + 1u);
     for (var x = t; x < p.rows * pairs; x += THREADS) {
         let at = (min(first + x / pairs, last) * p.n_head + head) * p.head_dim + 2u * (x % pairs);
         qs[x] = unpack2x16float(pack2x16float(vec2<f32>(q[at], q[at + 1u])));
@@ -115,11 +125,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let span = KV_WORDS / pairs;
     var m = -3.0e38;
     var l = 0.0;
-    for (var c = 0u; c < end; c += span) {
+    for (var c = begin; c < end; c += span) {
         workgroupBarrier();
         stage(false, c, min(span, end - c), kv_off, t);
         workgroupBarrier();
-        for (var j = c + lane; j < min(c + span, seen); j += lanes) {
+        for (var j = max(c, lo) + lane; j < min(c + span, seen); j += lanes) {
             let s = score(r, j - c);
             let m_new = max(m, s);
             l = l * exp(m - m_new) + exp(s - m_new);
@@ -150,14 +160,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    for (var c = 0u; c < end; c += span2) {
+    for (var c = begin; c < end; c += span2) {
         let n = min(span2, end - c);
         workgroupBarrier();
         stage(false, c, n, kv_off, t);
         workgroupBarrier();
         for (var j = lane; j < n; j += lanes) {
             var weight = 0.0;
-            if (c + j < seen) {
+            if (c + j < seen && c + j >= lo) {
                 weight = to_f16(exp(score(r, j) - max_score) / sum);
             }
             w[r * span2 + j] = weight;

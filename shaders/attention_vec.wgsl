@@ -14,6 +14,7 @@ struct Params {
     seen: u32,
     n_chunks: u32,
     stride: u32,
+    first: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -48,7 +49,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     }
     let col = (head / p.group) * p.head_dim + d;
     var acc = 0.0;
-    for (var j = c * CHUNK; j < min(p.seen, (c + 1u) * CHUNK); j++) {
+    for (var j = p.first + c * CHUNK; j < min(p.seen, p.first + (c + 1u) * CHUNK); j++) {
         let w = to_f16(exp(scores[head * p.stride + j] - m) / l);
         let pair = unpack2x16float(v_cache[(j * p.kv_dim + col) / 2u]);
         acc += w * select(pair.x, pair.y, (col & 1u) == 1u);

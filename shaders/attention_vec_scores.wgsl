@@ -4,7 +4,8 @@
 // long context is spread over many threads instead of one workgroup a head.
 // Each thread writes its positions' scores (the query rounded to f16 as
 // llama.cpp does, times the key, times `scale`) and the chunk's maximum and
-// sum of exp(score - maximum), an online softmax over the chunk. No barrier:
+// sum of exp(score - maximum), an online softmax over the chunk. Chunks
+// start at `first`: a sliding window's positions only. No barrier:
 // an emulated GPU (lavapipe, SwiftShader) switches threads at every one.
 
 struct Params {
@@ -12,10 +13,11 @@ struct Params {
     group: u32,    // query heads a key/value head
     head_dim: u32, // even
     kv_dim: u32,
-    seen: u32,     // positions the token attends to
+    seen: u32,     // the token's position + 1
     scale: f32,
-    n_chunks: u32, // ceil(seen / CHUNK)
+    n_chunks: u32, // ceil((seen - first) / CHUNK)
     stride: u32,   // scores of a head: the cache's length
+    first: u32,    // the first position attended to (a sliding window's start)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,7 +40,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     let q_base = head * p.head_dim;
     var m = -3.0e38;
     var l = 0.0;
-    for (var j = c * CHUNK; j < min(p.seen, (c + 1u) * CHUNK); j++) {
+    for (var j = p.first + c * CHUNK; j < min(p.seen, p.first + (c + 1u) * CHUNK); j++) {
         let base = (j * p.kv_dim + kv_off) / 2u;
         var s = 0.0;
         for (var d = 0u; d < p.head_dim / 2u; d++) {

@@ -7,7 +7,7 @@ use crate::gguf::GgufError;
 pub enum Error {
     #[error("invalid GGUF file: {0}")]
     InvalidGguf(#[from] GgufError),
-    #[error("unsupported model architecture `{0}` (supported: llama)")]
+    #[error("unsupported model architecture `{0}` (supported: llama, gemma3)")]
     UnsupportedArch(String),
     #[error("tensor `{tensor}` has type {ty}, which this engine cannot compute with (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)")]
     UnsupportedQuant { tensor: String, ty: &'static str },

@@ -18,30 +18,20 @@
 //! 0.77, 14 (98.1%) and 0.159 when this test was written.
 #![cfg(not(target_arch = "wasm32"))]
 
-use serde_json::Value;
+mod common;
+
+use common::reference::{self, fixture, ids, Budgets};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use webslm::model::Backend;
 use webslm::{GenerateOptions, LoadOptions, Message, Session};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-const LOGIT_BUDGET: f32 = 0.5;
-const WITHIN_BUDGET_SHARE: f64 = 0.95;
-const LOGIT_MAX: f32 = 1.25;
-const LOGIT_MEAN: f64 = 0.25;
-const GAP_FOR_TOP1: f32 = 0.5;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> Value {
-    let path = root().join("tests/fixtures/smollm2-q4_1").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+const FIXTURES: &str = "smollm2-q4_1";
+const BUDGETS: Budgets = Budgets { within: 0.5, share: 0.95, max: 1.25, mean: 0.25, gap_for_top1: 0.5 };
 
 fn model_path() -> PathBuf {
-    let path = root().join("models").join(MODEL);
+    let path = reference::root().join("models").join(MODEL);
     assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
     path
 }
@@ -70,150 +60,31 @@ fn gpu_session() -> std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
-/// Our logits for every vocabulary entry at each position that predicts
-/// `tokens[n_prompt..]`.
-fn teacher_forced<B: Backend>(s: &mut Session<B>, tokens: &[u32], n_prompt: usize) -> Vec<Vec<f32>> {
-    let n_vocab = s.hparams().n_vocab;
-    let score = s.score(tokens, n_prompt, n_vocab).unwrap();
-    score
-        .tokens
-        .iter()
-        .map(|t| {
-            let mut row = vec![f32::NAN; n_vocab];
-            for c in &t.top {
-                row[c.id as usize] = c.logit;
-            }
-            row
-        })
-        .collect()
-}
-
-/// Differences between our logits and llama.cpp's, judged by the budgets above.
-#[derive(Default)]
-struct Agreement {
-    logits: usize,
-    within: usize,
-    total: f64,
-    worst: f32,
-}
-
-impl Agreement {
-    fn add(&mut self, what: &str, ours: f32, theirs: f32) {
-        let d = (ours - theirs).abs();
-        assert!(d <= LOGIT_MAX, "{what}: logit {ours} vs llama.cpp {theirs}");
-        self.worst = self.worst.max(d);
-        self.total += d as f64;
-        self.within += (d <= LOGIT_BUDGET) as usize;
-        self.logits += 1;
-    }
-
-    fn check(&self) {
-        let share = self.within as f64 / self.logits as f64;
-        let mean = self.total / self.logits as f64;
-        eprintln!(
-            "{} logits: {} ({:.1}%) within {LOGIT_BUDGET}, mean difference {mean:.3}, max {:.3}",
-            self.logits,
-            self.within,
-            share * 100.0,
-            self.worst
-        );
-        assert!(share >= WITHIN_BUDGET_SHARE, "only {:.1}% of logits within {LOGIT_BUDGET}", share * 100.0);
-        assert!(mean <= LOGIT_MEAN, "mean logit difference {mean:.3}");
-    }
-}
-
-fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
 #[test]
 fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
-    every_reference_prompt(&mut session());
+    reference::every_reference_prompt(&mut session(), FIXTURES, &BUDGETS);
 }
 
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
-    every_reference_prompt(&mut gpu_session());
-}
-
-fn every_reference_prompt<B: Backend>(s: &mut Session<B>) {
-    let greedy = fixture("reference_greedy.json");
-    let mut checked = 0;
-    let mut agreement = Agreement::default();
-    for p in greedy["prompts"].as_array().unwrap() {
-        let name = p["name"].as_str().unwrap();
-        let prompt = ids(&p["prompt_token_ids"]);
-        let generated = ids(&p["generated_token_ids"]);
-        let steps = p["step_top3"].as_array().unwrap();
-        assert_eq!(steps.len(), generated.len());
-        let tokens: Vec<u32> = prompt.iter().chain(&generated).copied().collect();
-        let ours = teacher_forced(s, &tokens, prompt.len());
-        assert_eq!(ours.len(), steps.len());
-        for (pos, (row, step)) in ours.iter().zip(steps).enumerate() {
-            let top3: Vec<(u32, f32)> = step
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32))
-                .collect();
-            for &(id, logit) in &top3 {
-                agreement.add(&format!("{name} position {pos} token {id}"), row[id as usize], logit);
-            }
-            if top3[0].1 - top3[1].1 >= GAP_FOR_TOP1 {
-                assert_eq!(argmax(row), top3[0].0, "{name} position {pos}: top-1 differs");
-            }
-            checked += 1;
-        }
-    }
-    let expected: usize =
-        greedy["prompts"].as_array().unwrap().iter().map(|p| p["generated_token_ids"].as_array().unwrap().len()).sum();
-    assert_eq!(checked, expected);
-    agreement.check();
+    reference::every_reference_prompt(&mut gpu_session(), FIXTURES, &BUDGETS);
 }
 
 #[test]
 fn top20_after_the_capital_of_france() {
-    capital_of_france(&mut session());
+    reference::top20(&mut session(), FIXTURES, &BUDGETS);
 }
 
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_top20_after_the_capital_of_france() {
-    capital_of_france(&mut gpu_session());
-}
-
-fn capital_of_france<B: Backend>(s: &mut Session<B>) {
-    let reference = fixture("reference_logits.json");
-    let prompt = ids(&reference["prompt_token_ids"]);
-    assert_eq!(s.tokenize(reference["prompt"].as_str().unwrap(), true).unwrap(), prompt);
-    // Score the prompt plus its top-1 token to get the logits after the prompt.
-    let top = reference["top20"].as_array().unwrap();
-    let mut tokens = prompt.clone();
-    tokens.push(top[0]["token_id"].as_u64().unwrap() as u32);
-    let row = &teacher_forced(s, &tokens, prompt.len())[0];
-    assert_eq!(argmax(row), top[0]["token_id"].as_u64().unwrap() as u32);
-    let mut agreement = Agreement::default();
-    for t in top {
-        let (id, logit) = (t["token_id"].as_u64().unwrap() as usize, t["logit"].as_f64().unwrap() as f32);
-        agreement.add(&format!("token {id}"), row[id], logit);
-    }
-    agreement.check();
+    reference::top20(&mut gpu_session(), FIXTURES, &BUDGETS);
 }
 
 #[test]
 fn prompts_tokenize_and_render_like_llama_cpp() {
-    let greedy = fixture("reference_greedy.json");
+    let greedy = fixture(FIXTURES, "reference_greedy.json");
     let s = session();
     for p in greedy["prompts"].as_array().unwrap() {
         let expected = ids(&p["prompt_token_ids"]);
@@ -238,7 +109,7 @@ fn gpu_greedy_generation_follows_llama_cpp_until_a_near_tie() {
 }
 
 fn greedy_generation<B: Backend>(s: &mut Session<B>) {
-    let greedy = fixture("reference_greedy.json");
+    let greedy = fixture(FIXTURES, "reference_greedy.json");
     for p in greedy["prompts"].as_array().unwrap() {
         let prompt = ids(&p["prompt_token_ids"]);
         let expected = ids(&p["generated_token_ids"]);
@@ -247,7 +118,7 @@ fn greedy_generation<B: Backend>(s: &mut Session<B>) {
             .as_array()
             .unwrap()
             .iter()
-            .take_while(|s| s[0][1].as_f64().unwrap() - s[1][1].as_f64().unwrap() >= GAP_FOR_TOP1 as f64)
+            .take_while(|s| s[0][1].as_f64().unwrap() - s[1][1].as_f64().unwrap() >= BUDGETS.gap_for_top1 as f64)
             .count();
         let options = GenerateOptions { max_tokens: expected.len(), ..GenerateOptions::default() };
         let ours: Vec<u32> = s.generate(&prompt, options).unwrap().map(|piece| piece.token).collect();

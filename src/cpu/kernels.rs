@@ -67,6 +67,28 @@ pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
     }
 }
 
+/// GELU, tanh approximation, in f32 as ggml's `ggml_gelu_f32`.
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// `out = gelu(gate) * up` as ggml's CPU computes it (`ggml_vec_geglu_f32`
+/// with `GGML_GELU_FP16`): a table of GELU rounded to f16, looked up by the
+/// gate rounded to f16; gates at or past ±10 are taken as 0 or themselves.
+pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((d, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *d = if g <= -10.0 {
+            0.0
+        } else if g >= 10.0 {
+            g * u
+        } else {
+            f16::from_f32(gelu(f16::from_f32(g).to_f32())).to_f32() * u
+        };
+    }
+}
+
 /// `out = x` in f32: an f16 cache row widened once for every query head
 /// that reads it.
 pub fn widen_f16(x: &[f16], out: &mut [f32]) {

@@ -65,6 +65,12 @@ impl Act {
     fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
+
+    /// Rows `from..to` as a new activation.
+    #[cfg(test)]
+    fn slice(&self, from: usize, to: usize) -> Act {
+        Act { rows: to - from, cols: self.cols, data: self.data[from * self.cols..to * self.cols].to_vec() }
+    }
 }
 
 /// Keys and values of every layer, in f16 as llama.cpp keeps them: half the
@@ -309,7 +315,10 @@ impl Backend for Cpu {
             let (row, scores) = rest.split_at_mut(hd);
             for (u, dst) in (first..).zip(dst.chunks_exact_mut(unit)) {
                 let (i, g) = (u / n_kv, u % n_kv);
-                let seen = pos + i + 1;
+                // Positions `start..end`: all up to this token's, or its window.
+                let end = pos + i + 1;
+                let start = shape.window.map_or(0, |w| end.saturating_sub(w));
+                let seen = end - start;
                 let off = g * hd;
                 for (d, s) in qs.iter_mut().zip(&q.row(i)[g * unit..(g + 1) * unit]) {
                     *d = f16::from_f32(*s).to_f32();
@@ -317,7 +326,7 @@ impl Backend for Cpu {
                 // One row of `seen` scores per head of the group.
                 let scores = &mut scores[..group * seen];
                 for j in 0..seen {
-                    ops::widen_f16(&kc[j * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&kc[(start + j) * kv_dim + off..][..hd], row);
                     for (h, qh) in qs.chunks_exact(hd).enumerate() {
                         scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
                     }
@@ -326,7 +335,7 @@ impl Backend for Cpu {
                     ops::softmax(s);
                 }
                 for j in 0..seen {
-                    ops::widen_f16(&vc[j * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&vc[(start + j) * kv_dim + off..][..hd], row);
                     for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
                         ops::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
                     }
@@ -347,6 +356,25 @@ impl Backend for Cpu {
             ops::silu_mul(&gate.data[first..], &up.data[first..], dst);
         });
         out
+    }
+
+    fn geglu(&mut self, gate: &Act, up: &Act) -> Act {
+        let mut out = Act::zeros(gate.rows, gate.cols);
+        parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 8, |first, dst| {
+            kernels::gelu_mul(&gate.data[first..], &up.data[first..], dst);
+        });
+        out
+    }
+
+    fn scale(&mut self, x: &mut Act, s: f32) {
+        for v in &mut x.data {
+            *v *= s;
+        }
+    }
+
+    fn reshape(&mut self, x: Act, rows: usize, cols: usize) -> Act {
+        assert_eq!(rows * cols, x.rows * x.cols, "reshape keeps the values");
+        Act { rows, cols, data: x.data }
     }
 
     fn add(&mut self, x: &mut Act, y: &Act) {
@@ -402,5 +430,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The GELU gate against GELU in f64: within the two f16 roundings
+    /// (the gate's and the result's); ggml's cut-offs at ±10 exactly; every
+    /// result below 10 an f16 value times `up`.
+    #[test]
+    fn geglu_is_ggml_gelu_through_f16() {
+        let mut cpu = Cpu::default();
+        let gate: Vec<f32> = (0..4001).map(|i| i as f32 * 0.006 - 12.0).chain([-10.0, 10.0, 0.0, 1e-8]).collect();
+        let up: Vec<f32> = (0..gate.len()).map(|i| 1.0 + (i % 7) as f32 * 0.5).collect();
+        let n = gate.len();
+        let y = cpu.geglu(&Act { rows: 1, cols: n, data: gate.clone() }, &Act { rows: 1, cols: n, data: up.clone() });
+        for ((&g, &u), &got) in gate.iter().zip(&up).zip(&y.data) {
+            let x = g as f64;
+            let want = 0.5 * x * (1.0 + (0.7978845608028654 * x * (1.0 + 0.044715 * x * x)).tanh()) * u as f64;
+            if g <= -10.0 {
+                assert_eq!(got, 0.0, "gate {g}");
+            } else if g >= 10.0 {
+                assert_eq!(got, g * u, "gate {g}");
+            } else {
+                let a = got / u;
+                assert_eq!(f16::from_f32(a).to_f32(), a, "gate {g}: not an f16 value");
+                let budget = 2f64.powi(-10) * (want.abs() + 1.2 * x.abs() * u as f64) + 1e-7;
+                assert!((got as f64 - want).abs() <= budget, "gate {g}: {got} vs {want}");
+            }
+        }
+    }
+
+    /// Windowed attention at a position equals full attention over a cache
+    /// holding only the window's positions, bit for bit; and the window
+    /// changes the result once positions fall out of it.
+    #[test]
+    fn a_sliding_window_attends_to_the_last_positions_only() {
+        let mut cpu = Cpu::default();
+        let (n_head, n_head_kv, hd, window) = (4, 2, 8, 5);
+        let kv_dim = n_head_kv * hd;
+        let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.3, window: Some(window) };
+        let full = Attention { window: None, ..shape.clone() };
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 500.0 - 2.0).collect()
+        };
+        let act = |rows: usize, cols: usize, seed: usize| Act { rows, cols, data: values(rows * cols, seed) };
+        let (q, k, v) = (act(12, n_head * hd, 1), act(12, kv_dim, 2), act(12, kv_dim, 3));
+        let mut cache = cpu.new_cache(1, 16, kv_dim).unwrap();
+        // Three in one batch, then the rest: batches and single tokens both windowed.
+        let first = cpu.attention(&q.slice(0, 3), &k.slice(0, 3), &v.slice(0, 3), &mut cache, 0, 0, &shape);
+        let rest = cpu.attention(&q.slice(3, 12), &k.slice(3, 12), &v.slice(3, 12), &mut cache, 0, 3, &shape);
+        let got: Vec<f32> = first.data.iter().chain(&rest.data).copied().collect();
+        for p in 0..12usize {
+            let start = (p + 1).saturating_sub(window);
+            let mut alone = cpu.new_cache(1, 16, kv_dim).unwrap();
+            let n = p + 1 - start;
+            if n > 1 {
+                cpu.attention(&q.slice(start, p), &k.slice(start, p), &v.slice(start, p), &mut alone, 0, 0, &full);
+            }
+            let want =
+                cpu.attention(&q.slice(p, p + 1), &k.slice(p, p + 1), &v.slice(p, p + 1), &mut alone, 0, n - 1, &full);
+            let row = &got[p * n_head * hd..(p + 1) * n_head * hd];
+            assert!(row.iter().zip(&want.data).all(|(a, b)| a.to_bits() == b.to_bits()), "position {p}");
+        }
+        let mut unwindowed = cpu.new_cache(1, 16, kv_dim).unwrap();
+        let all = cpu.attention(&q, &k, &v, &mut unwindowed, 0, 0, &full);
+        assert_eq!(all.data[..window * n_head * hd], got[..window * n_head * hd]);
+        assert_ne!(all.data[window * n_head * hd..], got[window * n_head * hd..]);
+    }
+
+    #[test]
+    fn scale_and_reshape() {
+        let mut cpu = Cpu::default();
+        let mut x = Act { rows: 2, cols: 6, data: (0..12).map(|i| i as f32).collect() };
+        cpu.scale(&mut x, 0.5);
+        let y = cpu.reshape(x, 4, 3);
+        assert_eq!((y.rows, y.cols), (4, 3));
+        assert_eq!(y.row(3), [4.5, 5.0, 5.5]);
     }
 }

@@ -430,23 +430,25 @@ impl Gpu {
         const CHUNK: usize = 32;
         let (n_head, hd) = (shape.n_head, shape.head_dim);
         let group = n_head / shape.n_head_kv;
-        let (n_chunks, max_chunks) = (seen.div_ceil(CHUNK), context.div_ceil(CHUNK));
+        let first = shape.window.map_or(0, |w| seen.saturating_sub(w));
+        let (n_chunks, max_chunks) = ((seen - first).div_ceil(CHUNK), context.div_ceil(CHUNK));
         let scores = self.act(n_head, context);
         let stats = self.act(n_head, 2 * max_chunks);
         let partial = self.act(n_head * max_chunks, hd);
         let out = self.act(1, n_head * hd);
-        let [n_head, group, hd, kv_dim, seen, n_chunks] = [n_head, group, hd, kv_dim, seen, n_chunks].map(|x| x as u32);
+        let [n_head, group, hd, kv_dim, seen, n_chunks, first] =
+            [n_head, group, hd, kv_dim, seen, n_chunks, first].map(|x| x as u32);
         let (scale, stride) = (shape.scale.to_bits(), context as u32);
         let threads = |n: u32| grid((n as usize).div_ceil(64));
         self.dispatch(
             ("attention_vec_scores", ""),
-            &[n_head, group, hd, kv_dim, seen, scale, n_chunks, stride],
+            &[n_head, group, hd, kv_dim, seen, scale, n_chunks, stride, first],
             &[&q.buf, kc, &scores.buf, &stats.buf],
             threads(n_head * n_chunks),
         );
         self.dispatch(
             ("attention_vec", ""),
-            &[n_head, group, hd, kv_dim, seen, n_chunks, stride],
+            &[n_head, group, hd, kv_dim, seen, n_chunks, stride, first],
             &[&stats.buf, &scores.buf, vc, &partial.buf],
             threads(n_head * n_chunks * hd),
         );
@@ -561,6 +563,8 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "attention_vec_reduce" => (include_str!("../../shaders/attention_vec_reduce.wgsl"), &[Read, Write]),
         "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
+        "geglu" => (include_str!("../../shaders/geglu.wgsl"), &[Read, Read, Write]),
+        "scale" => (include_str!("../../shaders/scale.wgsl"), &[Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
         other => unreachable!("no kernel `{other}`"),
@@ -727,6 +731,7 @@ impl Backend for Gpu {
             shape.scale.to_bits(),
             q.rows as u32,
             rows as u32,
+            shape.window.unwrap_or(0) as u32,
         ];
         let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
         self.dispatch(("attention_mat", ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);
@@ -739,6 +744,26 @@ impl Backend for Gpu {
         let groups = grid(len.div_ceil(256));
         self.dispatch(("swiglu", ""), &[len as u32, groups[0]], &[&gate.buf, &up.buf, &out.buf], groups);
         out
+    }
+
+    fn geglu(&mut self, gate: &Act, up: &Act) -> Act {
+        let out = self.act(gate.rows, gate.cols);
+        let len = gate.rows * gate.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch(("geglu", ""), &[len as u32, groups[0]], &[&gate.buf, &up.buf, &out.buf], groups);
+        out
+    }
+
+    fn scale(&mut self, x: &mut Act, s: f32) {
+        let len = x.rows * x.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch(("scale", ""), &[len as u32, groups[0], s.to_bits()], &[&x.buf], groups);
+    }
+
+    fn reshape(&mut self, mut x: Act, rows: usize, cols: usize) -> Act {
+        assert_eq!(rows * cols, x.rows * x.cols, "reshape keeps the values");
+        (x.rows, x.cols) = (rows, cols);
+        x
     }
 
     fn add(&mut self, x: &mut Act, y: &Act) {

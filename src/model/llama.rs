@@ -131,6 +131,7 @@ impl<B: Backend> Builder<B> {
             n_head_kv: h.n_head_kv,
             head_dim: h.head_dim,
             scale: 1.0 / (h.head_dim as f32).sqrt(),
+            window: None,
         };
         Ok(Llama {
             rope: Rope { factors: self.freq_factors, ..self.rope },

@@ -6,6 +6,7 @@
 //! those ops once for every architecture; a new architecture is one new file
 //! here plus one line in [`Architecture::for_header`].
 
+pub mod gemma3;
 pub mod llama;
 
 use crate::gguf::{Header, Metadata, TensorInfo};
@@ -33,6 +34,9 @@ pub struct Attention {
     pub head_dim: usize,
     /// Multiplier of q·k before the softmax.
     pub scale: f32,
+    /// Sliding-window attention: the query at position `p` sees the keys at
+    /// `p - window < j <= p` only (llama.cpp masks `p - j >= window`).
+    pub window: Option<usize>,
 }
 
 /// Which positions of a batch need logits.
@@ -97,6 +101,15 @@ pub trait Backend {
     ) -> Self::Act;
     /// `silu(gate) * up`, element-wise.
     fn swiglu(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// `gelu(gate) * up`, element-wise, with GELU's tanh approximation
+    /// evaluated as ggml's CPU does: on `gate` rounded to f16, the result
+    /// rounded to f16 (its lookup table), `gate` at or past ±10 taken as is.
+    fn geglu(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// `x *= s`, element-wise.
+    fn scale(&mut self, x: &mut Self::Act, s: f32);
+    /// The same row-major values seen as `rows × cols` (per-head norms view
+    /// a batch of heads as one head a row): no data moves.
+    fn reshape(&mut self, x: Self::Act, rows: usize, cols: usize) -> Self::Act;
     /// `x += y`, element-wise.
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
     /// The last row of `x`.
@@ -247,12 +260,14 @@ impl<W> WeightSlots<W> {
 /// A loaded model of one of the supported architectures.
 pub enum Architecture<B: Backend> {
     Llama(llama::Llama<B>),
+    Gemma3(gemma3::Gemma3<B>),
 }
 
 /// A model under construction: it knows the tensors it needs and takes them as
 /// they stream in.
 pub enum Builder<B: Backend> {
     Llama(llama::Builder<B>),
+    Gemma3(gemma3::Builder<B>),
 }
 
 impl<B: Backend> Builder<B> {
@@ -265,6 +280,7 @@ impl<B: Backend> Builder<B> {
             .ok_or_else(|| Error::BadModel("metadata `general.architecture` is missing".into()))?;
         match arch {
             "llama" => Ok(Builder::Llama(llama::Builder::new(header)?)),
+            "gemma3" => Ok(Builder::Gemma3(gemma3::Builder::new(header)?)),
             other => Err(Error::UnsupportedArch(other.to_string())),
         }
     }
@@ -272,6 +288,7 @@ impl<B: Backend> Builder<B> {
     pub fn hparams(&self) -> &Hparams {
         match self {
             Builder::Llama(b) => b.hparams(),
+            Builder::Gemma3(b) => b.hparams(),
         }
     }
 
@@ -279,12 +296,14 @@ impl<B: Backend> Builder<B> {
     pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: &[u8]) -> Result<()> {
         match self {
             Builder::Llama(b) => b.tensor(backend, info, data),
+            Builder::Gemma3(b) => b.tensor(backend, info, data),
         }
     }
 
     pub fn finish(self) -> Result<Architecture<B>> {
         match self {
             Builder::Llama(b) => Ok(Architecture::Llama(b.finish()?)),
+            Builder::Gemma3(b) => Ok(Architecture::Gemma3(b.finish()?)),
         }
     }
 }
@@ -293,6 +312,7 @@ impl<B: Backend> Architecture<B> {
     pub fn hparams(&self) -> &Hparams {
         match self {
             Architecture::Llama(m) => &m.hparams,
+            Architecture::Gemma3(m) => &m.hparams,
         }
     }
 
@@ -308,6 +328,7 @@ impl<B: Backend> Architecture<B> {
     pub fn forward(&self, backend: &mut B, cache: &mut B::Cache, tokens: &[u32], pos: usize, logits: Logits) -> B::Act {
         match self {
             Architecture::Llama(m) => m.forward(backend, cache, tokens, pos, logits),
+            Architecture::Gemma3(m) => m.forward(backend, cache, tokens, pos, logits),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Test support: a GGUF writer and a tiny generated llama model that uses
-//! every supported weight format.
+//! every supported weight format; agreement with llama.cpp's fixtures
+//! ([`reference`]).
 #![allow(dead_code)]
+
+pub mod reference;
 
 use webslm::quant::{self, GgmlType};
 
@@ -234,4 +237,51 @@ pub fn tiny_llama_writer() -> GgufWriter {
 
 pub fn tiny_llama() -> Vec<u8> {
     tiny_llama_writer().build()
+}
+
+/// A tiny gemma3 on the tiny llama's tokenizer, in formats the GPU reads:
+/// 7 layers (layer 5 global, the others over a window of 4 positions), two
+/// query heads of 32 over one key/value head.
+pub fn tiny_gemma() -> Vec<u8> {
+    let llama = tiny_llama_writer();
+    let mut w = GgufWriter::default();
+    for (k, ty, v) in &llama.kvs {
+        if !k.starts_with("llama.") && k != "general.architecture" {
+            w.raw(k, *ty, v.clone());
+        }
+    }
+    w.str("general.architecture", "gemma3")
+        .u32("gemma3.context_length", 128)
+        .u32("gemma3.embedding_length", TINY_EMBD as u32)
+        .u32("gemma3.block_count", 7)
+        .u32("gemma3.feed_forward_length", TINY_FF as u32)
+        .u32("gemma3.attention.head_count", 2)
+        .u32("gemma3.attention.head_count_kv", 1)
+        .u32("gemma3.attention.key_length", 32)
+        .u32("gemma3.attention.value_length", 32)
+        .u32("gemma3.attention.sliding_window", 4)
+        .f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6)
+        .f32("gemma3.rope.freq_base", 1_000_000.0);
+    let n_vocab = llama.tensors.iter().find(|t| t.0 == "token_embd.weight").expect("an embedding table").1[1];
+    let mut rng = Rng::new(11);
+    let (e, f, h) = (TINY_EMBD, TINY_FF, 32);
+    use GgmlType::*;
+    w.random_tensor(&mut rng, "token_embd.weight", &[e, n_vocab], Q8_0, 0.2);
+    w.random_tensor(&mut rng, "output_norm.weight", &[e], F32, 1.0);
+    for i in 0..7 {
+        let n = |s: &str| format!("blk.{i}.{s}.weight");
+        for norm in ["attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"] {
+            w.random_tensor(&mut rng, &n(norm), &[e], F32, 1.0);
+        }
+        w.random_tensor(&mut rng, &n("attn_q_norm"), &[h], F32, 1.0);
+        w.random_tensor(&mut rng, &n("attn_k_norm"), &[h], F32, 1.0);
+        w.random_tensor(&mut rng, &n("attn_q"), &[e, 2 * h], Q5_0, 0.3);
+        w.random_tensor(&mut rng, &n("attn_k"), &[e, h], Q5_0, 0.3);
+        w.random_tensor(&mut rng, &n("attn_v"), &[e, h], Q8_0, 0.3);
+        w.random_tensor(&mut rng, &n("attn_output"), &[2 * h, e], Q4_0, 0.3);
+        w.random_tensor(&mut rng, &n("ffn_gate"), &[e, f], Q5_0, 0.3);
+        w.random_tensor(&mut rng, &n("ffn_up"), &[e, f], Q5_0, 0.3);
+        w.random_tensor(&mut rng, &n("ffn_down"), &[f, e], Q8_0, 0.3);
+    }
+    w.build()
 }

@@ -1,0 +1,68 @@
+//! Agreement with llama.cpp on gemma-3-270m Q4_K_M (fixtures made with
+//! llama-cpp-python 0.3.36; see tests/fixtures/README.md), on the CPU.
+//! Skipped, with a note, where `models/gemma-3-270m-q4_k_m.gguf` is absent.
+//!
+//! Teacher-forced along llama.cpp's tokens, at every generated position of the
+//! 10 reference prompts (480 positions, 1440 top-3 logits):
+//! - wherever llama.cpp's top-2 gap is at least 0.5 logit, our top-1 is its top-1;
+//! - our logit for each of llama.cpp's top-3 tokens is within 0.5 of its value
+//!   for at least 85% of them, never further than 4.0, and 0.3 on average.
+//!
+//! The same budgets hold for the top-20 after "The capital of France is".
+//!
+//! Why these, looser than SmolLM2's: this model turns rounding into logits.
+//! Its residual stream runs into the hundreds (norm weights up to 283) and
+//! meets 8-bit activation quantization in every product. Rounding alone moves
+//! its logits as far as we are from llama.cpp: our own forward pass with GELU
+//! in f32 instead of through ggml's f16 table (a 2^-11 relative change of one
+//! op) differs from itself by 0.246 on average, up to 2.05, with 88.4% of
+//! these 1440 logits within 0.5. Against the fixtures (one token at a time,
+//! AVX-512, repacked weights) we measured 0.266 on average, up to 3.41, 87.2%
+//! within 0.5, top-1 equal at all 412 positions whose gap is at least 0.5
+//! (468 of 480 in all); the top-20 at 0.288 on average, up to 0.40. The
+//! differences change sign from step to step and do not grow along a
+//! sequence. The prompts (at most 98 tokens) never reach the 512-position
+//! window: sliding-window attention is checked by the CPU's and gpu_ops'
+//! unit tests.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use common::reference::{self, Budgets};
+use std::sync::{Mutex, OnceLock};
+use webslm::{LoadOptions, Session};
+
+const MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
+const FIXTURES: &str = "gemma3-270m-q4_k_m";
+const BUDGETS: Budgets = Budgets { within: 0.5, share: 0.85, max: 4.0, mean: 0.3, gap_for_top1: 0.5 };
+
+/// The real model on the CPU, loaded once for all tests of this file; `None`
+/// (and a note) where the file is absent.
+fn session() -> Option<std::sync::MutexGuard<'static, Session>> {
+    static SESSION: OnceLock<Option<Mutex<Session>>> = OnceLock::new();
+    SESSION
+        .get_or_init(|| {
+            let path = reference::root().join("models").join(MODEL);
+            if !path.exists() {
+                eprintln!("skipped: {} is missing (scripts/fetch-models.sh)", path.display());
+                return None;
+            }
+            Some(Mutex::new(Session::load_path(path, LoadOptions::default()).unwrap()))
+        })
+        .as_ref()
+        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[test]
+fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
+    if let Some(mut s) = session() {
+        reference::every_reference_prompt(&mut s, FIXTURES, &BUDGETS);
+    }
+}
+
+#[test]
+fn top20_after_the_capital_of_france() {
+    if let Some(mut s) = session() {
+        reference::top20(&mut s, FIXTURES, &BUDGETS);
+    }
+}
