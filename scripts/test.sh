@@ -16,6 +16,7 @@ cargo test --release --features threads --lib --test llama_reference --test gemm
 echo "== GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
 cargo test --release --features gpu --lib --test gpu_ops
 cargo test --release --features gpu --test llama_reference gpu_
+cargo test --release --features gpu --test gemma_reference gpu_top20
 
 echo "== wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels

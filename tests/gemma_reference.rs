@@ -1,5 +1,6 @@
 //! Agreement with llama.cpp on gemma-3-270m Q4_K_M (fixtures made with
-//! llama-cpp-python 0.3.36; see tests/fixtures/README.md), on the CPU.
+//! llama-cpp-python 0.3.36; see tests/fixtures/README.md), on the CPU and,
+//! with the `gpu` feature (the `gpu_` tests), on the GPU backend.
 //! Skipped, with a note, where `models/gemma-3-270m-q4_k_m.gguf` is absent.
 //!
 //! Teacher-forced along llama.cpp's tokens, at every generated position of the
@@ -63,6 +64,40 @@ fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
 #[test]
 fn top20_after_the_capital_of_france() {
     if let Some(mut s) = session() {
+        reference::top20(&mut s, FIXTURES, &BUDGETS);
+    }
+}
+
+/// The real model on the GPU backend (lavapipe in CI), loaded once.
+#[cfg(feature = "gpu")]
+fn gpu_session() -> Option<std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>>> {
+    static SESSION: OnceLock<Option<Mutex<Session<webslm::gpu::Gpu>>>> = OnceLock::new();
+    SESSION
+        .get_or_init(|| {
+            let path = reference::root().join("models").join(MODEL);
+            if !path.exists() {
+                eprintln!("skipped: {} is missing (scripts/fetch-models.sh)", path.display());
+                return None;
+            }
+            let gpu = webslm::gpu::Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+            Some(Mutex::new(Session::load_path_on(gpu, path, LoadOptions::default()).unwrap()))
+        })
+        .as_ref()
+        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
+    if let Some(mut s) = gpu_session() {
+        reference::every_reference_prompt(&mut s, FIXTURES, &BUDGETS);
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_top20_after_the_capital_of_france() {
+    if let Some(mut s) = gpu_session() {
         reference::top20(&mut s, FIXTURES, &BUDGETS);
     }
 }
