@@ -102,7 +102,7 @@ impl<B: Backend> Builder<B> {
             rms_eps: keys.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
             context_length: keys.opt_usize("context_length")?.unwrap_or(131_072),
         };
-        let global_rope = rope_params(&keys, head_dim)?;
+        let global_rope = keys.rope(head_dim, 1_000_000.0, true)?;
         let local_rope = Rope { freq_base: LOCAL_FREQ_BASE, freq_scale: 1.0, ..global_rope.clone() };
         // llama.cpp's `f_attention_scale`, applied to q before attention:
         // 1/sqrt(n_embd / n_head) for the 27B (62 layers), else 1/sqrt(head_dim).
@@ -165,30 +165,6 @@ impl<B: Backend> Builder<B> {
             layers: self.layers,
         })
     }
-}
-
-/// The global layers' RoPE: NeoX order, `rope.freq_base`, linear scaling
-/// where the file asks for it (the larger Gemma 3 models).
-fn rope_params(keys: &Keys, head_dim: usize) -> Result<Rope> {
-    let dims = keys.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
-    if dims == 0 || dims % 2 != 0 || dims > head_dim {
-        return Err(Error::BadModel(format!("RoPE over {dims} of {head_dim} head dimensions")));
-    }
-    let factor = match keys.opt_str("rope.scaling.type") {
-        None | Some("none") => 1.0,
-        Some("linear") => keys.opt_f32("rope.scaling.factor")?.unwrap_or(1.0),
-        Some(other) => return Err(Error::UnsupportedArch(format!("gemma3 with `{other}` RoPE scaling"))),
-    };
-    if !(factor > 0.0 && factor.is_finite()) {
-        return Err(Error::BadModel(format!("RoPE scaling factor {factor}")));
-    }
-    Ok(Rope {
-        dims,
-        freq_base: keys.opt_f32("rope.freq_base")?.unwrap_or(1_000_000.0),
-        freq_scale: 1.0 / factor,
-        neox: true,
-        factors: None,
-    })
 }
 
 impl<B: Backend> Gemma3<B> {

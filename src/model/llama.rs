@@ -73,7 +73,7 @@ impl<B: Backend> Builder<B> {
             rms_eps: keys.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
             context_length: keys.opt_usize("context_length")?.unwrap_or(2048),
         };
-        let rope = rope_params(&keys, head_dim)?;
+        let rope = keys.rope(head_dim, 10_000.0, false)?;
 
         let mut slots = WeightSlots::new();
         let (e, h) = (n_embd, head_dim);
@@ -144,28 +144,6 @@ impl<B: Backend> Builder<B> {
             layers: self.layers,
         })
     }
-}
-
-fn rope_params(keys: &Keys, head_dim: usize) -> Result<Rope> {
-    let dims = keys.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
-    if dims == 0 || dims % 2 != 0 || dims > head_dim {
-        return Err(Error::BadModel(format!("RoPE over {dims} of {head_dim} head dimensions")));
-    }
-    let factor = match keys.opt_str("rope.scaling.type") {
-        None | Some("none") => keys.opt_f32("rope.scale_linear")?.unwrap_or(1.0),
-        Some("linear") => keys.opt_f32("rope.scaling.factor")?.unwrap_or(1.0),
-        Some(other) => return Err(Error::UnsupportedArch(format!("llama with `{other}` RoPE scaling"))),
-    };
-    if !(factor > 0.0 && factor.is_finite()) {
-        return Err(Error::BadModel(format!("RoPE scaling factor {factor}")));
-    }
-    Ok(Rope {
-        dims,
-        freq_base: keys.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
-        freq_scale: 1.0 / factor,
-        neox: false,
-        factors: None,
-    })
 }
 
 impl<B: Backend> Llama<B> {

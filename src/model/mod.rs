@@ -209,6 +209,32 @@ impl<'a> Keys<'a> {
     pub fn opt_str(&self, name: &str) -> Option<&'a str> {
         self.md.get(&self.key(name)).and_then(|v| v.as_str())
     }
+
+    /// The RoPE the file asks for: `rope.dimension_count` of a head's
+    /// dimensions (all by default), `rope.freq_base` (else `default_base`),
+    /// and linear scaling by `rope.scaling.factor` or the older
+    /// `rope.scale_linear`, as llama.cpp reads them for every architecture.
+    pub fn rope(&self, head_dim: usize, default_base: f32, neox: bool) -> Result<Rope> {
+        let dims = self.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
+        if dims == 0 || dims % 2 != 0 || dims > head_dim {
+            return Err(Error::BadModel(format!("RoPE over {dims} of {head_dim} head dimensions")));
+        }
+        let factor = match self.opt_str("rope.scaling.type") {
+            None | Some("none") => self.opt_f32("rope.scale_linear")?.unwrap_or(1.0),
+            Some("linear") => self.opt_f32("rope.scaling.factor")?.unwrap_or(1.0),
+            Some(other) => return Err(Error::UnsupportedArch(format!("{} with `{other}` RoPE scaling", self.arch))),
+        };
+        if !(factor > 0.0 && factor.is_finite()) {
+            return Err(Error::BadModel(format!("RoPE scaling factor {factor}")));
+        }
+        Ok(Rope {
+            dims,
+            freq_base: self.opt_f32("rope.freq_base")?.unwrap_or(default_base),
+            freq_scale: 1.0 / factor,
+            neox,
+            factors: None,
+        })
+    }
 }
 
 /// Collects the weights an architecture asked for as the loader streams them.
