@@ -157,6 +157,13 @@ impl<T> SharedMut<T> {
 /// Waking a sleeping thread costs tens of microseconds on a VM's vCPU and
 /// more in a browser; spinning between regions (as ggml's threads do) keeps
 /// them at hand, and parking after a millisecond idle gives the core back.
+///
+/// A worker joins a region by taking one of its tickets, and the caller waits
+/// only for the workers that did: once its own share is done it withdraws the
+/// tickets left. A worker the system has not scheduled (its core lent to
+/// another tab or process) thus costs nothing; were the caller to wait for
+/// every worker it posted, each region would wait out the scheduler's time
+/// slice, and a contended core would slow decode twentyfold.
 #[cfg(feature = "threads")]
 mod pool {
     use std::cell::UnsafeCell;
@@ -174,29 +181,30 @@ mod pool {
         /// Set while a region runs: a second caller thread (two models, or
         /// tests, on threads of their own) then runs its region alone.
         busy: AtomicBool,
-        /// The region's number (upper 56 bits) and how many workers join it
-        /// (lower 8): one word, so that a worker never pairs one region's
-        /// number with another's count.
-        state: AtomicU64,
-        /// Workers of the current region yet to finish.
-        pending: AtomicUsize,
-        /// The current region's body. Written only while no worker runs it
-        /// (before `state` announces the region), read only by the workers
-        /// it names, before they count down `pending`.
+        /// The number of the last region posted: what idle workers watch.
+        region: AtomicU64,
+        /// Places left in the current region for workers to take.
+        tickets: AtomicUsize,
+        /// Workers that took a ticket of the current region and are done.
+        finished: AtomicUsize,
+        /// The current region's body. Written only while no worker holds a
+        /// ticket (before `tickets` offers any), read only by workers that
+        /// took one, before they count themselves `finished`.
         job: UnsafeCell<Option<&'static Job>>,
         /// Each worker's thread, to unpark it; set by the worker itself.
         threads: Vec<OnceLock<Thread>>,
     }
 
-    // SAFETY: `job` is handed over through `state` (release/acquire) and the
-    // caller does not touch it again until `pending` says every reader is done.
+    // SAFETY: `job` is handed over through `tickets` (release/acquire), and
+    // the caller does not touch it again until `finished` counts every
+    // ticket taken.
     unsafe impl Sync for Pool {}
 
     static POOL: OnceLock<Pool> = OnceLock::new();
 
-    /// Workers in the pool: rayon's threads, capped to what `state` counts.
+    /// Workers in the pool: rayon's threads.
     pub fn workers() -> usize {
-        rayon::current_num_threads().min(255)
+        rayon::current_num_threads()
     }
 
     /// Starts the workers, once; called by the region holding `busy`.
@@ -216,16 +224,17 @@ mod pool {
         }
     }
 
-    /// Runs `f` here and on `n - 1` workers at once, returning when all are
-    /// done; `n` is at most [`workers`] + 1. While another thread's region
-    /// runs (or when `f` itself starts one), `f` runs here alone, so it must
-    /// finish the region's work whoever joins: `for_blocks` takes blocks
-    /// from a counter until none is left.
+    /// Runs `f` here and on up to `n - 1` workers at once, returning when all
+    /// that joined are done; `n` is at most [`workers`] + 1. While another
+    /// thread's region runs (or when `f` itself starts one), `f` runs here
+    /// alone. So `f` must finish the region's work whoever joins: `for_blocks`
+    /// takes blocks from a counter until none is left.
     pub fn run(n: usize, f: &(dyn Fn() + Sync + '_)) {
         let pool = POOL.get_or_init(|| Pool {
             busy: AtomicBool::new(false),
-            state: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
+            region: AtomicU64::new(0),
+            tickets: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             threads: (0..workers()).map(|_| OnceLock::new()).collect(),
         });
@@ -233,22 +242,23 @@ mod pool {
             return f();
         }
         start(pool);
-        let joining = n - 1;
-        debug_assert!(joining <= pool.threads.len());
+        let offered = n - 1;
+        debug_assert!(offered <= pool.threads.len());
         // SAFETY: the lifetime is erased only for the region: no worker reads
-        // `job` after counting down `pending`, and this returns only after
-        // `pending` reaches zero.
+        // `job` without a ticket or after counting itself finished, and this
+        // returns only once every ticket taken is finished.
         let job: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn() + Sync + '_), &'static Job>(f) };
-        // SAFETY: no worker reads `job` between regions (see `Pool::job`).
+        // SAFETY: no worker holds a ticket between regions (see `Pool::job`).
         unsafe { *pool.job.get() = Some(job) };
-        pool.pending.store(joining, Ordering::Relaxed);
-        let region = (pool.state.load(Ordering::Relaxed) >> 8) + 1;
-        pool.state.store(region << 8 | joining as u64, Ordering::Release);
-        for t in &pool.threads[..joining] {
+        pool.finished.store(0, Ordering::Relaxed);
+        pool.tickets.store(offered, Ordering::Release);
+        pool.region.fetch_add(1, Ordering::Release);
+        for t in &pool.threads[..offered] {
             t.get().expect("registered").unpark();
         }
         f();
-        while pool.pending.load(Ordering::Acquire) != 0 {
+        let taken = offered - pool.tickets.swap(0, Ordering::AcqRel);
+        while pool.finished.load(Ordering::Acquire) != taken {
             std::hint::spin_loop();
         }
         pool.busy.store(false, Ordering::Release);
@@ -256,35 +266,40 @@ mod pool {
 
     /// Worker `i`'s loop, for the life of the page or process.
     fn work(pool: &'static Pool, i: usize) {
-        // Region 0 is none: `run` posts the first only once every worker has
-        // said who it is, which may be the moment after this.
-        let mut seen = 0;
         let _ = pool.threads[i].set(std::thread::current());
+        let mut seen = pool.region.load(Ordering::Acquire);
         loop {
-            let state = wait_for_region(pool, seen);
-            seen = state >> 8;
-            if i < (state & 0xff) as usize {
-                // SAFETY: the region names this worker, so `job` stays put
-                // until it counts down `pending`.
+            seen = wait_for_region(pool, seen);
+            if take_ticket(pool) {
+                // SAFETY: the ticket keeps `job` in place until this worker
+                // counts itself finished.
                 let job = unsafe { (*pool.job.get()).expect("a region has a job") };
                 job();
-                pool.pending.fetch_sub(1, Ordering::Release);
+                pool.finished.fetch_add(1, Ordering::Release);
             }
         }
     }
 
-    /// Waits for a region after `seen`: spins for [`SPIN`], then parks until
-    /// [`run`] unparks it (an unpark that came first makes park return at once).
-    /// A function of its own, called once a region: V8 optimises a wasm
-    /// function only between calls, and `work` never returns.
+    /// Takes a ticket of the current region, if one is left. A worker that
+    /// saw an earlier region and was descheduled may take one of a later
+    /// region's here: it then runs that region's job, which is as good.
+    fn take_ticket(pool: &Pool) -> bool {
+        pool.tickets.fetch_update(Ordering::Acquire, Ordering::Relaxed, |t| t.checked_sub(1)).is_ok()
+    }
+
+    /// Waits for a region after `seen` and returns its number: spins for
+    /// [`SPIN`], then parks until [`run`] unparks it (an unpark that came
+    /// first makes park return at once). A function of its own, called once
+    /// a region: V8 optimises a wasm function only between calls, and `work`
+    /// never returns.
     #[inline(never)]
     fn wait_for_region(pool: &Pool, seen: u64) -> u64 {
         let start = Instant::now();
         loop {
             for _ in 0..256 {
-                let state = pool.state.load(Ordering::Acquire);
-                if state >> 8 != seen {
-                    return state;
+                let region = pool.region.load(Ordering::Acquire);
+                if region != seen {
+                    return region;
                 }
                 std::hint::spin_loop();
             }
