@@ -27,6 +27,10 @@ WASM_BINDGEN_USE_BROWSER=1 cargo test --release --target wasm32-unknown-unknown 
 # The relaxed build's target directory and flags, as build-pkg.sh uses them.
 WASM_BINDGEN_USE_BROWSER=1 CARGO_TARGET_DIR=target/wasm-relaxed-simd RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
   cargo test --release --target wasm32-unknown-unknown --test simd_kernels
+echo "== every GPU kernel against the CPU in headless Chromium on SwiftShader's WebGPU (webdriver.json's flags)"
+# The runner's default 20 s is for the whole run; this one takes about a minute.
+WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test --release --target wasm32-unknown-unknown --features gpu --test gpu_ops
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"

@@ -1,5 +1,10 @@
 //! Every WGSL kernel against the CPU reference, on the first GPU adapter
-//! wgpu finds (mesa's lavapipe in CI: `scripts/setup.sh` installs it).
+//! wgpu finds: natively mesa's lavapipe in CI (`scripts/setup.sh` installs
+//! it; `cargo test --release --features gpu --test gpu_ops`), and in
+//! headless Chromium on SwiftShader's WebGPU (`WASM_BINDGEN_USE_BROWSER=1
+//! cargo test --release --target wasm32-unknown-unknown --features gpu
+//! --test gpu_ops`, with the flags of `webdriver.json`). Each test is one
+//! async body ([`gpu_test`]), the same shapes and budgets on both.
 //!
 //! Budgets, with u = 2^-24 (f32 rounding) and S = Σ|w·x| of a dot product:
 //! - matmul (decode GEMV and prefill GEMM, every format, matrices split into
@@ -27,38 +32,58 @@
 //!   with and without a sliding window;
 //! - the tiny gemma3 end to end: logits within 1/16 of the largest (the
 //!   CPU's 8-bit activations, carried through seven layers: see the test).
-#![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#![cfg(feature = "gpu")]
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
 use webslm::gpu::Gpu;
-use webslm::model::{Attention, Backend, Readback, Rope};
+use webslm::model::{Attention, Backend, Rope};
 use webslm::quant::{self, GgmlType};
 use webslm::session::{LoaderOrCpu, SessionOrCpu};
 use webslm::{GenerateOptions, LoadOptions, Session};
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
 
-fn gpu() -> MutexGuard<'static, Gpu> {
-    static GPU: OnceLock<Mutex<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
-        eprintln!("GPU: {}", gpu.adapter());
-        Mutex::new(gpu)
-    })
-    .lock()
-    .unwrap_or_else(|e| e.into_inner())
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// A test written once as an async body: natively a `#[test]` that blocks
+/// on it (a native GPU's reads are ready at once), in the browser a
+/// `#[wasm_bindgen_test]` that awaits it, as a browser's GPU hands results
+/// back only through the event loop.
+macro_rules! gpu_test {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on(async $body)
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() $body
+    };
 }
 
-/// A result read back; natively a GPU's are ready at once.
-fn read(g: &mut Gpu, x: &webslm::gpu::Act) -> Vec<f32> {
-    match g.read(x) {
-        Readback::Ready(v) => v,
-        Readback::Pending(_) => panic!("a native read is ready at once"),
-    }
+/// A device of the test's own: wgpu's browser types cannot be shared
+/// between tests through a static.
+async fn gpu() -> Gpu {
+    let gpu = Gpu::request()
+        .await
+        .expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers), or turn WebGPU on");
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("GPU: {}", gpu.adapter());
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("GPU: {}", gpu.adapter());
+    gpu
+}
+
+async fn read(g: &mut Gpu, x: &webslm::gpu::Act) -> Vec<f32> {
+    g.read(x).get().await
 }
 
 struct Rng(u64);
@@ -159,86 +184,89 @@ fn cols(ty: GgmlType, k: usize) -> usize {
     }
 }
 
-#[test]
-fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
-    let mut g = gpu();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for ty in FORMATS {
-        for (rows, k, tokens, split) in [(7, 64, 1, false), (45, 576, 1, true), (33, 576, 13, false), (20, 1536, 9, true)] {
-            // K-quants: 256, 768 and 1536 columns.
-            let k = cols(ty, k);
-            let (bytes, w) = matrix(ty, rows, k, &mut rng);
-            let x = rng.vec(tokens * k, 3.0);
-            if split {
-                // Parts of about a third of the rows.
-                let row_bytes = bytes.len() / rows;
-                g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
-            }
-            let weight = g.upload(&info("w", ty, &[k, rows]), &bytes).unwrap();
-            g.limit_binding(u32::MAX as u64);
-            let xa = g.act_from(tokens, k, &x);
-            let y = g.matmul(&xa, &weight);
-            let got = read(&mut g, &y);
-            assert_eq!(got.len(), tokens * rows);
-            for t in 0..tokens {
-                for r in 0..rows {
-                    let (wr, xt) = (&w[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
-                    let want: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
-                    let s: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
-                    let budget = (k / 8 + 20) as f64 * U * s;
-                    let d = (got[t * rows + r] as f64 - want).abs();
-                    assert!(
-                        d <= budget,
-                        "{} {rows}x{k}, {tokens} tokens, split {split}: [{t}][{r}] {} vs {want} (budget {budget})",
-                        ty.name(),
-                        got[t * rows + r]
-                    );
+gpu_test! {
+    async fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
+        let mut g = gpu().await;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for ty in FORMATS {
+            for (rows, k, tokens, split) in [(7, 64, 1, false), (45, 576, 1, true), (33, 576, 13, false), (20, 1536, 9, true)] {
+                // K-quants: 256, 768 and 1536 columns.
+                let k = cols(ty, k);
+                let (bytes, w) = matrix(ty, rows, k, &mut rng);
+                let x = rng.vec(tokens * k, 3.0);
+                if split {
+                    // Parts of about a third of the rows.
+                    let row_bytes = bytes.len() / rows;
+                    g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
+                }
+                let weight = g.upload(&info("w", ty, &[k, rows]), &bytes).unwrap();
+                g.limit_binding(u32::MAX as u64);
+                let xa = g.act_from(tokens, k, &x);
+                let y = g.matmul(&xa, &weight);
+                let got = read(&mut g, &y).await;
+                assert_eq!(got.len(), tokens * rows);
+                for t in 0..tokens {
+                    for r in 0..rows {
+                        let (wr, xt) = (&w[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+                        let want: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
+                        let s: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                        let budget = (k / 8 + 20) as f64 * U * s;
+                        let d = (got[t * rows + r] as f64 - want).abs();
+                        assert!(
+                            d <= budget,
+                            "{} {rows}x{k}, {tokens} tokens, split {split}: [{t}][{r}] {} vs {want} (budget {budget})",
+                            ty.name(),
+                            got[t * rows + r]
+                        );
+                    }
                 }
             }
         }
     }
 }
 
-/// A matrix whose rows are not whole blocks of its format (here half a
-/// K-quant super-block, though the tensor as a whole is one) is refused.
-#[test]
-fn rows_of_partial_super_blocks_are_a_bad_model() {
-    let mut g = gpu();
-    for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-        let bytes = vec![0u8; ty.bytes_for(256).unwrap() as usize];
-        let e = g.upload(&info("w", ty, &[128, 2]), &bytes).err().expect("rows of 128 K-quant weights");
-        assert!(matches!(&e, webslm::Error::BadModel(m) if m.contains("256-weight blocks")), "{} {e:?}", ty.name());
+gpu_test! {
+    /// A matrix whose rows are not whole blocks of its format (here half a
+    /// K-quant super-block, though the tensor as a whole is one) is refused.
+    async fn rows_of_partial_super_blocks_are_a_bad_model() {
+        let mut g = gpu().await;
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let bytes = vec![0u8; ty.bytes_for(256).unwrap() as usize];
+            let e = g.upload(&info("w", ty, &[128, 2]), &bytes).err().expect("rows of 128 K-quant weights");
+            assert!(matches!(&e, webslm::Error::BadModel(m) if m.contains("256-weight blocks")), "{} {e:?}", ty.name());
+        }
     }
 }
 
-#[test]
-fn embedding_rows_match_the_cpu_dequantization() {
-    let mut g = gpu();
-    let mut cpu = Cpu::default();
-    let mut rng = Rng(77);
-    for ty in
-        [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
-    {
-        // Two super-blocks a row for the K-quants.
-        let (rows, k) = (50, if ty.block_layout().0 == 256 { 512 } else { 128 });
-        let (bytes, _) = matrix(ty, rows, k, &mut rng);
-        let t = info("embd", ty, &[k, rows]);
-        g.limit_binding((bytes.len() / 4) as u64);
-        let gw = g.upload(&t, &bytes).unwrap();
-        g.limit_binding(u32::MAX as u64);
-        let cw = cpu.upload(&t, &bytes).unwrap();
-        let tokens = [0u32, 49, 13, 13, 25, 37, 1, 2, 3];
-        let got = {
-            let e = g.embed(&gw, &tokens);
-            read(&mut g, &e)
-        };
-        let want = cpu.embed(&cw, &tokens).data;
-        assert_eq!(got.len(), want.len());
-        for (tok, (got, want)) in got.chunks_exact(k).zip(want.chunks_exact(k)).enumerate() {
-            let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-            for (i, (a, b)) in got.iter().zip(want).enumerate() {
-                let budget = 2.0 * U * (b.abs() as f64 + max);
-                assert!((*a as f64 - *b as f64).abs() <= budget, "{} token {tok} [{i}]: {a} vs {b}", ty.name());
+gpu_test! {
+    async fn embedding_rows_match_the_cpu_dequantization() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(77);
+        for ty in
+            [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
+        {
+            // Two super-blocks a row for the K-quants.
+            let (rows, k) = (50, if ty.block_layout().0 == 256 { 512 } else { 128 });
+            let (bytes, _) = matrix(ty, rows, k, &mut rng);
+            let t = info("embd", ty, &[k, rows]);
+            g.limit_binding((bytes.len() / 4) as u64);
+            let gw = g.upload(&t, &bytes).unwrap();
+            g.limit_binding(u32::MAX as u64);
+            let cw = cpu.upload(&t, &bytes).unwrap();
+            let tokens = [0u32, 49, 13, 13, 25, 37, 1, 2, 3];
+            let got = {
+                let e = g.embed(&gw, &tokens);
+                read(&mut g, &e).await
+            };
+            let want = cpu.embed(&cw, &tokens).data;
+            assert_eq!(got.len(), want.len());
+            for (tok, (got, want)) in got.chunks_exact(k).zip(want.chunks_exact(k)).enumerate() {
+                let max = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                    let budget = 2.0 * U * (b.abs() as f64 + max);
+                    assert!((*a as f64 - *b as f64).abs() <= budget, "{} token {tok} [{i}]: {a} vs {b}", ty.name());
+                }
             }
         }
     }
@@ -248,308 +276,318 @@ fn cpu_act(rows: usize, cols: usize, data: &[f32]) -> CpuAct {
     CpuAct { rows, cols, data: data.to_vec() }
 }
 
-#[test]
-fn norm_rope_swiglu_and_add_match_the_cpu() {
-    let mut g = gpu();
-    let mut cpu = Cpu::default();
-    let mut rng = Rng(5);
-    let (rows, cols) = (5, 576);
-    let x = rng.vec(rows * cols, 40.0);
-    let w = rng.vec(cols, 2.0);
-    let t = info("norm", GgmlType::F32, &[cols]);
-    let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
-    let gx = g.act_from(rows, cols, &x);
-    let cx = cpu_act(rows, cols, &x);
+gpu_test! {
+    async fn norm_rope_swiglu_and_add_match_the_cpu() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(5);
+        let (rows, cols) = (5, 576);
+        let x = rng.vec(rows * cols, 40.0);
+        let w = rng.vec(cols, 2.0);
+        let t = info("norm", GgmlType::F32, &[cols]);
+        let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
+        let gx = g.act_from(rows, cols, &x);
+        let cx = cpu_act(rows, cols, &x);
 
-    let got = {
-        let y = g.rms_norm(&gx, &gw, 1e-5);
-        read(&mut g, &y)
-    };
-    let want = cpu.rms_norm(&cx, &cw, 1e-5).data;
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert!((a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30, "rms_norm [{i}]: {a} vs {b}");
-    }
-
-    for (neox, dims, head_dim, n_head, pos) in [(false, 64, 64, 9, 0), (true, 64, 64, 9, 700), (true, 32, 64, 3, 5)] {
-        let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None };
-        let data = rng.vec(rows * n_head * head_dim, 5.0);
-        let (mut gq, mut cq) = (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));
-        g.rope(&mut gq, n_head, head_dim, pos, &rope);
-        cpu.rope(&mut cq, n_head, head_dim, pos, &rope);
-        let got = read(&mut g, &gq);
-        for (i, (a, b)) in got.iter().zip(&cq.data).enumerate() {
-            // Each output mixes two inputs of at most 5 in magnitude.
-            assert!((a - b).abs() as f64 <= 4.0 * U * 10.0, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
-        }
-    }
-
-    let (gate, up) = (rng.vec(rows * cols, 12.0), rng.vec(rows * cols, 3.0));
-    let got = {
-        let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
-        let y = g.swiglu(&ga, &ua);
-        read(&mut g, &y)
-    };
-    let want = cpu.swiglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert!((a - b).abs() as f64 <= f64::powi(2.0, -20) * b.abs() as f64 + f64::powi(2.0, -30), "swiglu [{i}]: {a} vs {b}");
-    }
-
-    let y = rng.vec(rows * cols, 100.0);
-    let mut gx2 = g.act_from(rows, cols, &x);
-    let gy = g.act_from(rows, cols, &y);
-    g.add(&mut gx2, &gy);
-    let mut cx2 = cpu_act(rows, cols, &x);
-    cpu.add(&mut cx2, &cpu_act(rows, cols, &y));
-    assert!(read(&mut g, &gx2).iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
-}
-
-#[test]
-fn geglu_scale_and_per_head_norm_match_the_cpu() {
-    let mut g = gpu();
-    let mut cpu = Cpu::default();
-    let mut rng = Rng(11);
-    let (rows, cols) = (3, 2048);
-    // Gates over GELU's whole range, past ggml's ±10 cut-offs.
-    let (gate, up) = (rng.vec(rows * cols, 12.0), rng.vec(rows * cols, 3.0));
-    let got = {
-        let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
-        let y = g.geglu(&ga, &ua);
-        read(&mut g, &y)
-    };
-    let want = cpu.geglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        let budget = f64::powi(2.0, -10) * b.abs() as f64
-            + (gate[i].abs() + 1.0) as f64 * f64::powi(2.0, -23) * up[i].abs() as f64;
-        assert!((a - b).abs() as f64 <= budget, "geglu [{i}] (gate {}): {a} vs {b}", gate[i]);
-    }
-
-    let x = rng.vec(rows * cols, 40.0);
-    let mut gx = g.act_from(rows, cols, &x);
-    let mut cx = cpu_act(rows, cols, &x);
-    g.scale(&mut gx, 25.298_222);
-    cpu.scale(&mut cx, 25.298_222);
-    assert!(read(&mut g, &gx).iter().zip(&cx.data).all(|(a, b)| a.to_bits() == b.to_bits()), "scale");
-
-    // Gemma 3's q norm: 4 heads of 256 a row, each normalized on its own.
-    let (n_head, hd) = (4, 256);
-    let w = rng.vec(hd, 2.0);
-    let t = info("q_norm", GgmlType::F32, &[hd]);
-    let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
-    let x = rng.vec(rows * n_head * hd, 40.0);
-    let got = {
-        let gx = g.act_from(rows, n_head * hd, &x);
-        let gx = g.reshape(gx, rows * n_head, hd);
-        let y = g.rms_norm(&gx, &gw, 1e-6);
-        let y = g.reshape(y, rows, n_head * hd);
-        assert_eq!((y.rows, y.cols), (rows, n_head * hd));
-        read(&mut g, &y)
-    };
-    let want = {
-        let cx = cpu.reshape(cpu_act(rows, n_head * hd, &x), rows * n_head, hd);
-        cpu.rms_norm(&cx, &cw, 1e-6).data
-    };
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30,
-            "per-head rms_norm [{i}]: {a} vs {b}"
-        );
-    }
-}
-
-#[test]
-fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
-    let mut g = gpu();
-    let mut cpu = Cpu::default();
-    let mut rng = Rng(99);
-    // SmolLM2's shape (9 heads over 3), Gemma 3's (4 over 1, head size 256),
-    // and windows shorter than a batch, across position tiles (16 positions
-    // for a head of 256, 32 or 64 for 64).
-    for (n_head, n_head_kv, head_dim, window) in
-        [(9, 3, 64, None), (4, 1, 256, None), (4, 1, 256, Some(21)), (9, 3, 64, Some(45))]
-    {
-        let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
-        let kv_dim = n_head_kv * head_dim;
-        let (n_layer, context) = (2, 256);
-        let mut gc = g.new_cache(n_layer, context, kv_dim).unwrap();
-        let mut cc = cpu.new_cache(n_layer, context, kv_dim).unwrap();
-        let mut pos = 0;
-        // Single tokens (attention_vec*.wgsl) and batches (attention_mat.wgsl:
-        // tiles of 16 query rows and 64, then 32, positions for a head of 64;
-        // 4 rows and 16 positions for 256) of rows no multiple of those
-        // tiles, all but the first starting off a position tile; the last,
-        // 130 rows, sees up to 244 positions.
-        for batch in [70, 1, 37, 1, 2, 3, 130] {
-            let q = rng.vec(batch * n_head * head_dim, 4.0);
-            let k = rng.vec(batch * kv_dim, 4.0);
-            let v = rng.vec(batch * kv_dim, 2.0);
-            let got = {
-                let (gq, gk, gv) =
-                    (g.act_from(batch, n_head * head_dim, &q), g.act_from(batch, kv_dim, &k), g.act_from(batch, kv_dim, &v));
-                let o = g.attention(&gq, &gk, &gv, &mut gc, 1, pos, &shape);
-                read(&mut g, &o)
-            };
-            let (cq, ck, cv) = (cpu_act(batch, n_head * head_dim, &q), cpu_act(batch, kv_dim, &k), cpu_act(batch, kv_dim, &v));
-            let want = cpu.attention(&cq, &ck, &cv, &mut cc, 1, pos, &shape).data;
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
-                assert!(
-                    (a - b).abs() as f64 <= budget,
-                    "heads {n_head}/{n_head_kv}x{head_dim}, window {window:?}, batch {batch} at {pos}, [{i}]: {a} vs {b}"
-                );
-            }
-            pos += batch;
-        }
-    }
-}
-
-/// Decode steps (the split-KV kernels): one token at a time from the first
-/// position to past four 32-position chunks, every step against the CPU,
-/// so that one chunk, several, a chunk with a single position and exact
-/// chunk boundaries all occur.
-#[test]
-fn decode_attention_matches_the_cpu_at_every_position() {
-    let mut g = gpu();
-    let mut cpu = Cpu::default();
-    let mut rng = Rng(7);
-    // Windows that start inside a chunk and on a chunk's boundary.
-    for (n_head, n_head_kv, head_dim, window) in
-        [(9, 3, 64, None), (4, 1, 256, None), (4, 1, 256, Some(50)), (9, 3, 64, Some(64))]
-    {
-        let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
-        let kv_dim = n_head_kv * head_dim;
-        let mut gc = g.new_cache(1, 150, kv_dim).unwrap();
-        let mut cc = cpu.new_cache(1, 150, kv_dim).unwrap();
-        for pos in 0..140 {
-            let (q, k, v) = (rng.vec(n_head * head_dim, 4.0), rng.vec(kv_dim, 4.0), rng.vec(kv_dim, 2.0));
-            let got = {
-                let (gq, gk, gv) = (g.act_from(1, n_head * head_dim, &q), g.act_from(1, kv_dim, &k), g.act_from(1, kv_dim, &v));
-                let o = g.attention(&gq, &gk, &gv, &mut gc, 0, pos, &shape);
-                read(&mut g, &o)
-            };
-            let want = cpu.attention(&cpu_act(1, n_head * head_dim, &q), &cpu_act(1, kv_dim, &k), &cpu_act(1, kv_dim, &v), &mut cc, 0, pos, &shape).data;
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
-                assert!(
-                    (a - b).abs() as f64 <= budget,
-                    "heads {n_head}/{n_head_kv}x{head_dim}, window {window:?} at {pos}, [{i}]: {a} vs {b}"
-                );
-            }
-        }
-    }
-}
-
-/// The GPU's greedy token is the CPU sampler's: ties to the lowest index,
-/// NaN and -inf skipped, +inf taken, 0 when nothing is left.
-#[test]
-fn argmax_picks_the_greedy_token() {
-    let mut g = gpu();
-    let mut rng = Rng(3);
-    let n = 49152;
-    let base = rng.vec(n, 10.0);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<f32>)>)> = vec![
-        ("random", Box::new(|_| {})),
-        ("a tie", Box::new(|x| {
-            x[40000] = 50.0;
-            x[123] = 50.0;
-            x[30000] = 50.0;
-        })),
-        ("NaN and -inf", Box::new(|x| {
-            x[7] = f32::NAN;
-            x[9] = f32::NEG_INFINITY;
-            x[5] = 11.0;
-        })),
-        ("+inf", Box::new(|x| x[333] = f32::INFINITY)),
-        ("nothing usable", Box::new(|x| {
-            for (i, v) in x.iter_mut().enumerate() {
-                *v = if i % 2 == 0 { f32::NAN } else { f32::NEG_INFINITY };
-            }
-        })),
-        ("all equal", Box::new(|x| x.iter_mut().for_each(|v| *v = -3.0))),
-    ];
-    for (what, edit) in cases {
-        let mut x = base.clone();
-        edit(&mut x);
-        let a = g.act_from(1, n, &x);
-        let got = match g.argmax(&a) {
-            Readback::Ready(t) => t,
-            Readback::Pending(_) => panic!("a native read is ready at once"),
+        let got = {
+            let y = g.rms_norm(&gx, &gw, 1e-5);
+            read(&mut g, &y).await
         };
-        assert_eq!(got, webslm::sampler::greedy(&x), "{what}");
+        let want = cpu.rms_norm(&cx, &cw, 1e-5).data;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30, "rms_norm [{i}]: {a} vs {b}");
+        }
+
+        for (neox, dims, head_dim, n_head, pos) in
+            [(false, 64, 64, 9, 0), (true, 64, 64, 9, 700), (true, 32, 64, 3, 5)]
+        {
+            let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None };
+            let data = rng.vec(rows * n_head * head_dim, 5.0);
+            let (mut gq, mut cq) =
+                (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));
+            g.rope(&mut gq, n_head, head_dim, pos, &rope);
+            cpu.rope(&mut cq, n_head, head_dim, pos, &rope);
+            let got = read(&mut g, &gq).await;
+            for (i, (a, b)) in got.iter().zip(&cq.data).enumerate() {
+                // Each output mixes two inputs of at most 5 in magnitude.
+                assert!((a - b).abs() as f64 <= 4.0 * U * 10.0, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
+            }
+        }
+
+        let (gate, up) = (rng.vec(rows * cols, 12.0), rng.vec(rows * cols, 3.0));
+        let got = {
+            let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
+            let y = g.swiglu(&ga, &ua);
+            read(&mut g, &y).await
+        };
+        let want = cpu.swiglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() as f64 <= f64::powi(2.0, -20) * b.abs() as f64 + f64::powi(2.0, -30), "swiglu [{i}]: {a} vs {b}");
+        }
+
+        let y = rng.vec(rows * cols, 100.0);
+        let mut gx2 = g.act_from(rows, cols, &x);
+        let gy = g.act_from(rows, cols, &y);
+        g.add(&mut gx2, &gy);
+        let mut cx2 = cpu_act(rows, cols, &x);
+        cpu.add(&mut cx2, &cpu_act(rows, cols, &y));
+        assert!(read(&mut g, &gx2).await.iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
     }
 }
 
-/// A model the GPU cannot hold (here: the tiny model, with a binding limit
-/// below one layer's KV cache) goes to the CPU where the loader may hand it
-/// over, however the file is cut into chunks, and then generates what a CPU
-/// load does; where it may not, the load fails with the error's code before
-/// any weight was uploaded.
-#[test]
-fn a_model_the_gpu_cannot_hold_goes_to_the_cpu_where_allowed() {
-    let bytes = common::tiny_llama();
-    let small_gpu = || {
-        let mut g = Gpu::new().unwrap();
-        // The tiny model's cache: 128 positions of 32 f16 values a layer.
-        g.limit_binding(4096);
-        g
-    };
-    let greedy = || GenerateOptions { max_tokens: 6, sampler: Default::default(), stop: vec![] };
-    let mut reference = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
-    let want: Vec<u32> = reference.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
-    for chunk in [7, 300, bytes.len()] {
-        let mut l = LoaderOrCpu::new(small_gpu(), bytes.len() as u64, LoadOptions::default(), true);
-        bytes.chunks(chunk).try_for_each(|c| l.push(c)).unwrap();
-        let SessionOrCpu::Cpu(mut s) = l.finish().unwrap() else { panic!("chunks of {chunk}: the GPU took a model it cannot hold") };
-        let got: Vec<u32> = s.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
-        assert_eq!(got, want, "chunks of {chunk}");
+gpu_test! {
+    async fn geglu_scale_and_per_head_norm_match_the_cpu() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(11);
+        let (rows, cols) = (3, 2048);
+        // Gates over GELU's whole range, past ggml's ±10 cut-offs.
+        let (gate, up) = (rng.vec(rows * cols, 12.0), rng.vec(rows * cols, 3.0));
+        let got = {
+            let (ga, ua) = (g.act_from(rows, cols, &gate), g.act_from(rows, cols, &up));
+            let y = g.geglu(&ga, &ua);
+            read(&mut g, &y).await
+        };
+        let want = cpu.geglu(&cpu_act(rows, cols, &gate), &cpu_act(rows, cols, &up)).data;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let budget = f64::powi(2.0, -10) * b.abs() as f64
+                + (gate[i].abs() + 1.0) as f64 * f64::powi(2.0, -23) * up[i].abs() as f64;
+            assert!((a - b).abs() as f64 <= budget, "geglu [{i}] (gate {}): {a} vs {b}", gate[i]);
+        }
+
+        let x = rng.vec(rows * cols, 40.0);
+        let mut gx = g.act_from(rows, cols, &x);
+        let mut cx = cpu_act(rows, cols, &x);
+        g.scale(&mut gx, 25.298_222);
+        cpu.scale(&mut cx, 25.298_222);
+        assert!(read(&mut g, &gx).await.iter().zip(&cx.data).all(|(a, b)| a.to_bits() == b.to_bits()), "scale");
+
+        // Gemma 3's q norm: 4 heads of 256 a row, each normalized on its own.
+        let (n_head, hd) = (4, 256);
+        let w = rng.vec(hd, 2.0);
+        let t = info("q_norm", GgmlType::F32, &[hd]);
+        let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
+        let x = rng.vec(rows * n_head * hd, 40.0);
+        let got = {
+            let gx = g.act_from(rows, n_head * hd, &x);
+            let gx = g.reshape(gx, rows * n_head, hd);
+            let y = g.rms_norm(&gx, &gw, 1e-6);
+            let y = g.reshape(y, rows, n_head * hd);
+            assert_eq!((y.rows, y.cols), (rows, n_head * hd));
+            read(&mut g, &y).await
+        };
+        let want = {
+            let cx = cpu.reshape(cpu_act(rows, n_head * hd, &x), rows * n_head, hd);
+            cpu.rms_norm(&cx, &cw, 1e-6).data
+        };
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30,
+                "per-head rms_norm [{i}]: {a} vs {b}"
+            );
+        }
     }
-    let mut l = LoaderOrCpu::new(small_gpu(), bytes.len() as u64, LoadOptions::default(), false);
-    let e = bytes.chunks(300).try_for_each(|c| l.push(c)).unwrap_err();
-    assert_eq!(e.code(), "OUT_OF_MEMORY", "{e}");
-    assert!(e.to_string().contains("smaller context length"), "{e}");
-    // With room for the cache, the GPU keeps a model whose formats it reads.
-    let mut g = Gpu::new().unwrap();
-    g.limit_binding(1 << 20);
-    assert!(g.check_fits(&[], 30, 2048, 192).is_ok());
-    assert_eq!(g.check_fits(&[], 30, 4096, 192).unwrap_err().code(), "OUT_OF_MEMORY");
 }
 
-/// The tiny gemma3 end to end, its 24 positions past its 4-position window:
-/// the GPU's logits, from one batch (attention_mat.wgsl) and from one token
-/// at a time (the decode kernels), are the CPU's within 1/16 of the largest
-/// logit. The backends differ by design in the matrix products (the CPU
-/// quantizes activations to 8 bits, the GPU multiplies them in f32), which
-/// seven layers carry to 2.1% of the largest logit here, at every position
-/// alike; attending past the window instead moves logits by 40% to 90%.
-#[test]
-fn tiny_gemma3_logits_match_the_cpu_in_batches_and_token_by_token() {
-    use webslm::session::Loader;
-    let bytes = common::tiny_gemma();
-    let mut cpu = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
-    let mut loader = Loader::new(Gpu::new().unwrap(), bytes.len() as u64, LoadOptions::default());
-    loader.push(&bytes).unwrap();
-    let mut gpu: Session<Gpu> = loader.finish().unwrap();
-    let tokens: Vec<u32> = (0..25).map(|i| 3 + (i * 37) % 250).collect();
-    let want = logits(&mut cpu, &tokens, 1);
-    let batch = logits(&mut gpu, &tokens, 1);
-    // Each prefix scored after the one before: the cache is reused, so one
-    // token is fed at a time.
-    let single: Vec<Vec<f32>> = (1..tokens.len()).map(|n| logits(&mut gpu, &tokens[..n + 1], n).remove(0)).collect();
-    let max = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-    for (how, got) in [("batch", &batch), ("token by token", &single)] {
-        for (pos, (g, c)) in got.iter().zip(&want).enumerate() {
-            for (id, (a, b)) in g.iter().zip(c).enumerate() {
-                assert!((a - b).abs() <= max / 16.0, "{how}, position {pos}, token {id}: {a} vs {b} (max {max})");
+gpu_test! {
+    async fn attention_matches_the_cpu_over_batches_and_grouped_heads() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(99);
+        // SmolLM2's shape (9 heads over 3), Gemma 3's (4 over 1, head size 256),
+        // and windows shorter than a batch, across position tiles (16 positions
+        // for a head of 256, 32 or 64 for 64).
+        for (n_head, n_head_kv, head_dim, window) in
+            [(9, 3, 64, None), (4, 1, 256, None), (4, 1, 256, Some(21)), (9, 3, 64, Some(45))]
+        {
+            let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
+            let kv_dim = n_head_kv * head_dim;
+            let (n_layer, context) = (2, 256);
+            let mut gc = g.new_cache(n_layer, context, kv_dim).unwrap();
+            let mut cc = cpu.new_cache(n_layer, context, kv_dim).unwrap();
+            let mut pos = 0;
+            // Single tokens (attention_vec*.wgsl) and batches (attention_mat.wgsl:
+            // tiles of 16 query rows and 64, then 32, positions for a head of 64;
+            // 4 rows and 16 positions for 256) of rows no multiple of those
+            // tiles, all but the first starting off a position tile; the last,
+            // 130 rows, sees up to 244 positions.
+            for batch in [70, 1, 37, 1, 2, 3, 130] {
+                let q = rng.vec(batch * n_head * head_dim, 4.0);
+                let k = rng.vec(batch * kv_dim, 4.0);
+                let v = rng.vec(batch * kv_dim, 2.0);
+                let got = {
+                    let (gq, gk, gv) =
+                        (g.act_from(batch, n_head * head_dim, &q), g.act_from(batch, kv_dim, &k), g.act_from(batch, kv_dim, &v));
+                    let o = g.attention(&gq, &gk, &gv, &mut gc, 1, pos, &shape);
+                    read(&mut g, &o).await
+                };
+                let (cq, ck, cv) = (cpu_act(batch, n_head * head_dim, &q), cpu_act(batch, kv_dim, &k), cpu_act(batch, kv_dim, &v));
+                let want = cpu.attention(&cq, &ck, &cv, &mut cc, 1, pos, &shape).data;
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
+                    assert!(
+                        (a - b).abs() as f64 <= budget,
+                        "heads {n_head}/{n_head_kv}x{head_dim}, window {window:?}, batch {batch} at {pos}, [{i}]: {a} vs {b}"
+                    );
+                }
+                pos += batch;
+            }
+        }
+    }
+}
+
+gpu_test! {
+    /// Decode steps (the split-KV kernels): one token at a time from the first
+    /// position to past four 32-position chunks, every step against the CPU,
+    /// so that one chunk, several, a chunk with a single position and exact
+    /// chunk boundaries all occur.
+    async fn decode_attention_matches_the_cpu_at_every_position() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(7);
+        // Windows that start inside a chunk and on a chunk's boundary.
+        for (n_head, n_head_kv, head_dim, window) in
+            [(9, 3, 64, None), (4, 1, 256, None), (4, 1, 256, Some(50)), (9, 3, 64, Some(64))]
+        {
+            let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
+            let kv_dim = n_head_kv * head_dim;
+            let mut gc = g.new_cache(1, 150, kv_dim).unwrap();
+            let mut cc = cpu.new_cache(1, 150, kv_dim).unwrap();
+            for pos in 0..140 {
+                let (q, k, v) = (rng.vec(n_head * head_dim, 4.0), rng.vec(kv_dim, 4.0), rng.vec(kv_dim, 2.0));
+                let got = {
+                    let (gq, gk, gv) = (g.act_from(1, n_head * head_dim, &q), g.act_from(1, kv_dim, &k), g.act_from(1, kv_dim, &v));
+                    let o = g.attention(&gq, &gk, &gv, &mut gc, 0, pos, &shape);
+                    read(&mut g, &o).await
+                };
+                let want = cpu.attention(&cpu_act(1, n_head * head_dim, &q), &cpu_act(1, kv_dim, &k), &cpu_act(1, kv_dim, &v), &mut cc, 0, pos, &shape).data;
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
+                    assert!(
+                        (a - b).abs() as f64 <= budget,
+                        "heads {n_head}/{n_head_kv}x{head_dim}, window {window:?} at {pos}, [{i}]: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+gpu_test! {
+    /// The GPU's greedy token is the CPU sampler's: ties to the lowest index,
+    /// NaN and -inf skipped, +inf taken, 0 when nothing is left.
+    async fn argmax_picks_the_greedy_token() {
+        let mut g = gpu().await;
+        let mut rng = Rng(3);
+        let n = 49152;
+        let base = rng.vec(n, 10.0);
+        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<f32>)>)> = vec![
+            ("random", Box::new(|_| {})),
+            ("a tie", Box::new(|x| {
+                x[40000] = 50.0;
+                x[123] = 50.0;
+                x[30000] = 50.0;
+            })),
+            ("NaN and -inf", Box::new(|x| {
+                x[7] = f32::NAN;
+                x[9] = f32::NEG_INFINITY;
+                x[5] = 11.0;
+            })),
+            ("+inf", Box::new(|x| x[333] = f32::INFINITY)),
+            ("nothing usable", Box::new(|x| {
+                for (i, v) in x.iter_mut().enumerate() {
+                    *v = if i % 2 == 0 { f32::NAN } else { f32::NEG_INFINITY };
+                }
+            })),
+            ("all equal", Box::new(|x| x.iter_mut().for_each(|v| *v = -3.0))),
+        ];
+        for (what, edit) in cases {
+            let mut x = base.clone();
+            edit(&mut x);
+            let a = g.act_from(1, n, &x);
+            let got = g.argmax(&a).get().await;
+            assert_eq!(got, webslm::sampler::greedy(&x), "{what}");
+        }
+    }
+}
+
+gpu_test! {
+    /// A model the GPU cannot hold (here: the tiny model, with a binding limit
+    /// below one layer's KV cache) goes to the CPU where the loader may hand it
+    /// over, however the file is cut into chunks, and then generates what a CPU
+    /// load does; where it may not, the load fails with the error's code before
+    /// any weight was uploaded.
+    async fn a_model_the_gpu_cannot_hold_goes_to_the_cpu_where_allowed() {
+        let bytes = common::tiny_llama();
+        let small_gpu = || async {
+            let mut g = gpu().await;
+            // The tiny model's cache: 128 positions of 32 f16 values a layer.
+            g.limit_binding(4096);
+            g
+        };
+        let greedy = || GenerateOptions { max_tokens: 6, sampler: Default::default(), stop: vec![] };
+        let mut reference = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
+        let want: Vec<u32> = reference.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
+        for chunk in [7, 300, bytes.len()] {
+            let mut l = LoaderOrCpu::new(small_gpu().await, bytes.len() as u64, LoadOptions::default(), true);
+            bytes.chunks(chunk).try_for_each(|c| l.push(c)).unwrap();
+            let SessionOrCpu::Cpu(mut s) = l.finish().unwrap() else { panic!("chunks of {chunk}: the GPU took a model it cannot hold") };
+            let got: Vec<u32> = s.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
+            assert_eq!(got, want, "chunks of {chunk}");
+        }
+        let mut l = LoaderOrCpu::new(small_gpu().await, bytes.len() as u64, LoadOptions::default(), false);
+        let e = bytes.chunks(300).try_for_each(|c| l.push(c)).unwrap_err();
+        assert_eq!(e.code(), "OUT_OF_MEMORY", "{e}");
+        assert!(e.to_string().contains("smaller context length"), "{e}");
+        // With room for the cache, the GPU keeps a model whose formats it reads.
+        let mut g = gpu().await;
+        g.limit_binding(1 << 20);
+        assert!(g.check_fits(&[], 30, 2048, 192).is_ok());
+        assert_eq!(g.check_fits(&[], 30, 4096, 192).unwrap_err().code(), "OUT_OF_MEMORY");
+    }
+}
+
+gpu_test! {
+    /// The tiny gemma3 end to end, its 24 positions past its 4-position window:
+    /// the GPU's logits, from one batch (attention_mat.wgsl) and from one token
+    /// at a time (the decode kernels), are the CPU's within 1/16 of the largest
+    /// logit. The backends differ by design in the matrix products (the CPU
+    /// quantizes activations to 8 bits, the GPU multiplies them in f32), which
+    /// seven layers carry to 2.1% of the largest logit here, at every position
+    /// alike; attending past the window instead moves logits by 40% to 90%.
+    async fn tiny_gemma3_logits_match_the_cpu_in_batches_and_token_by_token() {
+        use webslm::session::Loader;
+        let bytes = common::tiny_gemma();
+        let mut cpu = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
+        let mut loader = Loader::new(gpu().await, bytes.len() as u64, LoadOptions::default());
+        loader.push(&bytes).unwrap();
+        let mut gpu: Session<Gpu> = loader.finish().unwrap();
+        let tokens: Vec<u32> = (0..25).map(|i| 3 + (i * 37) % 250).collect();
+        let want = logits(&mut cpu, &tokens, 1).await;
+        let batch = logits(&mut gpu, &tokens, 1).await;
+        // Each prefix scored after the one before: the cache is reused, so one
+        // token is fed at a time.
+        let mut single = Vec::new();
+        for n in 1..tokens.len() {
+            single.push(logits(&mut gpu, &tokens[..n + 1], n).await.remove(0));
+        }
+        let max = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+        for (how, got) in [("batch", &batch), ("token by token", &single)] {
+            for (pos, (g, c)) in got.iter().zip(&want).enumerate() {
+                for (id, (a, b)) in g.iter().zip(c).enumerate() {
+                    assert!((a - b).abs() <= max / 16.0, "{how}, position {pos}, token {id}: {a} vs {b} (max {max})");
+                }
             }
         }
     }
 }
 
 /// Every logit at each position that predicts `tokens[n_prompt..]`.
-fn logits<B: Backend>(s: &mut Session<B>, tokens: &[u32], n_prompt: usize) -> Vec<Vec<f32>> {
+async fn logits<B: Backend>(s: &mut Session<B>, tokens: &[u32], n_prompt: usize) -> Vec<Vec<f32>> {
     let n_vocab = s.hparams().n_vocab;
-    let score = s.score(tokens, n_prompt, n_vocab).unwrap();
+    let score = s.score_async(tokens, n_prompt, n_vocab).await.unwrap();
     score
         .tokens
         .iter()
