@@ -62,13 +62,13 @@ fn gpu_session() -> std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>> {
 
 #[test]
 fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
-    reference::every_reference_prompt(&mut session(), FIXTURES, &BUDGETS);
+    reference::every_reference_prompt(&mut session(), FIXTURES, "reference_greedy.json", &BUDGETS);
 }
 
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
-    reference::every_reference_prompt(&mut gpu_session(), FIXTURES, &BUDGETS);
+    reference::every_reference_prompt(&mut gpu_session(), FIXTURES, "reference_greedy.json", &BUDGETS);
 }
 
 #[test]

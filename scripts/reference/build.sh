@@ -6,10 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p build && cd build
 if [ ! -d llama_cpp_python-0.3.36 ]; then
-  python3 -m pip download --quiet --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d .
+  # Only this package as source: `--no-binary :all:` would build its build
+  # tools (cmake itself) from source too.
+  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d .
   tar xzf llama_cpp_python-0.3.36.tar.gz
 fi
 src=llama_cpp_python-0.3.36/vendor/llama.cpp
+if ! command -v cmake >/dev/null; then
+  [ -x tools/bin/cmake ] || { python3 -m venv tools && tools/bin/pip install --quiet cmake; }
+  export PATH="$PWD/tools/bin:$PATH"
+fi
 # AVX2 kernels, as the x86 machines the fixtures and peers were measured on run them.
 cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
   -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_OPENMP=OFF \
@@ -19,4 +25,7 @@ cmake --build "$src/build" --target llama -j 2 >/dev/null
 g++ -O2 -std=c++17 ../logits.cpp -I"$src/include" -I"$src/ggml/include" -o logits \
   "$src/build/src/libllama.a" "$src/build/ggml/src/libggml.a" "$src/build/ggml/src/libggml-cpu.a" \
   "$src/build/ggml/src/libggml-base.a" -lpthread
-echo "built $(pwd)/logits"
+g++ -O2 -std=c++17 ../greedy.cpp -I"$src/include" -I"$src/ggml/include" -o greedy \
+  "$src/build/src/libllama.a" "$src/build/ggml/src/libggml.a" "$src/build/ggml/src/libggml-cpu.a" \
+  "$src/build/ggml/src/libggml-base.a" -lpthread
+echo "built $(pwd)/logits and $(pwd)/greedy"

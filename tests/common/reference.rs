@@ -103,9 +103,9 @@ impl<'a> Agreement<'a> {
 }
 
 /// Teacher-forced along llama.cpp's greedy tokens of every prompt of
-/// `dir/reference_greedy.json`: its top-3 logits at every step.
-pub fn every_reference_prompt<B: Backend>(s: &mut Session<B>, dir: &str, budgets: &Budgets) {
-    let greedy = fixture(dir, "reference_greedy.json");
+/// `dir/file` (reference_greedy.json's format): its top-3 logits at every step.
+pub fn every_reference_prompt<B: Backend>(s: &mut Session<B>, dir: &str, file: &str, budgets: &Budgets) {
+    let greedy = fixture(dir, file);
     let mut checked = 0;
     let (mut sure, mut top1_agree) = (0, 0);
     let mut agreement = Agreement::new(budgets);
