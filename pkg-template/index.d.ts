@@ -131,6 +131,10 @@ export interface ModelInfo {
   contextLength: number;
   trainedContextLength: number;
   vocabSize: number;
+  /**
+   * Bytes of the KV cache: every position of the context on each layer, but
+   * a ring of window + 255 positions on a sliding-window layer (Gemma 3).
+   */
   kvCacheBytes: number;
   backend: 'cpu' | 'webgpu';
   /** The GPU adapter's name and API, on the WebGPU backend. */

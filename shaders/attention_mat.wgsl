@@ -25,7 +25,9 @@
 // two a tile in pass 1, four in pass 2. Tiles stop at the last position the
 // rows see; rows past the batch repeat its last row and store nothing.
 // With a sliding window, tiles start at the first row's first position and
-// each row skips the positions before its own window.
+// each row skips the positions before its own window. Position j is in row
+// j % ring of the cache: the host keeps the positions a batch reads within
+// one ring.
 
 struct Params {
     n_head: u32,
@@ -37,6 +39,7 @@ struct Params {
     n: u32,        // rows of the batch
     rows: u32,     // rows a workgroup
     window: u32,   // a row at position i sees i - window < j <= i; 0: all j <= i
+    ring: u32,     // rows of the cache
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,7 +70,7 @@ fn stage(values: bool, first: u32, count: u32, kv_off: u32, t: u32) {
     let pairs = p.head_dim / 2u;
     for (var x = t; x < count * pairs; x += THREADS) {
         let j = x / pairs;
-        let at = (first + j) * (p.kv_dim / 2u) + kv_off + x - j * pairs;
+        let at = ((first + j) % p.ring) * (p.kv_dim / 2u) + kv_off + x - j * pairs;
         if (values) {
             kv[x] = v_cache[at];
         } else {

@@ -13,7 +13,7 @@ struct Params {
     kv_dim: u32,
     seen: u32,
     n_chunks: u32,
-    stride: u32,
+    ring: u32, // rows of the cache (position j in j % ring), and scores of a head
     first: u32,
 }
 
@@ -50,8 +50,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     let col = (head / p.group) * p.head_dim + d;
     var acc = 0.0;
     for (var j = p.first + c * CHUNK; j < min(p.seen, p.first + (c + 1u) * CHUNK); j++) {
-        let w = to_f16(exp(scores[head * p.stride + j] - m) / l);
-        let pair = unpack2x16float(v_cache[(j * p.kv_dim + col) / 2u]);
+        let w = to_f16(exp(scores[head * p.ring + j - p.first] - m) / l);
+        let pair = unpack2x16float(v_cache[((j % p.ring) * p.kv_dim + col) / 2u]);
         acc += w * select(pair.x, pair.y, (col & 1u) == 1u);
     }
     partial[i] = acc;

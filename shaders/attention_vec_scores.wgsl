@@ -5,7 +5,8 @@
 // Each thread writes its positions' scores (the query rounded to f16 as
 // llama.cpp does, times the key, times `scale`) and the chunk's maximum and
 // sum of exp(score - maximum), an online softmax over the chunk. Chunks
-// start at `first`: a sliding window's positions only. No barrier:
+// start at `first`: a sliding window's positions only. Position j's key is
+// in row j % ring of the cache; its score at j - first. No barrier:
 // an emulated GPU (lavapipe, SwiftShader) switches threads at every one.
 
 struct Params {
@@ -16,7 +17,7 @@ struct Params {
     seen: u32,     // the token's position + 1
     scale: f32,
     n_chunks: u32, // ceil((seen - first) / CHUNK)
-    stride: u32,   // scores of a head: the cache's length
+    ring: u32,     // rows of the cache, and scores of a head
     first: u32,    // the first position attended to (a sliding window's start)
 }
 
@@ -41,14 +42,14 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     var m = -3.0e38;
     var l = 0.0;
     for (var j = p.first + c * CHUNK; j < min(p.seen, p.first + (c + 1u) * CHUNK); j++) {
-        let base = (j * p.kv_dim + kv_off) / 2u;
+        let base = ((j % p.ring) * p.kv_dim + kv_off) / 2u;
         var s = 0.0;
         for (var d = 0u; d < p.head_dim / 2u; d++) {
             let qd = unpack2x16float(pack2x16float(vec2<f32>(q[q_base + 2u * d], q[q_base + 2u * d + 1u])));
             s += dot(qd, unpack2x16float(k_cache[base + d]));
         }
         s *= p.scale;
-        scores[head * p.stride + j] = s;
+        scores[head * p.ring + j - p.first] = s;
         let m_new = max(m, s);
         l = l * exp(m - m_new) + exp(s - m_new);
         m = m_new;

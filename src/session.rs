@@ -2,20 +2,23 @@
 //! answering generate, chat and score requests.
 //!
 //! The KV cache outlives requests: a request whose tokens start with what the
-//! cache already holds (the next turn of a chat, say) prefills only the rest.
+//! cache already holds (the next turn of a chat, say) prefills only the rest,
+//! unless it drops more of the cache than a sliding-window layer's ring keeps
+//! (more than a batch): then it starts over.
 
 use crate::chat::{ChatTemplate, Message};
 use crate::cpu::Cpu;
 use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
-use crate::model::{Architecture, Backend, Builder, Hparams, Logits};
+use crate::model::{cache_bytes, Architecture, Backend, Builder, Hparams, Logits};
 use crate::sampler::{Sampler, SamplerConfig, StopStrings};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
 use std::sync::Arc;
 use web_time::Instant;
 
-/// Longest batch a forward pass takes; longer prompts go in several passes,
-/// which bounds the activation memory.
+/// Longest batch a forward pass takes unless [`LoadOptions::max_batch`] says
+/// otherwise; longer prompts go in several passes, which bounds the
+/// activation memory and the cache of sliding-window layers.
 const BATCH: usize = 256;
 /// The context when neither the caller nor a smaller model limit says otherwise.
 const DEFAULT_CONTEXT: usize = 4096;
@@ -24,6 +27,24 @@ const DEFAULT_CONTEXT: usize = 4096;
 pub struct LoadOptions {
     /// Positions the KV cache holds; default min(model context, 4096).
     pub context_length: Option<usize>,
+    /// Tokens a forward pass takes at most; default 256. Smaller batches
+    /// need less activation memory and a smaller cache on sliding-window
+    /// layers (window + batch - 1 positions), and prefill more slowly.
+    pub max_batch: Option<usize>,
+}
+
+impl LoadOptions {
+    /// The context and the batch limit asked for, or their defaults.
+    fn sizes(&self, h: &Hparams) -> Result<(usize, usize)> {
+        let context = self.context_length.unwrap_or(h.context_length.min(DEFAULT_CONTEXT));
+        if context == 0 {
+            return Err(Error::InvalidArgument("context length 0".into()));
+        }
+        match self.max_batch.unwrap_or(BATCH) {
+            0 => Err(Error::InvalidArgument("a batch limit of 0 tokens".into())),
+            batch => Ok((context, batch)),
+        }
+    }
 }
 
 /// What a loaded model is.
@@ -142,6 +163,11 @@ struct Engine<B: Backend> {
     backend: B,
     cache: B::Cache,
     context: usize,
+    /// Tokens a forward pass takes at most: the cache's rings hold that many.
+    batch: usize,
+    /// Cached positions a request may drop and reuse the rest
+    /// ([`Hparams::cache_rewind`]).
+    rewind: usize,
     /// The tokens whose keys and values are in the cache, in order.
     cached: Vec<u32>,
 }
@@ -156,10 +182,16 @@ impl<B: Backend> Engine<B> {
     }
 
     /// How many leading `tokens` the cache can keep, leaving at least
-    /// `recompute` to run so that their logits come out.
+    /// `recompute` to run so that their logits come out; none where that
+    /// drops more cached positions than the rings allow.
     fn reusable(&self, tokens: &[u32], recompute: usize) -> usize {
         let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        common.min(tokens.len().saturating_sub(recompute))
+        let keep = common.min(tokens.len().saturating_sub(recompute));
+        if self.cached.len() - keep > self.rewind {
+            0
+        } else {
+            keep
+        }
     }
 
     /// Checks `tokens` before running them from position `from`, and drops
@@ -195,7 +227,7 @@ impl<B: Backend> Engine<B> {
     /// Runs the batch of `tokens` that starts at `pos`: where it ends, and
     /// its logits, left where the backend keeps them.
     fn batch(&mut self, tokens: &[u32], pos: usize, logits: Logits) -> (usize, B::Act) {
-        let end = (pos + BATCH).min(tokens.len());
+        let end = (pos + self.batch).min(tokens.len());
         let batch = &tokens[pos..end];
         let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
         self.cached.extend_from_slice(batch);
@@ -614,11 +646,16 @@ impl<B: Backend> Loader<B> {
         };
         let model = builder.finish()?;
         let h = model.hparams();
-        let context = options.context_length.unwrap_or(h.context_length.min(DEFAULT_CONTEXT)).max(1);
-        let cache = backend.new_cache(h.n_layer, context, model.kv_dim())?;
-        let info = model_info(&header, h, context, cache_bytes(h, context));
+        let (context, batch) = options.sizes(h)?;
+        let positions = h.cache_positions(context, batch);
+        let kv_cache_bytes = cache_bytes(&positions, model.kv_dim()).ok_or_else(|| {
+            Error::OutOfMemory(format!("a KV cache of {context} positions is more than this device can address"))
+        })?;
+        let cache = backend.new_cache(&positions, model.kv_dim())?;
+        let info = model_info(&header, h, context, kv_cache_bytes);
+        let rewind = h.cache_rewind(context, batch);
         Ok(Session {
-            engine: Engine { model, backend, cache, context, cached: Vec::new() },
+            engine: Engine { model, backend, cache, context, batch, rewind, cached: Vec::new() },
             tokenizer: Arc::new(tokenizer),
             template,
             info,
@@ -704,10 +741,6 @@ impl<B: Backend> LoaderOrCpu<B> {
     }
 }
 
-fn cache_bytes(h: &Hparams, context: usize) -> usize {
-    2 * h.n_layer * context * h.n_head_kv * h.head_dim * 2
-}
-
 fn model_info(header: &Header, h: &Hparams, context: usize, kv_cache_bytes: usize) -> ModelInfo {
     let mut by_type: Vec<(&'static str, u64)> = Vec::new();
     for t in &header.tensors {
@@ -736,11 +769,8 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         // Everything that can be checked before the weights arrive is checked here.
         let builder = Builder::for_header(header)?;
         let h = builder.hparams();
-        let context = self.options.context_length.unwrap_or(h.context_length.min(DEFAULT_CONTEXT));
-        if context == 0 {
-            return Err(Error::InvalidArgument("context length 0".into()));
-        }
-        self.backend.check_fits(&header.tensors, h.n_layer, context, h.n_head_kv * h.head_dim)?;
+        let (context, batch) = self.options.sizes(h)?;
+        self.backend.check_fits(&header.tensors, &h.cache_positions(context, batch), h.n_head_kv * h.head_dim)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
         let template = match header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
             None => Err("this model has no chat template; use generate with a plain prompt".to_string()),

@@ -90,6 +90,17 @@ fn top20_after_the_capital_of_france() {
     }
 }
 
+/// At the default context of 4096, the 15 local layers keep rings of
+/// 512 + 256 - 1 positions and the 3 global ones every position, 256 keys
+/// and 256 values in f16 each: 23.2 MiB, not the 72 MiB of 18 full layers.
+#[test]
+fn the_cache_of_the_local_layers_is_bounded_by_the_window() {
+    if let Some(s) = session() {
+        assert_eq!(s.info().context_length, 4096);
+        assert_eq!(s.info().kv_cache_bytes, (3 * 4096 + 15 * 767) * 256 * 2 * 2);
+    }
+}
+
 /// The real model on the GPU backend (lavapipe in CI), loaded once.
 #[cfg(feature = "gpu")]
 fn gpu_session() -> Option<std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>>> {

@@ -404,16 +404,25 @@ gpu_test! {
         {
             let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
             let kv_dim = n_head_kv * head_dim;
-            let (n_layer, context) = (2, 256);
-            let mut gc = g.new_cache(n_layer, context, kv_dim).unwrap();
-            let mut cc = cpu.new_cache(n_layer, context, kv_dim).unwrap();
-            let mut pos = 0;
+            let context = 256;
             // Single tokens (attention_vec*.wgsl) and batches (attention_mat.wgsl:
             // tiles of 16 query rows and 64, then 32, positions for a head of 64;
             // 4 rows and 16 positions for 256) of rows no multiple of those
             // tiles, all but the first starting off a position tile; the last,
-            // 130 rows, sees up to 244 positions.
-            for batch in [70, 1, 37, 1, 2, 3, 130] {
+            // 130 rows, sees up to 244 positions. Windowed, batches of at most
+            // 37 over a GPU cache that is a ring of window + 36 positions (57,
+            // 81), wrapped three and two times, against a CPU cache of every
+            // position.
+            let batches: &[usize] = if window.is_some() {
+                &[37, 1, 2, 3, 30, 1, 37, 5, 37, 1, 30, 37]
+            } else {
+                &[70, 1, 37, 1, 2, 3, 130]
+            };
+            let ring = window.map_or(context, |w| w + 36);
+            let mut gc = g.new_cache(&[context, ring], kv_dim).unwrap();
+            let mut cc = cpu.new_cache(&[context, context], kv_dim).unwrap();
+            let mut pos = 0;
+            for &batch in batches {
                 let q = rng.vec(batch * n_head * head_dim, 4.0);
                 let k = rng.vec(batch * kv_dim, 4.0);
                 let v = rng.vec(batch * kv_dim, 2.0);
@@ -442,7 +451,9 @@ gpu_test! {
     /// Decode steps (the split-KV kernels): one token at a time from the first
     /// position to past four 32-position chunks, every step against the CPU,
     /// so that one chunk, several, a chunk with a single position and exact
-    /// chunk boundaries all occur.
+    /// chunk boundaries all occur. Windowed, the GPU's cache is a ring of
+    /// window + 3 positions (53, 67: as for batches of 4), wrapped twice, the
+    /// CPU's one of every position.
     async fn decode_attention_matches_the_cpu_at_every_position() {
         let mut g = gpu().await;
         let mut cpu = Cpu::default();
@@ -453,8 +464,8 @@ gpu_test! {
         {
             let shape = Attention { n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window };
             let kv_dim = n_head_kv * head_dim;
-            let mut gc = g.new_cache(1, 150, kv_dim).unwrap();
-            let mut cc = cpu.new_cache(1, 150, kv_dim).unwrap();
+            let mut gc = g.new_cache(&[window.map_or(150, |w| w + 3)], kv_dim).unwrap();
+            let mut cc = cpu.new_cache(&[150], kv_dim).unwrap();
             for pos in 0..140 {
                 let (q, k, v) = (rng.vec(n_head * head_dim, 4.0), rng.vec(kv_dim, 4.0), rng.vec(kv_dim, 2.0));
                 let got = {
@@ -544,16 +555,23 @@ gpu_test! {
         // With room for the cache, the GPU keeps a model whose formats it reads.
         let mut g = gpu().await;
         g.limit_binding(1 << 20);
-        assert!(g.check_fits(&[], 30, 2048, 192).is_ok());
-        assert_eq!(g.check_fits(&[], 30, 4096, 192).unwrap_err().code(), "OUT_OF_MEMORY");
+        assert!(g.check_fits(&[], &[2048; 30], 192).is_ok());
+        assert_eq!(g.check_fits(&[], &[4096; 30], 192).unwrap_err().code(), "OUT_OF_MEMORY");
+        // Each layer as large as it is: rings of a window fit where the context would not.
+        let mut gemma_like = [767; 30];
+        gemma_like[5] = 2048;
+        assert!(g.check_fits(&[], &gemma_like, 192).is_ok());
+        gemma_like[11] = 4096;
+        assert_eq!(g.check_fits(&[], &gemma_like, 192).unwrap_err().code(), "OUT_OF_MEMORY");
     }
 }
 
 gpu_test! {
-    /// The tiny gemma3 end to end, its 24 positions past its 4-position window:
-    /// the GPU's logits, from one batch (attention_mat.wgsl) and from one token
-    /// at a time (the decode kernels), are the CPU's within 1/16 of the largest
-    /// logit. The backends differ by design in the matrix products (the CPU
+    /// The tiny gemma3 end to end, its 64 positions past its 4-position window:
+    /// the GPU's logits, from batches of 7 (attention_mat.wgsl) and from one
+    /// token at a time (the decode kernels), its local layers' caches rings of
+    /// 4 + 7 - 1 positions wrapped six times, are the CPU's (one batch, every
+    /// position cached) within 1/16 of the largest logit. The backends differ by design in the matrix products (the CPU
     /// quantizes activations to 8 bits, the GPU multiplies them in f32), which
     /// seven layers carry to 2.1% of the largest logit here, at every position
     /// alike; attending past the window instead moves logits by 40% to 90%.
@@ -561,10 +579,11 @@ gpu_test! {
         use webslm::session::Loader;
         let bytes = common::tiny_gemma();
         let mut cpu = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
-        let mut loader = Loader::new(gpu().await, bytes.len() as u64, LoadOptions::default());
+        let options = LoadOptions { max_batch: Some(7), ..Default::default() };
+        let mut loader = Loader::new(gpu().await, bytes.len() as u64, options);
         loader.push(&bytes).unwrap();
         let mut gpu: Session<Gpu> = loader.finish().unwrap();
-        let tokens: Vec<u32> = (0..25).map(|i| 3 + (i * 37) % 250).collect();
+        let tokens: Vec<u32> = (0..65).map(|i| 3 + (i * 37) % 250).collect();
         let want = logits(&mut cpu, &tokens, 1).await;
         let batch = logits(&mut gpu, &tokens, 1).await;
         // Each prefix scored after the one before: the cache is reused, so one

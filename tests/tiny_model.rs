@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::tiny_llama;
+use common::{tiny_gemma, tiny_llama};
 use webslm::sampler::SamplerConfig;
 use webslm::session::{FinishReason, Loader};
 use webslm::{cpu::Cpu, Error, GenerateOptions, LoadOptions, Message, Session};
@@ -160,6 +160,34 @@ fn a_second_request_extending_the_first_reuses_the_cache() {
     assert_eq!(s.stats().reused_tokens, 3);
 }
 
+/// The tiny gemma3 (window 4) with batches of at most 3: its local layers
+/// keep rings of 6 positions, and it gives the logits of a cache of every
+/// position. A request may drop up to 3 cached positions and reuse the
+/// rest; one that drops more starts over (the ring no longer holds the keys
+/// its first position reads), and both give a fresh session's logits.
+#[test]
+fn a_gemma3_with_rings_reuses_the_cache_only_as_far_back_as_they_hold() {
+    let rings =
+        || Session::load_bytes(&tiny_gemma(), LoadOptions { max_batch: Some(3), ..Default::default() }).unwrap();
+    let mut full = Session::load_bytes(&tiny_gemma(), LoadOptions::default()).unwrap();
+    let mut s = rings();
+    let info = (s.info().kv_cache_bytes, full.info().kv_cache_bytes);
+    // 7 layers of 128 positions of 32 keys and 32 values in f16; 6 local ones of 6.
+    assert_eq!(info, ((128 + 6 * 6) * 128, 7 * 128 * 128));
+    let tokens: Vec<u32> = (0..40).map(|i| 3 + (i * 37) % 250).collect();
+    let d = max_diff(&all_logits(&mut s, &tokens), &all_logits(&mut full, &tokens));
+    assert!(d < 1e-4, "rings and a full cache differ by {d}");
+    for (common, reused) in [(36, 36), (30, 0)] {
+        let mut other = tokens[..common].to_vec();
+        other.extend([7, 9, 11]);
+        let n = other.len() - 1;
+        let got = logits_from(&mut s, &other, n);
+        assert_eq!(s.stats().reused_tokens, reused, "sharing {common} tokens");
+        assert_eq!(got, logits_from(&mut rings(), &other, n), "sharing {common} tokens");
+        all_logits(&mut s, &tokens);
+    }
+}
+
 #[test]
 fn chat_uses_the_template_and_a_second_turn_prefills_only_the_new_part() {
     let mut s = session();
@@ -197,7 +225,8 @@ fn stop_strings_end_generation_without_emitting_them() {
 
 #[test]
 fn prompts_past_the_context_are_refused_and_generation_stops_at_the_end() {
-    let mut s = Session::load_bytes(&tiny_llama(), LoadOptions { context_length: Some(16) }).unwrap();
+    let mut s =
+        Session::load_bytes(&tiny_llama(), LoadOptions { context_length: Some(16), ..Default::default() }).unwrap();
     assert_eq!(s.info().context_length, 16);
     let long = s.tokenize(&"hello there ".repeat(10), true).unwrap();
     assert!(long.len() > 16);

@@ -19,7 +19,7 @@ use kernels as ops;
 use simd128 as ops;
 
 use crate::gguf::TensorInfo;
-use crate::model::{Attention, Backend, Readback, Rope};
+use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use half::f16;
@@ -74,18 +74,13 @@ impl Act {
 }
 
 /// Keys and values of every layer, in f16 as llama.cpp keeps them: half the
-/// memory of f32, and the same rounding as the reference.
+/// memory of f32, and the same rounding as the reference. Layer `i` is a
+/// ring of `positions[i]` rows (see [`Backend::new_cache`]).
 pub struct Cache {
-    context: usize,
+    positions: Vec<usize>,
     kv_dim: usize,
     k: Vec<Vec<f16>>,
     v: Vec<Vec<f16>>,
-}
-
-impl Cache {
-    pub fn context(&self) -> usize {
-        self.context
-    }
 }
 
 /// Allocates `n` zeroed elements, reporting failure instead of aborting.
@@ -179,26 +174,22 @@ impl Backend for Cpu {
         Ok(Weight::Matrix { ty: info.ty, rows, cols, data: bytes })
     }
 
-    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
+    fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Cache> {
         // Checked whole before any layer is allocated, so an impossible
         // context fails at once instead of after growing memory for layers.
-        let too_big = || {
+        let context = positions.iter().max().copied().unwrap_or(0);
+        model::cache_bytes(positions, kv_dim).filter(|&bytes| bytes <= isize::MAX as usize).ok_or_else(|| {
             Error::OutOfMemory(format!(
                 "a KV cache of {context} positions does not fit in this device's memory; load with a smaller context length"
             ))
-        };
-        let per_layer = context.checked_mul(kv_dim).ok_or_else(too_big)?;
-        per_layer
-            .checked_mul(2 * n_layer * std::mem::size_of::<f16>())
-            .filter(|&bytes| bytes <= isize::MAX as usize)
-            .ok_or_else(too_big)?;
-        let mut k = Vec::with_capacity(n_layer);
-        let mut v = Vec::with_capacity(n_layer);
-        for _ in 0..n_layer {
-            k.push(try_zeroed(per_layer, "KV cache")?);
-            v.push(try_zeroed(per_layer, "KV cache")?);
+        })?;
+        let mut k = Vec::with_capacity(positions.len());
+        let mut v = Vec::with_capacity(positions.len());
+        for &n in positions {
+            k.push(try_zeroed(n * kv_dim, "KV cache")?);
+            v.push(try_zeroed(n * kv_dim, "KV cache")?);
         }
-        Ok(Cache { context, kv_dim, k, v })
+        Ok(Cache { positions: positions.to_vec(), kv_dim, k, v })
     }
 
     fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
@@ -283,11 +274,13 @@ impl Backend for Cpu {
         pos: usize,
         shape: &Attention,
     ) -> Act {
-        let kv_dim = cache.kv_dim;
-        assert!(pos + q.rows <= cache.context, "the session keeps batches inside the context");
+        // Positions the batch reads: a row sees at most that many.
+        let span = model::attention_span(pos, q.rows, shape.window);
+        let (kv_dim, ring) = (cache.kv_dim, cache.positions[layer]);
+        assert!(span <= ring, "a batch of {} at {pos} reads more positions than layer {layer}'s {ring}", q.rows);
         let (kc, vc) = (&mut cache.k[layer], &mut cache.v[layer]);
         for i in 0..k.rows {
-            let at = (pos + i) * kv_dim;
+            let at = (pos + i) % ring * kv_dim;
             for (d, s) in kc[at..at + kv_dim].iter_mut().zip(k.row(i)) {
                 *d = f16::from_f32(*s);
             }
@@ -307,7 +300,6 @@ impl Backend for Cpu {
         // Units write their own `group * hd` outputs (the group's heads are
         // adjacent): threads take contiguous runs of units.
         let unit = group * hd;
-        let span = pos + q.rows;
         let min_units = parallel::MIN_WORK / (2 * span * unit).max(1);
         let attend = |first: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
             scratch.resize(unit + hd + group * span, 0.0);
@@ -325,8 +317,9 @@ impl Backend for Cpu {
                 }
                 // One row of `seen` scores per head of the group.
                 let scores = &mut scores[..group * seen];
+                let slot = |j: usize| (start + j) % ring * kv_dim + off;
                 for j in 0..seen {
-                    ops::widen_f16(&kc[(start + j) * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&kc[slot(j)..][..hd], row);
                     for (h, qh) in qs.chunks_exact(hd).enumerate() {
                         scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
                     }
@@ -335,7 +328,7 @@ impl Backend for Cpu {
                     ops::softmax(s);
                 }
                 for j in 0..seen {
-                    ops::widen_f16(&vc[(start + j) * kv_dim + off..][..hd], row);
+                    ops::widen_f16(&vc[slot(j)..][..hd], row);
                     for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
                         ops::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
                     }
@@ -473,14 +466,14 @@ mod tests {
         };
         let act = |rows: usize, cols: usize, seed: usize| Act { rows, cols, data: values(rows * cols, seed) };
         let (q, k, v) = (act(12, n_head * hd, 1), act(12, kv_dim, 2), act(12, kv_dim, 3));
-        let mut cache = cpu.new_cache(1, 16, kv_dim).unwrap();
+        let mut cache = cpu.new_cache(&[16], kv_dim).unwrap();
         // Three in one batch, then the rest: batches and single tokens both windowed.
         let first = cpu.attention(&q.slice(0, 3), &k.slice(0, 3), &v.slice(0, 3), &mut cache, 0, 0, &shape);
         let rest = cpu.attention(&q.slice(3, 12), &k.slice(3, 12), &v.slice(3, 12), &mut cache, 0, 3, &shape);
         let got: Vec<f32> = first.data.iter().chain(&rest.data).copied().collect();
         for p in 0..12usize {
             let start = (p + 1).saturating_sub(window);
-            let mut alone = cpu.new_cache(1, 16, kv_dim).unwrap();
+            let mut alone = cpu.new_cache(&[16], kv_dim).unwrap();
             let n = p + 1 - start;
             if n > 1 {
                 cpu.attention(&q.slice(start, p), &k.slice(start, p), &v.slice(start, p), &mut alone, 0, 0, &full);
@@ -490,10 +483,59 @@ mod tests {
             let row = &got[p * n_head * hd..(p + 1) * n_head * hd];
             assert!(row.iter().zip(&want.data).all(|(a, b)| a.to_bits() == b.to_bits()), "position {p}");
         }
-        let mut unwindowed = cpu.new_cache(1, 16, kv_dim).unwrap();
+        let mut unwindowed = cpu.new_cache(&[16], kv_dim).unwrap();
         let all = cpu.attention(&q, &k, &v, &mut unwindowed, 0, 0, &full);
         assert_eq!(all.data[..window * n_head * hd], got[..window * n_head * hd]);
         assert_ne!(all.data[window * n_head * hd..], got[window * n_head * hd..]);
+    }
+
+    /// A windowed layer's cache as a ring of `window + batch - 1` positions
+    /// (window 5, batches of at most 3: 7 slots), fed batches and single
+    /// tokens past several wraps, attends exactly as a cache of every
+    /// position does, bit for bit.
+    #[test]
+    fn a_ring_of_window_plus_batch_positions_equals_a_full_cache() {
+        let mut cpu = Cpu::default();
+        let (n_head, n_head_kv, hd, window, batch) = (4, 2, 8, 5, 3);
+        let kv_dim = n_head_kv * hd;
+        let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.3, window: Some(window) };
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 500.0 - 2.0).collect()
+        };
+        let n = 50;
+        let q = Act { rows: n, cols: n_head * hd, data: values(n * n_head * hd, 1) };
+        let (k, v) = (
+            Act { rows: n, cols: kv_dim, data: values(n * kv_dim, 2) },
+            Act { rows: n, cols: kv_dim, data: values(n * kv_dim, 3) },
+        );
+        let mut ring = cpu.new_cache(&[window + batch - 1], kv_dim).unwrap();
+        let mut full = cpu.new_cache(&[n], kv_dim).unwrap();
+        let mut pos = 0;
+        for size in [3, 1, 2, 3, 1, 1, 3, 2, 2, 1].into_iter().cycle() {
+            let end = (pos + size).min(n);
+            let (q, k, v) = (q.slice(pos, end), k.slice(pos, end), v.slice(pos, end));
+            let got = cpu.attention(&q, &k, &v, &mut ring, 0, pos, &shape);
+            let want = cpu.attention(&q, &k, &v, &mut full, 0, pos, &shape);
+            assert!(got.data.iter().zip(&want.data).all(|(a, b)| a.to_bits() == b.to_bits()), "batch at {pos}");
+            pos = end;
+            if pos == n {
+                break;
+            }
+        }
+    }
+
+    /// A batch longer than a ring holds stops instead of overwriting keys
+    /// its own first rows read.
+    #[test]
+    #[should_panic(expected = "reads more positions")]
+    fn a_batch_longer_than_the_ring_stops() {
+        let mut cpu = Cpu::default();
+        let shape = Attention { n_head: 1, n_head_kv: 1, head_dim: 2, scale: 1.0, window: Some(5) };
+        let mut ring = cpu.new_cache(&[7], 2).unwrap();
+        let x = |rows: usize| Act::zeros(rows, 2);
+        cpu.attention(&x(3), &x(3), &x(3), &mut ring, 0, 3, &shape);
+        // Positions 6..10 go to slots 6, 0, 1, 2: 9 overwrites 2, which 6 reads.
+        cpu.attention(&x(4), &x(4), &x(4), &mut ring, 0, 6, &shape);
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod layout;
 
 use crate::cpu::kernels::rope_angles;
 use crate::gguf::TensorInfo;
-use crate::model::{Attention, Backend, Readback, Rope};
+use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -92,18 +92,13 @@ impl Drop for Act {
 
 type Pool = Arc<Mutex<Vec<wgpu::Buffer>>>;
 
-/// Keys and values of every layer in f16, two a word, as the CPU keeps them.
+/// Keys and values of every layer in f16, two a word, as the CPU keeps them:
+/// layer `i` a ring of `positions[i]` rows (see [`Backend::new_cache`]).
 pub struct Cache {
-    context: usize,
+    positions: Vec<usize>,
     kv_dim: usize,
     k: Vec<wgpu::Buffer>,
     v: Vec<wgpu::Buffer>,
-}
-
-impl Cache {
-    pub fn context(&self) -> usize {
-        self.context
-    }
 }
 
 /// The RoPE angles of positions `0..positions` for one set of parameters.
@@ -412,17 +407,17 @@ impl Gpu {
     }
 
     /// One token's attention over `seen` positions of a layer's cache (`kc`,
-    /// `vc` of `context` positions), split over chunks of positions
+    /// `vc`, a ring of `ring` positions), split over chunks of positions
     /// (`shaders/attention_vec*.wgsl`). The scratch buffers are sized for the
-    /// whole context, so that every token gets the same pooled buffers and
-    /// bind groups.
+    /// whole ring, so that every token gets the same pooled buffers and bind
+    /// groups.
     #[allow(clippy::too_many_arguments)]
     fn attention_vec(
         &mut self,
         q: &Act,
         kc: &wgpu::Buffer,
         vc: &wgpu::Buffer,
-        context: usize,
+        ring: usize,
         kv_dim: usize,
         seen: usize,
         shape: &Attention,
@@ -431,24 +426,24 @@ impl Gpu {
         let (n_head, hd) = (shape.n_head, shape.head_dim);
         let group = n_head / shape.n_head_kv;
         let first = shape.window.map_or(0, |w| seen.saturating_sub(w));
-        let (n_chunks, max_chunks) = ((seen - first).div_ceil(CHUNK), context.div_ceil(CHUNK));
-        let scores = self.act(n_head, context);
+        let (n_chunks, max_chunks) = ((seen - first).div_ceil(CHUNK), ring.div_ceil(CHUNK));
+        let scores = self.act(n_head, ring);
         let stats = self.act(n_head, 2 * max_chunks);
         let partial = self.act(n_head * max_chunks, hd);
         let out = self.act(1, n_head * hd);
-        let [n_head, group, hd, kv_dim, seen, n_chunks, first] =
-            [n_head, group, hd, kv_dim, seen, n_chunks, first].map(|x| x as u32);
-        let (scale, stride) = (shape.scale.to_bits(), context as u32);
+        let [n_head, group, hd, kv_dim, seen, n_chunks, first, ring] =
+            [n_head, group, hd, kv_dim, seen, n_chunks, first, ring].map(|x| x as u32);
+        let scale = shape.scale.to_bits();
         let threads = |n: u32| grid((n as usize).div_ceil(64));
         self.dispatch(
             ("attention_vec_scores", ""),
-            &[n_head, group, hd, kv_dim, seen, scale, n_chunks, stride, first],
+            &[n_head, group, hd, kv_dim, seen, scale, n_chunks, ring, first],
             &[&q.buf, kc, &scores.buf, &stats.buf],
             threads(n_head * n_chunks),
         );
         self.dispatch(
             ("attention_vec", ""),
-            &[n_head, group, hd, kv_dim, seen, n_chunks, stride, first],
+            &[n_head, group, hd, kv_dim, seen, n_chunks, ring, first],
             &[&stats.buf, &scores.buf, vc, &partial.buf],
             threads(n_head * n_chunks * hd),
         );
@@ -485,13 +480,14 @@ impl Gpu {
         Ok((format, rows, binding / row_bytes))
     }
 
-    /// Bytes of one layer's keys (or values) for `context` positions; an
-    /// error where that is more than a binding.
-    fn cache_layer_bytes(&self, n_layer: usize, context: usize, kv_dim: usize) -> Result<u64> {
-        let bytes = (context as u64).saturating_mul(kv_dim as u64 * 2);
+    /// Bytes of each layer's keys (or values) for `positions[i]` positions;
+    /// an error where one is more than a binding.
+    fn cache_layer_bytes(&self, positions: &[usize], kv_dim: usize) -> Result<Vec<u64>> {
+        let bytes: Vec<u64> = positions.iter().map(|&p| (p as u64).saturating_mul(kv_dim as u64 * 2)).collect();
         let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
-        if bytes > binding {
-            let total = bytes.saturating_mul(2 * n_layer as u64);
+        if bytes.iter().any(|&b| b > binding) {
+            let context = positions.iter().max().copied().unwrap_or(0);
+            let total = bytes.iter().fold(0u64, |sum, &b| sum.saturating_add(b.saturating_mul(2)));
             return Err(Error::OutOfMemory(format!(
                 "a KV cache of {context} positions needs {total} bytes on the GPU, in layers larger than it can bind ({binding} bytes); load with a smaller context length"
             )));
@@ -588,8 +584,8 @@ impl Backend for Gpu {
     type Act = Act;
     type Cache = Cache;
 
-    fn check_fits(&self, tensors: &[TensorInfo], n_layer: usize, context: usize, kv_dim: usize) -> Result<()> {
-        self.cache_layer_bytes(n_layer, context, kv_dim)?;
+    fn check_fits(&self, tensors: &[TensorInfo], positions: &[usize], kv_dim: usize) -> Result<()> {
+        self.cache_layer_bytes(positions, kv_dim)?;
         tensors.iter().filter(|t| t.dims.len() > 1).try_for_each(|t| self.matrix_layout(t).map(|_| ()))
     }
 
@@ -628,16 +624,16 @@ impl Backend for Gpu {
         Ok(Weight::Matrix { ty: info.ty, rows, cols, parts })
     }
 
-    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Cache> {
-        let bytes = self.cache_layer_bytes(n_layer, context, kv_dim)?;
-        let mut k = Vec::with_capacity(n_layer);
-        let mut v = Vec::with_capacity(n_layer);
-        for _ in 0..n_layer {
-            k.push(self.storage("KV cache", bytes)?);
-            v.push(self.storage("KV cache", bytes)?);
+    fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Cache> {
+        let bytes = self.cache_layer_bytes(positions, kv_dim)?;
+        let mut k = Vec::with_capacity(positions.len());
+        let mut v = Vec::with_capacity(positions.len());
+        for &b in &bytes {
+            k.push(self.storage("KV cache", b)?);
+            v.push(self.storage("KV cache", b)?);
         }
         self.check_device()?;
-        Ok(Cache { context, kv_dim, k, v })
+        Ok(Cache { positions: positions.to_vec(), kv_dim, k, v })
     }
 
     fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
@@ -708,14 +704,18 @@ impl Backend for Gpu {
         pos: usize,
         shape: &Attention,
     ) -> Act {
-        assert!(pos + q.rows <= cache.context, "the session keeps batches inside the context");
-        let kv_dim = cache.kv_dim;
+        let (kv_dim, ring) = (cache.kv_dim, cache.positions[layer]);
+        assert!(
+            model::attention_span(pos, q.rows, shape.window) <= ring,
+            "a batch of {} at {pos} reads more positions than layer {layer}'s {ring}",
+            q.rows
+        );
         let (kc, vc) = (cache.k[layer].clone(), cache.v[layer].clone());
-        let params = [kv_dim as u32, pos as u32, k.rows as u32];
+        let params = [kv_dim as u32, pos as u32, k.rows as u32, ring as u32];
         let groups = [(kv_dim / 2).div_ceil(64) as u32, k.rows as u32, 1];
         self.dispatch(("kv_store", ""), &params, &[&k.buf, &v.buf, &kc, &vc], groups);
         if q.rows == 1 {
-            return self.attention_vec(q, &kc, &vc, cache.context, kv_dim, pos + 1, shape);
+            return self.attention_vec(q, &kc, &vc, ring, kv_dim, pos + 1, shape);
         }
         // Query rows a workgroup: as many as attention_mat.wgsl's 512 query
         // pairs hold, a power of two (its 64 threads split evenly over
@@ -732,6 +732,7 @@ impl Backend for Gpu {
             q.rows as u32,
             rows as u32,
             shape.window.unwrap_or(0) as u32,
+            ring as u32,
         ];
         let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
         self.dispatch(("attention_mat", ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);

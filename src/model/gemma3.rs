@@ -90,7 +90,7 @@ impl<B: Backend> Builder<B> {
             Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
             _ => return Err(Error::BadModel("tensor `token_embd.weight` is missing".into())),
         };
-        let hparams = Hparams {
+        let mut hparams = Hparams {
             arch: "gemma3".into(),
             n_vocab,
             n_embd,
@@ -101,6 +101,7 @@ impl<B: Backend> Builder<B> {
             head_dim,
             rms_eps: keys.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
             context_length: keys.opt_usize("context_length")?.unwrap_or(131_072),
+            windows: Vec::new(),
         };
         let global_rope = keys.rope(head_dim, 1_000_000.0, true)?;
         let local_rope = Rope { freq_base: LOCAL_FREQ_BASE, freq_scale: 1.0, ..global_rope.clone() };
@@ -139,6 +140,7 @@ impl<B: Backend> Builder<B> {
                 local: is_local(i),
             });
         }
+        hparams.windows = layers.iter().map(|l| l.local.then_some(window)).collect();
         Ok(Builder { hparams, local, global, slots, embd, output_norm, output, layers })
     }
 

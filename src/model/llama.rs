@@ -61,7 +61,7 @@ impl<B: Backend> Builder<B> {
             Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
             _ => return Err(Error::BadModel("tensor `token_embd.weight` is missing".into())),
         };
-        let hparams = Hparams {
+        let mut hparams = Hparams {
             arch: "llama".into(),
             n_vocab,
             n_embd,
@@ -72,6 +72,7 @@ impl<B: Backend> Builder<B> {
             head_dim,
             rms_eps: keys.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
             context_length: keys.opt_usize("context_length")?.unwrap_or(2048),
+            windows: Vec::new(),
         };
         let rope = keys.rope(head_dim, 10_000.0, false)?;
 
@@ -98,6 +99,8 @@ impl<B: Backend> Builder<B> {
                 down: want("ffn_down", &[hparams.n_ff, e])?,
             });
         }
+        // Every layer attends to the whole context.
+        hparams.windows = vec![None; layers.len()];
         if let Some(t) = header.tensor("rope_freqs.weight") {
             if t.ty != GgmlType::F32 || t.dims != [rope.dims as u64 / 2] {
                 return Err(Error::BadModel(format!(

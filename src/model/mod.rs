@@ -59,18 +59,20 @@ pub trait Backend {
     type Cache;
 
     /// Checks, from the header before any weight arrives, that this backend
-    /// can hold the model: every tensor, and a cache of `context` positions
-    /// of `kv_dim` values in each of `n_layer` layers. The error names what
+    /// can hold the model: every tensor, and a cache of `positions[i]`
+    /// positions of `kv_dim` values for each layer `i`. The error names what
     /// does not fit (`UnsupportedQuant`, `OutOfMemory`), so that a caller
     /// may choose another backend before anything was uploaded.
-    fn check_fits(&self, tensors: &[TensorInfo], n_layer: usize, context: usize, kv_dim: usize) -> Result<()> {
-        let _ = (tensors, n_layer, context, kv_dim);
+    fn check_fits(&self, tensors: &[TensorInfo], positions: &[usize], kv_dim: usize) -> Result<()> {
+        let _ = (tensors, positions, kv_dim);
         Ok(())
     }
     /// Takes ownership of one tensor's bytes as the loader streams it in.
     fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Self::Weight>;
-    /// Allocates a cache of `context` positions of `kv_dim` values per layer.
-    fn new_cache(&mut self, n_layer: usize, context: usize, kv_dim: usize) -> Result<Self::Cache>;
+    /// Allocates a cache of `positions[i]` positions of `kv_dim` values for
+    /// each layer `i` (see [`Hparams::cache_positions`]). Each layer is a
+    /// ring: position `j` lives in slot `j % positions[i]`.
+    fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Self::Cache>;
 
     /// Rows of an embedding table.
     fn embed(&mut self, table: &Self::Weight, tokens: &[u32]) -> Self::Act;
@@ -87,7 +89,9 @@ pub trait Backend {
     /// Rotates every head of every row; row `i` is at position `pos + i`.
     fn rope(&mut self, x: &mut Self::Act, n_head: usize, head_dim: usize, pos: usize, rope: &Rope);
     /// Causal attention of the batch's queries over the cache, after writing the
-    /// batch's keys and values into `layer` of the cache at `pos..`.
+    /// batch's keys and values into `layer` of the cache at `pos..`. The
+    /// layer must hold the batch's [`attention_span`] (a backend panics
+    /// otherwise: the session's batches fit by construction).
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &mut self,
@@ -161,6 +165,48 @@ pub struct Hparams {
     pub rms_eps: f32,
     /// The context the model was trained for.
     pub context_length: usize,
+    /// Each layer's sliding window (`None`: it attends to every position).
+    pub windows: Vec<Option<usize>>,
+}
+
+impl Hparams {
+    /// Positions each layer's cache holds, for a `context` and forward
+    /// batches of at most `batch` tokens: the context; on a layer with a
+    /// sliding window of `w`, a ring of `w + batch - 1` positions (as
+    /// llama.cpp's SWA cache, `n_swa + n_ubatch`) where that is smaller,
+    /// the most one batch reads ([`attention_span`]).
+    pub fn cache_positions(&self, context: usize, batch: usize) -> Vec<usize> {
+        let ring = |w: usize| w.saturating_add(batch.max(1) - 1).min(context);
+        self.windows.iter().map(|w| w.map_or(context, ring)).collect()
+    }
+
+    /// How many positions a cache of [`Hparams::cache_positions`] may drop
+    /// from its end and still hold the keys the next position reads: a ring
+    /// of `r` over a window of `w` (`r` less than the context) has
+    /// overwritten them further back than `r - w + 1`, the batch limit.
+    /// Without rings, any number.
+    pub fn cache_rewind(&self, context: usize, batch: usize) -> usize {
+        let rings = self.windows.iter().zip(self.cache_positions(context, batch));
+        rings.filter_map(|(w, r)| w.filter(|_| r < context).map(|w| r + 1 - w)).min().unwrap_or(usize::MAX)
+    }
+}
+
+/// Bytes of a cache of `positions[i]` positions for each layer `i`, keys and
+/// values of `kv_dim` f16 each; `None` past `usize`.
+pub fn cache_bytes(positions: &[usize], kv_dim: usize) -> Option<usize> {
+    let row = kv_dim.checked_mul(2 * std::mem::size_of::<half::f16>())?;
+    positions.iter().try_fold(0usize, |sum, &p| sum.checked_add(p.checked_mul(row)?))
+}
+
+/// Positions of a layer's cache that the attention of a batch of `n` tokens
+/// at `pos` reads, its own included: from the first key in the window of
+/// the batch's first row, `pos + 1 - window`, to its last row, `pos + n - 1`.
+/// A ring of at least this many slots holds them all at once, so writing
+/// the batch before attending never overwrites a key an earlier row of the
+/// same batch still reads: what the batch overwrites is older than that.
+pub fn attention_span(pos: usize, n: usize, window: Option<usize>) -> usize {
+    let all = pos + n;
+    window.map_or(all, |w| all.min(w.saturating_add(n).saturating_sub(1)))
 }
 
 /// A typed view of an architecture's metadata keys.

@@ -192,7 +192,7 @@ impl ModelLoader {
             Some(hex) => return Err(coded_error("INVALID_ARGUMENT", &format!("sha256 `{hex}` is not 64 hex digits"))),
             None => None,
         };
-        let options = LoadOptions { context_length: context_length.map(|c| c as usize) };
+        let options = LoadOptions { context_length: context_length.map(|c| c as usize), ..Default::default() };
         let file_len = file_len as u64;
         let inner = match gpu {
             #[cfg(feature = "gpu")]
