@@ -4,7 +4,7 @@
 //! The KV cache outlives requests: a request whose tokens start with what the
 //! cache already holds (the next turn of a chat, say) prefills only the rest.
 
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::{self, ChatTemplate, Message};
 use crate::cpu::Cpu;
 use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
 use crate::model::{Architecture, Backend, Builder, Hparams, Logits};
@@ -742,7 +742,8 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         }
         self.backend.check_fits(&header.tensors, h.n_layer, context, h.n_head_kv * h.head_dim)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
-        let template = match header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+        let source = header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str());
+        let template = match source.or_else(|| header.metadata.architecture().and_then(chat::builtin)) {
             None => Err("this model has no chat template; use generate with a plain prompt".to_string()),
             Some(source) => {
                 let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();

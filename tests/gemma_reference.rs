@@ -31,7 +31,7 @@ mod common;
 
 use common::reference::{self, Budgets};
 use std::sync::{Mutex, OnceLock};
-use webslm::{LoadOptions, Session};
+use webslm::{LoadOptions, Message, Session};
 
 const MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
 const FIXTURES: &str = "gemma3-270m-q4_k_m";
@@ -65,6 +65,23 @@ fn teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
 fn top20_after_the_capital_of_france() {
     if let Some(mut s) = session() {
         reference::top20(&mut s, FIXTURES, &BUDGETS);
+    }
+}
+
+/// This GGUF has no `tokenizer.chat_template`: chat falls back to Gemma 3's
+/// own, whose rendering of one user message is the fixture's `turn_markup`
+/// prompt, tokenized by llama.cpp.
+#[test]
+fn chat_uses_gemma3_template() {
+    if let Some(s) = session() {
+        let greedy = reference::fixture(FIXTURES, "reference_greedy.json");
+        let p = greedy["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "turn_markup").unwrap();
+        assert_eq!(
+            p["formatted"],
+            "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let messages = [Message { role: "user".into(), content: "What is the capital of France?".into() }];
+        assert_eq!(s.chat_tokens(&messages).unwrap(), reference::ids(&p["prompt_token_ids"]));
     }
 }
 
