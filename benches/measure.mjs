@@ -4,15 +4,14 @@
 // stats and the wall-clock time of every piece of the stream.
 
 /**
- * SmolLM2's end-of-generation tokens. The package has no ignore-EOS option,
- * so they are banned with logitBias, which is what llama.cpp's ignore_eos
- * (used for wllama) does: every run then generates the full count.
+ * A bias against the model's end-of-generation tokens (`texts`, e.g.
+ * SmolLM2's '<|endoftext|>' and '<|im_end|>'). The package has no ignore-EOS
+ * option, so they are banned with logitBias, which is what llama.cpp's
+ * ignore_eos (used for wllama) does: every run then generates the full count.
  */
-const END_OF_GENERATION = ['<|endoftext|>', '<|im_end|>'];
-
-export async function banEndOfGeneration(gen) {
+export async function banEndOfGeneration(gen, texts) {
   const bias = [];
-  for (const text of END_OF_GENERATION) {
+  for (const text of texts) {
     const ids = await gen.tokenize(text);
     if (ids.length === 1) bias.push([ids[0], -Infinity]);
   }
@@ -33,6 +32,11 @@ export function wallFigures(start, times, tokens = times.length) {
     totalMs: last === undefined ? null : last - start,
     pieces: times.length,
   };
+}
+
+/** The prompt's token ids: `ids` where given, else the model's tokens of `text` with its BOS, as llama.cpp tokenizes a prompt. */
+export async function promptIds(gen, { ids, text }) {
+  return ids ?? gen.tokenize(text, { addSpecial: true });
 }
 
 /**

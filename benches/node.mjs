@@ -2,16 +2,17 @@
 // RSS belongs to this run alone: loads the package from pkg/, warms up,
 // times one generation and prints the figures, or the error, as JSON.
 //
-//   node benches/node.mjs '{"model": PATH, "ids": [...], "maxTokens": N, "threads": T, "contextLength": C}'
-import { banEndOfGeneration, generate, warmup } from './measure.mjs';
+//   node benches/node.mjs '{"model": PATH, "ids": [...] or null, "text": T, "endOfGeneration": [...], "maxTokens": N, "threads": T, "contextLength": C}'
+import { banEndOfGeneration, generate, promptIds, warmup } from './measure.mjs';
 
-const { model, ids, maxTokens, threads, contextLength } = JSON.parse(process.argv[2]);
+const { model, ids: given, text, endOfGeneration, maxTokens, threads, contextLength } = JSON.parse(process.argv[2]);
 try {
   const { Generator } = await import('../pkg/index.js');
   const start = performance.now();
   const gen = await Generator.load(model, { threads, contextLength });
   const loadMs = performance.now() - start;
-  const bias = await banEndOfGeneration(gen);
+  const bias = await banEndOfGeneration(gen, endOfGeneration);
+  const ids = await promptIds(gen, { ids: given, text });
   await warmup(gen, ids, bias);
   const run = await generate(gen, ids, maxTokens, bias);
   const info = gen.info;

@@ -9,21 +9,25 @@ const WLLAMA = '/node_modules/@wllama/wllama';
 
 let library;
 
-/** Loads the model by `url` with `threads`, `device` (webslm) and `contextLength`: the load time, where the bytes came from, and what runs. */
-export async function load({ name, url, threads, device, contextLength }) {
+/**
+ * Loads the model by `url` with `threads`, `device` (webslm), `contextLength`
+ * and the texts of its end-of-generation tokens: the load time, where the
+ * bytes came from, and what runs.
+ */
+export async function load({ name, url, threads, device, contextLength, endOfGeneration }) {
   url = new URL(url, location.href).href;
-  library = name === 'webslm' ? await webslm(url, threads, device, contextLength) : await wllama(url, threads, contextLength);
+  library = name === 'webslm' ? await webslm(url, threads, device, contextLength, endOfGeneration) : await wllama(url, threads, contextLength);
   const loaded = await library.load();
   return { ...loaded, crossOriginIsolated, info: library.info() };
 }
 
 /** See measure.warmup. */
-export async function warmup({ ids, text }) {
-  await library.warmup(ids, text);
+export async function warmup(prompt) {
+  await library.warmup(prompt);
 }
 
-export async function generate({ ids, text, maxTokens }) {
-  return library.generate(ids, text, maxTokens);
+export async function generate({ maxTokens, ...prompt }) {
+  return library.generate(prompt, maxTokens);
 }
 
 /** Frees the model and loads it again, now from the library's cache. */
@@ -32,7 +36,7 @@ export async function reload() {
   return library.load();
 }
 
-async function webslm(url, threads, device, contextLength) {
+async function webslm(url, threads, device, contextLength, endOfGeneration) {
   const { Generator } = await import('/pkg/index.js');
   let gen;
   let bias;
@@ -42,12 +46,12 @@ async function webslm(url, threads, device, contextLength) {
       const start = performance.now();
       gen = await Generator.load(url, { threads, device, contextLength, onProgress: (p) => (network ||= p.phase === 'download') });
       const loadMs = performance.now() - start;
-      bias = await measure.banEndOfGeneration(gen);
+      bias = await measure.banEndOfGeneration(gen, endOfGeneration);
       return { loadMs, source: network ? 'network' : 'IndexedDB' };
     },
     info: () => gen.info,
-    warmup: (ids) => measure.warmup(gen, ids, bias),
-    generate: (ids, _text, maxTokens) => measure.generate(gen, ids, maxTokens, bias),
+    warmup: async (prompt) => measure.warmup(gen, await measure.promptIds(gen, prompt), bias),
+    generate: async (prompt, maxTokens) => measure.generate(gen, await measure.promptIds(gen, prompt), maxTokens, bias),
     free: () => gen.dispose(),
   };
 }
@@ -67,11 +71,11 @@ async function wllama(url, threads, contextLength) {
       return { loadMs: performance.now() - start, source: cached ? 'OPFS' : 'network' };
     },
     info: () => ({ version, threads: w.getNumThreads(), build: w.isMultithread() ? 'multi-thread' : 'single-thread' }),
-    async warmup(_ids, text) {
+    async warmup({ text }) {
       // With cache_prompt false every request prefills from scratch: any short text will do.
-      await this.generate(null, text.slice(0, 160), 8);
+      await this.generate({ text: text.slice(0, 160) }, 8);
     },
-    async generate(_ids, text, maxTokens) {
+    async generate({ text }, maxTokens) {
       const times = [];
       let last;
       const start = performance.now();

@@ -1,12 +1,12 @@
-// The benchmark: SmolLM2-135M-Instruct Q4_1, the 128-token benchmark prompt
-// and 128 greedy tokens, through webslm in headless Chromium (a plain page,
-// and a cross-origin-isolated one asking for 2 threads) and in Node, and
-// through wllama on the same two pages, in one run. Prints the medians as a
-// markdown table and writes every figure to target/bench/results.json.
-// A measurement, not a test: a configuration that fails shows its error in
-// its row and the others still run.
+// The benchmark: SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M, the
+// benchmark prompt and 128 greedy tokens, through webslm in headless Chromium
+// (a plain page, a cross-origin-isolated one asking for 2 threads, WebGPU on
+// SwiftShader) and in Node, and through wllama on the same two pages, in one
+// run. Prints the medians as a markdown table per model and writes every
+// figure to target/bench/results.json. A measurement, not a test: a
+// configuration that fails shows its error in its row and the others still run.
 //
-//   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...]
+//   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model smollm2|gemma3|all]
 import { execFile } from 'node:child_process';
 import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,12 +16,28 @@ import { serve } from './serve.mjs';
 import { launch, memory, rendererPid, resetPeak } from '../tests/browser/chromium.mjs';
 
 const root = new URL('../', import.meta.url);
-const MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/prompts.json', root), 'utf8'));
+const MODELS = {
+  smollm2: {
+    name: 'SmolLM2-135M-Instruct Q4_1',
+    file: 'models/SmolLM2-135M-Instruct.Q4_1.gguf',
+    // llama.cpp's 128 tokens of the benchmark prompt (SmolLM2 adds no BOS).
+    prompt: { ids: fixture.bench_prompt_token_ids, text: fixture.bench_prompt },
+    endOfGeneration: ['<|endoftext|>', '<|im_end|>'],
+  },
+  gemma3: {
+    name: 'Gemma 3 270M Q4_K_M',
+    file: 'models/gemma-3-270m-q4_k_m.gguf',
+    // The same text, tokenized by each library with Gemma's BOS.
+    prompt: { ids: null, text: fixture.bench_prompt },
+    endOfGeneration: ['<eos>', '<end_of_turn>', '</s>'],
+  },
+};
 const MAX_TOKENS = 128;
 /** The same KV cache for both libraries (wllama's n_ctx), room for 128 + 128 positions. */
 const CONTEXT = 1024;
-/** A run that takes longer than this has hung. */
-const RUN_LIMIT_MS = 10 * 60 * 1000;
+/** A run that takes longer than this has hung (Gemma on SwiftShader's WebGPU can take ten minutes). */
+const RUN_LIMIT_MS = 20 * 60 * 1000;
 const OUT = new URL('target/bench/results.json', root);
 
 const CONFIGS = [
@@ -35,14 +51,17 @@ const CONFIGS = [
   { id: 'wllama-coop-coep', library: 'wllama', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
 ];
 
-const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...]
+const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model smollm2|gemma3|all]
   --runs N   runs of each configuration, medians printed (default 3)
   --quick    one run of each
-  --only     configurations to run: ${CONFIGS.map((c) => c.id).join(', ')}`;
+  --only     configurations to run: ${CONFIGS.map((c) => c.id).join(', ')}
+  --model    the models to run them with (default all: ${Object.keys(MODELS).join(', ')})`;
 
 let options;
 try {
-  options = parseArgs({ options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean' } } }).values;
+  options = parseArgs({
+    options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, only: { type: 'string' }, model: { type: 'string', default: 'all' }, help: { type: 'boolean' } },
+  }).values;
 } catch (e) {
   console.error(`${e.message}\n${USAGE}`);
   process.exit(2);
@@ -54,18 +73,23 @@ if (options.help) {
 const runs = options.quick ? 1 : Number(options.runs);
 const only = options.only?.split(',');
 const unknown = only?.filter((id) => !CONFIGS.some((c) => c.id === id)) ?? [];
-if (!Number.isInteger(runs) || runs < 1 || unknown.length) {
-  console.error(`${unknown.length ? `unknown configuration ${unknown.join(', ')}` : `--runs takes a positive integer`}\n${USAGE}`);
+const models = options.model === 'all' ? Object.keys(MODELS) : [options.model];
+const problem = !Number.isInteger(runs) || runs < 1 ? '--runs takes a positive integer'
+  : unknown.length ? `unknown configuration ${unknown.join(', ')}`
+  : !MODELS[models[0]] ? `unknown model ${options.model}`
+  : null;
+if (problem) {
+  console.error(`${problem}\n${USAGE}`);
   process.exit(2);
 }
-const configs = CONFIGS.filter((c) => !only || only.includes(c.id));
+const configs = models.flatMap((model) => CONFIGS.filter((c) => !only || only.includes(c.id)).map((c) => ({ ...c, model })));
 
-const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/prompts.json', root), 'utf8'));
-const prompt = { ids: fixture.bench_prompt_token_ids, text: fixture.bench_prompt };
-await access(new URL(MODEL, root)).catch(() => {
-  console.error(`${MODEL} is missing: run scripts/setup.sh`);
-  process.exit(1);
-});
+for (const model of models) {
+  await access(new URL(MODELS[model].file, root)).catch(() => {
+    console.error(`${MODELS[model].file} is missing: run scripts/setup.sh`);
+    process.exit(1);
+  });
+}
 
 /** CPU ticks of the machine (busy, total) and of this process with every descendant, live or reaped. */
 async function cpuTicks() {
@@ -123,7 +147,8 @@ async function browserRun(config, server) {
     const call = (name, arg) => page.evaluate(([name, arg]) => window.bench.then((b) => b[name](arg)), [name, arg]);
     const pid = await rendererPid(page);
     const peakReset = await resetPeak(pid);
-    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${MODEL}`, threads: config.threads, device: config.device, contextLength: CONTEXT });
+    const { file, prompt, endOfGeneration } = MODELS[config.model];
+    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, contextLength: CONTEXT, endOfGeneration });
     await call('warmup', prompt);
     const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS }));
     const { peak } = await memory(pid);
@@ -141,7 +166,8 @@ async function browserRun(config, server) {
 /** One run in a Node process of its own (benches/node.mjs), whose peak RSS is then the run's. */
 async function nodeRun(config) {
   const script = fileURLToPath(new URL('benches/node.mjs', root));
-  const args = JSON.stringify({ model: fileURLToPath(new URL(MODEL, root)), ...prompt, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
+  const { file, prompt, endOfGeneration } = MODELS[config.model];
+  const args = JSON.stringify({ model: fileURLToPath(new URL(file, root)), ...prompt, endOfGeneration, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
   const lastLine = (text) => text?.trim().split('\n').pop();
   const { value, othersCpu } = await othersShare(() => promisify(execFile)(process.execPath, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
     // A crash or a hang: the child could not report it itself.
@@ -165,10 +191,10 @@ try {
       try {
         const r = result.where === 'Node' ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
         result.runs.push(r);
-        console.error(`  ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
+        console.error(`  ${result.model} ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
       } catch (e) {
         result.errors.push(`run ${round}: ${e.message.split('\n')[0]}`);
-        console.error(`  ${result.id} run ${round} failed: ${e.message}`);
+        console.error(`  ${result.model} ${result.id} run ${round} failed: ${e.message}`);
       }
     }
   }
@@ -201,14 +227,18 @@ for (const result of results) {
     : null;
 }
 
-const byId = Object.fromEntries(results.map((r) => [r.id, r.median]));
-const ratio = (a, b, key) => (byId[a]?.[key] && byId[b]?.[key] ? byId[a][key] / byId[b][key] : null);
-const ratios = [
-  ['webslm / wllama, 1 thread (plain page)', 'webslm-page', 'wllama-page'],
-  ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
-  ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
-  ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
-].map(([name, a, b]) => ({ name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
+/** The ratios between `model`'s configurations, where both ran. */
+function ratiosOf(model) {
+  const byId = Object.fromEntries(results.filter((r) => r.model === model).map((r) => [r.id, r.median]));
+  const ratio = (a, b, key) => (byId[a]?.[key] && byId[b]?.[key] ? byId[a][key] / byId[b][key] : null);
+  return [
+    ['webslm / wllama, 1 thread (plain page)', 'webslm-page', 'wllama-page'],
+    ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
+    ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
+    ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
+  ].map(([name, a, b]) => ({ model, name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
+}
+const ratios = models.flatMap(ratiosOf);
 
 function fmt(x, digits = 1) {
   return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '—';
@@ -246,8 +276,7 @@ function tokens(runs) {
 const first = (f) => results.flatMap((r) => r.runs).map(f).find(Boolean);
 const meta = {
   date: new Date().toISOString(),
-  model: MODEL,
-  promptTokens: prompt.ids.length,
+  models: Object.fromEntries(models.map((m) => [m, MODELS[m].file])),
   maxTokens: MAX_TOKENS,
   contextLength: CONTEXT,
   runs,
@@ -259,7 +288,7 @@ const meta = {
 };
 
 const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'tokens', "others' CPU"];
-const rows = results.map((r) => {
+const rowOf = (r) => {
   const name = `${r.library}, ${r.where}, threads: ${r.threads}`;
   const m = r.median;
   if (!m) return [name, `error: ${r.errors.join('; ')}`, ...header.slice(2).map(() => '—')];
@@ -278,17 +307,24 @@ const rows = results.map((r) => {
     tokens(r.runs),
     percent(m.othersCpu),
   ];
-});
+};
 const table = (head, body) => [head, head.map(() => '---'), ...body].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
-const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- ${r.id}: ${r.errors.join('; ')}`);
+const times = (x) => (x === null ? '—' : `${x.toFixed(2)}x`);
+const sections = models.map((model) => {
+  const mine = results.filter((r) => r.model === model);
+  const ratioRows = ratios.filter((r) => r.model === model && (r.prefill !== null || r.decode !== null));
+  return `### ${MODELS[model].name}
+
+${table(header, mine.map(rowOf))}
+${ratioRows.length ? `\n${table(['ratio', 'prefill', 'decode'], ratioRows.map((r) => [r.name, times(r.prefill), times(r.decode)]))}\n` : ''}`;
+});
+const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- ${r.model} ${r.id}: ${r.errors.join('; ')}`);
 const markdown = `## webslm benchmark
 
-SmolLM2-135M-Instruct Q4_1, ${meta.promptTokens}-token prompt, ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
+The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json (SmolLM2: its 128 tokens; Gemma 3: the same text in Gemma's tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
 webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node}; ${meta.cpu}; ${meta.date}.
 
-${table(header, rows)}
-
-${table(['ratio', 'prefill', 'decode'], ratios.map((r) => [r.name, r.prefill === null ? '—' : `${r.prefill.toFixed(2)}x`, r.decode === null ? '—' : `${r.decode.toFixed(2)}x`]))}
+${sections.join('\n')}
 
 Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
 ${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;

@@ -68,6 +68,61 @@ impl ChatTemplate {
     }
 }
 
+/// The template to use for an `architecture` whose GGUF carries none: its
+/// family's own, where it has one format (Gemma 3: some GGUFs of it, this
+/// project's test model among them, ship without `tokenizer.chat_template`).
+pub fn builtin(architecture: &str) -> Option<&'static str> {
+    match architecture {
+        "gemma3" => Some(GEMMA3),
+        _ => None,
+    }
+}
+
+/// Gemma 3's chat template as Google publishes it with the instruction-tuned
+/// models (its text-only parts): a system message becomes the first user
+/// turn's prefix, the assistant is `model`.
+const GEMMA3: &str = r#"{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+{%- if messages[0]['content'] is string -%}
+    {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+{%- else -%}
+    {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+{%- endif -%}
+{%- set loop_messages = messages[1:] -%}
+{%- else -%}
+{%- set first_user_prefix = "" -%}
+{%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+    {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+{%- endif -%}
+{%- if (message['role'] == 'assistant') -%}
+    {%- set role = "model" -%}
+{%- else -%}
+    {%- set role = message['role'] -%}
+{%- endif -%}
+{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+{%- if message['content'] is string -%}
+    {{ message['content'] | trim }}
+{%- elif message['content'] is iterable -%}
+    {%- for item in message['content'] -%}
+        {%- if item['type'] == 'image' -%}
+            {{ '<start_of_image>' }}
+        {%- elif item['type'] == 'text' -%}
+            {{ item['text'] | trim }}
+        {%- endif -%}
+    {%- endfor -%}
+{%- else -%}
+    {{ raise_exception("Invalid content type") }}
+{%- endif -%}
+{{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+{{'<start_of_turn>model\n'}}
+{%- endif -%}
+"#;
+
 /// Templates call this to reject a conversation; the message becomes the error.
 fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
@@ -189,49 +244,6 @@ mod tests {
         let rendered = template.render(&[msg("system", "Be brief."), msg("user", "Hi")], false).unwrap();
         assert_eq!(rendered, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
     }
-
-    /// The structure of Gemma 3's template (text-only parts).
-    const GEMMA3: &str = r#"{{ bos_token }}
-{%- if messages[0]['role'] == 'system' -%}
-    {%- if messages[0]['content'] is string -%}
-        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
-    {%- else -%}
-        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
-    {%- endif -%}
-    {%- set loop_messages = messages[1:] -%}
-{%- else -%}
-    {%- set first_user_prefix = "" -%}
-    {%- set loop_messages = messages -%}
-{%- endif -%}
-{%- for message in loop_messages -%}
-    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
-        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
-    {%- endif -%}
-    {%- if (message['role'] == 'assistant') -%}
-        {%- set role = "model" -%}
-    {%- else -%}
-        {%- set role = message['role'] -%}
-    {%- endif -%}
-    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
-    {%- if message['content'] is string -%}
-        {{ message['content'] | trim }}
-    {%- elif message['content'] is iterable -%}
-        {%- for item in message['content'] -%}
-            {%- if item['type'] == 'image' -%}
-                {{ '<start_of_image>' }}
-            {%- elif item['type'] == 'text' -%}
-                {{ item['text'] | trim }}
-            {%- endif -%}
-        {%- endfor -%}
-    {%- else -%}
-        {{ raise_exception("Invalid content type") }}
-    {%- endif -%}
-    {{ '<end_of_turn>\n' }}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-    {{'<start_of_turn>model\n'}}
-{%- endif -%}
-"#;
 
     #[test]
     fn gemma3_template() {

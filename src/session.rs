@@ -6,7 +6,7 @@
 //! unless it drops more of the cache than a sliding-window layer's ring keeps
 //! (more than a batch): then it starts over.
 
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::{self, ChatTemplate, Message};
 use crate::cpu::Cpu;
 use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
 use crate::model::{cache_bytes, Architecture, Backend, Builder, Hparams, Logits};
@@ -772,7 +772,8 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         let (context, batch) = self.options.sizes(h)?;
         self.backend.check_fits(&header.tensors, &h.cache_positions(context, batch), h.n_head_kv * h.head_dim)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
-        let template = match header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+        let source = header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str());
+        let template = match source.or_else(|| header.metadata.architecture().and_then(chat::builtin)) {
             None => Err("this model has no chat template; use generate with a plain prompt".to_string()),
             Some(source) => {
                 let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();

@@ -33,7 +33,7 @@ mod common;
 
 use common::reference::{self, Budgets};
 use std::sync::{Mutex, OnceLock};
-use webslm::{LoadOptions, Session};
+use webslm::{LoadOptions, Message, Session};
 
 const MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
 const FIXTURES: &str = "gemma3-270m-q4_k_m";
@@ -98,6 +98,23 @@ fn the_cache_of_the_local_layers_is_bounded_by_the_window() {
     if let Some(s) = session() {
         assert_eq!(s.info().context_length, 4096);
         assert_eq!(s.info().kv_cache_bytes, (3 * 4096 + 15 * 767) * 256 * 2 * 2);
+    }
+}
+
+/// This GGUF has no `tokenizer.chat_template`: chat falls back to Gemma 3's
+/// own, whose rendering of one user message is the fixture's `turn_markup`
+/// prompt, tokenized by llama.cpp.
+#[test]
+fn chat_uses_gemma3_template() {
+    if let Some(s) = session() {
+        let greedy = reference::fixture(FIXTURES, "reference_greedy.json");
+        let p = greedy["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "turn_markup").unwrap();
+        assert_eq!(
+            p["formatted"],
+            "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let messages = [Message { role: "user".into(), content: "What is the capital of France?".into() }];
+        assert_eq!(s.chat_tokens(&messages).unwrap(), reference::ids(&p["prompt_token_ids"]));
     }
 }
 

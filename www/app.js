@@ -3,7 +3,11 @@
 // Worker. Model text is only ever inserted as text, never as HTML.
 import { Generator } from '../pkg/index.js';
 
-const DEFAULT_MODEL = new URL('../models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
+/** The models the picker offers, served from the repository's models/ folder (scripts/fetch-models.sh fills it). */
+const MODELS = {
+  smollm2: new URL('../models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href,
+  gemma3: new URL('../models/gemma-3-270m-q4_k_m.gguf', location.href).href,
+};
 
 /** What to do about each error code, in words a person can act on. */
 const ADVICE = {
@@ -12,7 +16,7 @@ const ADVICE = {
   QUOTA_EXCEEDED: 'Browser storage is full. Delete a cached model under “Cached models”, then load again.',
   NETWORK: 'The model could not be downloaded. Check the URL and the connection; loading again resumes where it stopped.',
   INVALID_GGUF: 'That is not a GGUF model file (or it is damaged). Pick a .gguf file.',
-  UNSUPPORTED_ARCH: 'This model architecture is not supported yet. Try a Llama-family model such as SmolLM2.',
+  UNSUPPORTED_ARCH: 'This model architecture is not supported yet. Try a Llama-family model such as SmolLM2, or Gemma 3.',
   UNSUPPORTED_QUANT: 'This model uses a quantization this engine cannot run. Try a Q4_0, Q4_1, Q4_K_M or Q8_0 file.',
   INTEGRITY: 'The download does not match its checksum and was discarded. Load it again.',
   CONTEXT_OVERFLOW: 'The conversation no longer fits in the model’s context. Start a new chat.',
@@ -27,6 +31,7 @@ const ADVICE = {
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $('status'),
+  choice: $('model-choice'),
   url: $('model-url'),
   file: $('model-file'),
   drop: $('drop'),
@@ -55,7 +60,9 @@ let history = [];
 let loading;
 let replying;
 
-ui.url.value = new URLSearchParams(location.search).get('model') ?? DEFAULT_MODEL;
+// ?model= names one of MODELS or any URL.
+const requested = new URLSearchParams(location.search).get('model') ?? 'smollm2';
+ui.url.value = MODELS[requested] ?? requested;
 ui.threads.value = Math.min(navigator.hardwareConcurrency || 1, 4);
 
 function showError(e) {
@@ -85,6 +92,7 @@ async function load(source) {
   clearError();
   setChatEnabled(false);
   const name = source instanceof File ? source.name : source;
+  ui.choice.value = Object.keys(MODELS).find((key) => MODELS[key] === source) ?? '';
   ui.status.textContent = `Loading ${name}…`;
   ui.progress.hidden = false;
   const started = performance.now();
@@ -256,6 +264,15 @@ async function refreshCache() {
   }
 }
 
+ui.choice.addEventListener('change', () => {
+  const url = MODELS[ui.choice.value];
+  if (url) {
+    ui.url.value = url;
+    load(url);
+  } else {
+    ui.url.focus();
+  }
+});
 $('model-form').addEventListener('submit', (event) => {
   event.preventDefault();
   if (ui.url.value.trim()) load(ui.url.value.trim());

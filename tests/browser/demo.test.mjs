@@ -2,11 +2,13 @@
 // it: the default model downloads with progress, replies stream, Stop halts
 // one, a second turn prefills only the new message, a reload and an offline
 // reload (the engine's Worker included) load from the cache with no model
-// bytes fetched, and bad models and the WebGPU choice show readable errors.
+// bytes fetched, bad models and the WebGPU choice show readable errors, and
+// Gemma 3 270M, picked from the Model menu, chats through its own template.
 // Screenshots go to target/browser-artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { serve } from '../../scripts/serve.mjs';
 import { launch } from './chromium.mjs';
 
@@ -76,6 +78,7 @@ test('the page opens and downloads the default model with progress', async (t) =
   assert.equal(await page.isHidden('#progress'), true);
   assert.match(await text('#storage'), /\d+(\.\d)? MB/);
   assert.match(await text('#cached'), /SmolLM2-135M-Instruct\.Q4_1\.gguf — 98\.4 MB/);
+  assert.equal(await page.inputValue('#model-choice'), 'smollm2');
   t.diagnostic(`ready ${Date.now() - opened} ms after opening (cold)`);
 });
 
@@ -184,5 +187,25 @@ test('the WebGPU backend (SwiftShader here) loads the model and replies; then ba
   await waitForModel();
   assert.match(await text('#status'), /CPU/);
   assert.equal(await page.isHidden('#error'), true);
+  assert.deepEqual(problems, [], 'no uncaught errors in the page');
+});
+
+test('Gemma 3 270M, picked from the Model menu, loads and replies through its chat template', async () => {
+  // llama.cpp's tokens of Gemma 3's template around this one message (the fixture's turn_markup prompt).
+  const greedy = JSON.parse(await readFile(new URL('../fixtures/gemma3-270m-q4_k_m/reference_greedy.json', import.meta.url)));
+  const turn = greedy.prompts.find((p) => p.name === 'turn_markup');
+  assert.equal(turn.formatted, '<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n');
+  await page.selectOption('#model-choice', 'gemma3');
+  await waitForModel();
+  assert.equal(await page.isHidden('#error'), true, await text('#error'));
+  assert.match(await text('#status'), /^Gemma 3 270m \(\w+\) · CPU .* · in a Worker — loaded in/);
+  assert.match(await text('#cached'), /gemma-3-270m-q4_k_m\.gguf — 253 MB/);
+  // No system prompt, so that the rendered prompt is exactly the fixture's.
+  await setting('system', '');
+  await setting('temperature', '0');
+  await setting('max-tokens', '8');
+  assert.ok((await chat('What is the capital of France?')).length > 0);
+  assert.match(await text('#stats'), new RegExp(`prefilled ${turn.prompt_token_ids.length} new prompt tokens \\(0 reused\\)`));
+  await shot('gemma');
   assert.deepEqual(problems, [], 'no uncaught errors in the page');
 });
