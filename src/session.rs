@@ -20,6 +20,11 @@ use web_time::Instant;
 /// otherwise; longer prompts go in several passes, which bounds the
 /// activation memory and the cache of sliding-window layers.
 const BATCH: usize = 256;
+/// Most bytes of logits a scoring pass makes: batches are cut shorter where a
+/// large vocabulary would pass it (64 rows of Gemma 3's 262k), so that the
+/// logits fit in half of the 128 MiB that WebGPU guarantees a binding, and
+/// in a wasm heap.
+const LOGIT_BYTES: usize = 64 << 20;
 /// The context when neither the caller nor a smaller model limit says otherwise.
 const DEFAULT_CONTEXT: usize = 4096;
 
@@ -205,33 +210,37 @@ impl<B: Backend> Engine<B> {
         Ok(())
     }
 
-    /// Runs `tokens` from position `from`, in batches; `each` gets every
-    /// batch's start position and its logits.
+    /// Runs `tokens` from position `from`, in batches, for the logits of
+    /// positions `first..`; `each` gets the position of each batch's first
+    /// row of logits, and those logits (at most [`LOGIT_BYTES`] a batch).
     async fn run(
         &mut self,
         tokens: &[u32],
         from: usize,
-        logits: Logits,
+        first: usize,
         mut each: impl FnMut(usize, Vec<f32>),
     ) -> Result<()> {
         self.begin(tokens, from)?;
+        let max_rows = (LOGIT_BYTES / (4 * self.model.hparams().n_vocab)).max(1);
         let mut pos = from;
         while pos < tokens.len() {
-            let (end, out) = self.batch(tokens, pos, logits);
-            each(pos, self.backend.read(&out).get().await);
+            let end = (pos + self.batch).min(tokens.len()).min(pos.max(first) + max_rows);
+            let out = self.batch(tokens, pos, end, Logits::From(first.saturating_sub(pos)));
+            if end > first {
+                each(pos.max(first), self.backend.read(&out).get().await);
+            }
             pos = end;
         }
         Ok(())
     }
 
-    /// Runs the batch of `tokens` that starts at `pos`: where it ends, and
-    /// its logits, left where the backend keeps them.
-    fn batch(&mut self, tokens: &[u32], pos: usize, logits: Logits) -> (usize, B::Act) {
-        let end = (pos + self.batch).min(tokens.len());
+    /// Runs `tokens[pos..end]` (at most a batch): its logits, left where the
+    /// backend keeps them.
+    fn batch(&mut self, tokens: &[u32], pos: usize, end: usize, logits: Logits) -> B::Act {
         let batch = &tokens[pos..end];
         let out = self.model.forward(&mut self.backend, &mut self.cache, batch, pos, logits);
         self.cached.extend_from_slice(batch);
-        (end, out)
+        out
     }
 
     /// What comes after the last token fed: its logits, or only the greedy
@@ -255,7 +264,8 @@ impl<B: Backend> Engine<B> {
         let mut pos = reused;
         // Only the last batch's logits are read back.
         loop {
-            let (end, out) = self.batch(tokens, pos, Logits::Last);
+            let end = (pos + self.batch).min(tokens.len());
+            let out = self.batch(tokens, pos, end, Logits::Last);
             if end == tokens.len() {
                 return Ok((self.next(out, greedy).await, reused));
             }
@@ -502,12 +512,9 @@ impl<B: Backend> Session<B> {
         let mut scored = Vec::with_capacity(tokens.len() - n_prompt);
         // The last token is only a target: it is never fed.
         let inputs = &tokens[..tokens.len() - 1];
-        self.engine.run(inputs, reused, Logits::All, |pos, logits| {
+        self.engine.run(inputs, reused, n_prompt - 1, |pos, logits| {
             for (i, row) in logits.chunks_exact(n_vocab).enumerate() {
-                let target_at = pos + i + 1;
-                if target_at >= n_prompt {
-                    scored.push(score_row(row, tokens[target_at], top_k));
-                }
+                scored.push(score_row(row, tokens[pos + i + 1], top_k));
             }
         })
         .await?;

@@ -773,12 +773,12 @@ impl Backend for Gpu {
         self.dispatch(("add", ""), &[len as u32, groups[0]], &[&y.buf, &x.buf], groups);
     }
 
-    fn last_row(&mut self, x: &Act) -> Act {
-        let out = self.act(1, x.cols);
-        let bytes = (x.cols * 4) as u64;
+    fn rows_from(&mut self, x: &Act, first: usize) -> Act {
+        let out = self.act(x.rows - first, x.cols);
+        let row_bytes = (x.cols * 4) as u64;
         let src = x.buf.clone();
         let dst = out.buf.clone();
-        self.encoder().copy_buffer_to_buffer(&src, (x.rows - 1) as u64 * bytes, &dst, 0, bytes);
+        self.encoder().copy_buffer_to_buffer(&src, first as u64 * row_bytes, &dst, 0, out.rows as u64 * row_bytes);
         out
     }
 

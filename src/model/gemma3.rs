@@ -205,8 +205,9 @@ impl<B: Backend> Gemma3<B> {
             let d = b.rms_norm(&d, &w[l.post_ffn_norm], h.rms_eps);
             b.add(&mut x, &d);
         }
-        if logits == Logits::Last {
-            x = b.last_row(&x);
+        let first = logits.first_row(t);
+        if first > 0 {
+            x = b.rows_from(&x, first);
         }
         let xn = b.rms_norm(&x, &w[self.output_norm], h.rms_eps);
         b.matmul(&xn, &w[self.output])

@@ -169,8 +169,9 @@ impl<B: Backend> Llama<B> {
             let d = b.matmul(&f, &w[l.down]);
             b.add(&mut x, &d);
         }
-        if logits == Logits::Last {
-            x = b.last_row(&x);
+        let first = logits.first_row(tokens.len());
+        if first > 0 {
+            x = b.rows_from(&x, first);
         }
         let xn = b.rms_norm(&x, &w[self.output_norm], h.rms_eps);
         b.matmul(&xn, &w[self.output])

@@ -44,8 +44,21 @@ pub struct Attention {
 pub enum Logits {
     /// Only the last position (generation).
     Last,
-    /// Every position (scoring).
-    All,
+    /// The batch's rows from this one on (scoring: the positions whose next
+    /// token is scored). The output matrix is the largest product of a
+    /// forward pass, and a 262k vocabulary's logits take 1 MiB a row: rows
+    /// nobody reads are neither computed nor kept.
+    From(usize),
+}
+
+impl Logits {
+    /// The first of a batch of `rows` rows that gets logits.
+    pub fn first_row(self, rows: usize) -> usize {
+        match self {
+            Logits::Last => rows - 1,
+            Logits::From(row) => row.min(rows - 1),
+        }
+    }
 }
 
 /// The ops a forward pass is written in. Activations are row-major matrices
@@ -116,8 +129,8 @@ pub trait Backend {
     fn reshape(&mut self, x: Self::Act, rows: usize, cols: usize) -> Self::Act;
     /// `x += y`, element-wise.
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
-    /// The last row of `x`.
-    fn last_row(&mut self, x: &Self::Act) -> Self::Act;
+    /// Rows `first..` of `x`.
+    fn rows_from(&mut self, x: &Self::Act, first: usize) -> Self::Act;
     /// Copies activations back to the host (logits).
     fn read(&mut self, x: &Self::Act) -> Readback<Vec<f32>>;
     /// The greedy token of one row of logits (see [`crate::sampler::greedy`]),
