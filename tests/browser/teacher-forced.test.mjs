@@ -3,7 +3,8 @@
 // build on a cross-origin-isolated page (two threads), and the WebGPU backend
 // on SwiftShader's adapter, for SmolLM2; the first and the last for Gemma 3
 // (the threaded build runs it natively with the threads feature, and in the
-// demo test). Node checks the SIMD128 build (tests/node/generator.test.mjs).
+// demo test), the first also on two prompts of 782 and 820 tokens, past its
+// 512-token sliding window. Node checks the SIMD128 build (tests/node/generator.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
@@ -11,10 +12,13 @@ import { isolatedAndPlain } from './chromium.mjs';
 import { BUDGETS, assertTeacherForced, teacherForcedInputs } from '../node/teacher-forced.mjs';
 
 const root = new URL('../../', import.meta.url);
-const fixture = async (dir) => JSON.parse(await readFile(new URL(`tests/fixtures/${dir}/reference_greedy.json`, root)));
+const fixture = async (dir, file = 'reference_greedy.json') =>
+  JSON.parse(await readFile(new URL(`tests/fixtures/${dir}/${file}`, root)));
+const GEMMA = { url: '/models/gemma-3-270m-q4_k_m.gguf', budgets: BUDGETS.gemma3 };
 const MODELS = {
   SmolLM2: { url: '/models/SmolLM2-135M-Instruct.Q4_1.gguf', fixture: await fixture('smollm2-q4_1'), budgets: BUDGETS.smollm2 },
-  'Gemma 3': { url: '/models/gemma-3-270m-q4_k_m.gguf', fixture: await fixture('gemma3-270m-q4_k_m'), budgets: BUDGETS.gemma3 },
+  'Gemma 3': { ...GEMMA, fixture: await fixture('gemma3-270m-q4_k_m') },
+  'Gemma 3 past the window': { ...GEMMA, fixture: await fixture('gemma3-270m-q4_k_m', 'reference_long.json') },
 };
 
 /**
@@ -41,17 +45,19 @@ after(() => env?.close());
 /** Loads `model` on a page of `server` with `threads` on `device` and scores `fixture`'s prompts. */
 async function scoreAll(model, fixture, server, threads, device) {
   const { page, errors } = await env.open(server);
+  const inputs = teacherForcedInputs(fixture);
+  const contextLength = Math.max(512, ...inputs.map((tokens) => tokens.length));
   const result = await page.evaluate(
-    async ([url, threads, device, inputs]) => {
+    async ([url, threads, device, inputs, contextLength]) => {
       const { Generator } = await window.webslm;
-      const g = await Generator.load(url, { contextLength: 512, cache: false, threads, device });
+      const g = await Generator.load(url, { contextLength, cache: false, threads, device });
       const scores = [];
       for (const tokens of inputs) scores.push(await g.score(tokens, { topK: 40 }));
       const info = g.info;
       await g.dispose();
       return { info, scores };
     },
-    [model.url, threads, device, teacherForcedInputs(fixture)],
+    [model.url, threads, device, inputs, contextLength],
   );
   await page.close();
   assert.deepEqual(errors, []);
@@ -65,6 +71,7 @@ for (const [name, what, server, threads, device, build, prompts] of [
   ['SmolLM2', 'an isolated page, two threads', isolated, 2, 'cpu', 'threads+relaxed-simd'],
   ['SmolLM2', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd'],
   ['Gemma 3', 'a plain page, one thread', plain, 1, 'cpu', 'relaxed-simd'],
+  ['Gemma 3 past the window', 'a plain page, one thread', plain, 1, 'cpu', 'relaxed-simd'],
   ['Gemma 3', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd', GEMMA_ON_SWIFTSHADER],
 ]) {
   test(`${name}: teacher-forced scores agree with llama.cpp on ${what} (${build})`, async (t) => {
