@@ -39,7 +39,8 @@ export function assertTeacherForced(fixture, scores, what = '', budgets = BUDGET
       }
     });
   });
-  assert.ok(logits >= 700, `${what}: ${logits} logits compared`);
+  const expected = fixture.prompts.reduce((n, p) => n + 3 * p.step_top3.length, 0);
+  assert.ok(logits > 0 && logits === expected, `${what}: ${logits} of ${expected} logits compared`);
   assert.ok(within / logits >= budgets.share, `${what}: ${within} of ${logits} within ${budgets.within}`);
   assert.ok(total / logits <= budgets.mean, `${what}: mean difference ${total / logits}`);
   return { logits, within, mean: total / logits, max };
