@@ -34,4 +34,4 @@ WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"
-node --test --test-timeout=600000 tests/browser/ tests/node/
+node --test --test-timeout=1800000 tests/browser/ tests/node/
