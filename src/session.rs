@@ -13,6 +13,7 @@ use crate::model::{cache_bytes, Architecture, Backend, Builder, Hparams, Logits}
 use crate::sampler::{Sampler, SamplerConfig, StopStrings};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::sync::Arc;
 use web_time::Instant;
 
@@ -794,7 +795,7 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         Ok(())
     }
 
-    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<()> {
+    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
         let builder = self.builder.as_mut().expect("header() comes first");
         builder.tensor(&mut self.backend, info, data)
     }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{tiny_llama, tiny_llama_writer, type_id, GgufWriter};
+use std::borrow::Cow;
 use webslm::gguf::{self, GgufError, GgufSink, Header, TensorInfo};
 use webslm::quant::GgmlType;
 use webslm::{Error, LoadOptions, Session};
@@ -15,6 +16,8 @@ struct Count {
     headers: usize,
     tensors: usize,
     bytes: u64,
+    /// Tensors handed over as bytes of their own rather than borrowed.
+    owned: usize,
 }
 
 impl GgufSink for Count {
@@ -22,10 +25,11 @@ impl GgufSink for Count {
         self.headers += 1;
         Ok(())
     }
-    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> webslm::Result<()> {
+    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> webslm::Result<()> {
         assert_eq!(info.size, data.len() as u64);
         self.tensors += 1;
         self.bytes += data.len() as u64;
+        self.owned += matches!(data, Cow::Owned(_)) as usize;
         Ok(())
     }
 }
@@ -68,6 +72,25 @@ fn truncation_at_twenty_points_is_reported_as_truncation() {
         assert!(matches!(e, GgufError::Truncated { .. }), "cut at {cut}: {e:?}");
         assert_eq!(load_error(&bytes[..cut]).code(), "INVALID_GGUF", "cut at {cut}");
     }
+}
+
+/// A tensor that arrives whole in one chunk is lent from it; one gathered
+/// across chunks is handed over, so that a loader keeps it without a copy.
+#[test]
+fn tensors_split_across_chunks_are_handed_over() {
+    let bytes = tiny_llama();
+    let mut whole = Count::default();
+    let header = gguf::read_slice(&bytes, &mut whole).unwrap();
+    assert_eq!(whole.owned, 0);
+    let mut stream = gguf::GgufStream::new(bytes.len() as u64);
+    let mut split = Count::default();
+    for chunk in bytes.chunks(3) {
+        stream.push(chunk, &mut split).unwrap();
+    }
+    stream.finish().unwrap();
+    let longer = header.tensors.iter().filter(|t| t.size > 3).count();
+    assert!(longer > 0 && split.owned >= longer, "{} of {} tensors handed over", split.owned, split.tensors);
+    assert_eq!((split.tensors, split.bytes), (whole.tensors, whole.bytes));
 }
 
 #[test]

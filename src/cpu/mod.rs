@@ -23,6 +23,7 @@ use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use half::f16;
+use std::borrow::Cow;
 
 /// Runs the ops on the calling thread, matrix products and attention split
 /// over a thread pool where there is one ([`parallel`]).
@@ -158,19 +159,25 @@ impl Backend for Cpu {
     type Act = Act;
     type Cache = Cache;
 
-    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
+    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Weight> {
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
             let mut v = try_zeroed(cols, &info.name)?;
-            quant::dequantize_row(info.ty, data, &mut v);
+            quant::dequantize_row(info.ty, &data, &mut v);
             return Ok(Weight::Vector(v));
         }
         let rows = (info.n_elements() / info.dims[0]) as usize;
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(data.len())
-            .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, data.len())))?;
-        bytes.extend_from_slice(data);
+        let bytes = match data {
+            Cow::Owned(bytes) => bytes,
+            Cow::Borrowed(data) => {
+                let mut bytes = Vec::new();
+                bytes
+                    .try_reserve_exact(data.len())
+                    .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, data.len())))?;
+                bytes.extend_from_slice(data);
+                bytes
+            }
+        };
         Ok(Weight::Matrix { ty: info.ty, rows, cols, data: bytes })
     }
 
@@ -397,7 +404,19 @@ mod tests {
             quant::quantize_row_ref(ty, src, dst);
         }
         let info = TensorInfo { name: "w".into(), dims: vec![cols as u64, rows as u64], ty, offset: 0, size: data.len() as u64 };
-        cpu.upload(&info, &data).unwrap()
+        cpu.upload(&info, Cow::Owned(data)).unwrap()
+    }
+
+    /// A matrix handed over is kept as it is, not copied: loading a 178 MB
+    /// embedding gathered across chunks must not take twice that.
+    #[test]
+    fn an_owned_matrix_is_kept_without_a_copy() {
+        let mut cpu = Cpu::default();
+        let data = vec![0u8; 4 * 34];
+        let at = data.as_ptr();
+        let info = TensorInfo { name: "w".into(), dims: vec![32, 4], ty: GgmlType::Q8_0, offset: 0, size: data.len() as u64 };
+        let Weight::Matrix { data: kept, .. } = cpu.upload(&info, Cow::Owned(data)).unwrap() else { panic!("a matrix") };
+        assert_eq!(kept.as_ptr(), at);
     }
 
     /// Several weights at once give each weight's own product, bit for bit,

@@ -1,5 +1,7 @@
 //! The push-based loader: bytes in, header and whole tensors out.
 
+use std::borrow::Cow;
+
 use super::{parse_header, GgufError, Header, TensorInfo};
 use crate::Result;
 
@@ -8,8 +10,11 @@ pub trait GgufSink {
     /// Called once, before any tensor: the place to check the architecture and
     /// reserve memory.
     fn header(&mut self, header: &Header) -> Result<()>;
-    /// Called once per tensor with exactly its bytes, as soon as they are all in.
-    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<()>;
+    /// Called once per tensor with exactly its bytes, as soon as they are all
+    /// in: borrowed from the chunk that held them whole, or owned when they
+    /// were gathered across chunks, so that a sink keeping them need not copy
+    /// (a 178 MB embedding copied would double the memory it takes to load).
+    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()>;
 }
 
 /// Consumes a GGUF file as chunks of any size. Memory held at any time: the
@@ -114,7 +119,7 @@ impl GgufStream {
             let to = t_end.min(end);
             let piece = &chunk[(from - start) as usize..(to - start) as usize];
             if self.partial.is_empty() && from == t_start && to == t_end {
-                sink.tensor(info, piece)?;
+                sink.tensor(info, Cow::Borrowed(piece))?;
             } else {
                 if self.partial.is_empty() {
                     self.partial.reserve_exact(info.size as usize);
@@ -123,8 +128,7 @@ impl GgufStream {
                 if to < t_end {
                     break;
                 }
-                sink.tensor(info, &self.partial)?;
-                self.partial = Vec::new();
+                sink.tensor(info, Cow::Owned(std::mem::take(&mut self.partial)))?;
             }
             self.delivered += 1;
         }

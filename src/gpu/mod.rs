@@ -19,6 +19,7 @@ use crate::gguf::TensorInfo;
 use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
@@ -589,12 +590,12 @@ impl Backend for Gpu {
         tensors.iter().filter(|t| t.dims.len() > 1).try_for_each(|t| self.matrix_layout(t).map(|_| ()))
     }
 
-    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Weight> {
+    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Weight> {
         self.check_device()?;
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
             let mut v = vec![0f32; cols];
-            quant::dequantize_row(info.ty, data, &mut v);
+            quant::dequantize_row(info.ty, &data, &mut v);
             let buf = self.storage(&info.name, (cols * 4) as u64)?;
             self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&v));
             return Ok(Weight::Vector(buf));

@@ -9,6 +9,8 @@
 //! already hold Gemma's `1 + w` (`convert_hf_to_gguf.py` adds the 1), and
 //! Gemma 3 has no logit soft-capping.
 
+use std::borrow::Cow;
+
 use super::{Attention, Backend, Hparams, Keys, Logits, Rope, WeightSlots};
 use crate::gguf::{Header, TensorInfo};
 use crate::{Error, Result};
@@ -148,7 +150,7 @@ impl<B: Backend> Builder<B> {
         &self.hparams
     }
 
-    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: &[u8]) -> Result<()> {
+    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
         if let Some(slot) = self.slots.slot_of(&info.name) {
             self.slots.fill(slot, backend.upload(info, data)?);
         }

@@ -4,6 +4,8 @@
 //! residual; RMSNorm → SwiGLU feed-forward → residual; final RMSNorm and the
 //! output matrix (tied to the embeddings when the file has no `output.weight`).
 
+use std::borrow::Cow;
+
 use super::{Attention, Backend, Hparams, Keys, Logits, Rope, WeightSlots};
 use crate::gguf::{Header, TensorInfo};
 use crate::quant::GgmlType;
@@ -118,7 +120,7 @@ impl<B: Backend> Builder<B> {
         &self.hparams
     }
 
-    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: &[u8]) -> Result<()> {
+    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
         if info.name == "rope_freqs.weight" {
             self.freq_factors = Some(data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect());
         } else if let Some(slot) = self.slots.slot_of(&info.name) {

@@ -9,6 +9,8 @@
 pub mod gemma3;
 pub mod llama;
 
+use std::borrow::Cow;
+
 use crate::gguf::{Header, Metadata, TensorInfo};
 use crate::{Error, Result};
 
@@ -80,8 +82,9 @@ pub trait Backend {
         let _ = (tensors, positions, kv_dim);
         Ok(())
     }
-    /// Takes ownership of one tensor's bytes as the loader streams it in.
-    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Self::Weight>;
+    /// Takes one tensor's bytes as the loader streams it in; owned bytes may
+    /// be kept as they are instead of copied.
+    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Self::Weight>;
     /// Allocates a cache of `positions[i]` positions of `kv_dim` values for
     /// each layer `i` (see [`Hparams::cache_positions`]). Each layer is a
     /// ring: position `j` lives in slot `j % positions[i]`.
@@ -378,7 +381,7 @@ impl<B: Backend> Builder<B> {
     }
 
     /// Offers a streamed tensor; tensors the model does not use are dropped.
-    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: &[u8]) -> Result<()> {
+    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
         match self {
             Builder::Llama(b) => b.tensor(backend, info, data),
             Builder::Gemma3(b) => b.tensor(backend, info, data),
