@@ -295,57 +295,12 @@ impl Backend for Cpu {
                 *d = f16::from_f32(*s);
             }
         }
-        // Queries and attention weights are rounded to f16 before meeting the
-        // f16 cache, as llama.cpp's attention does: SmolLM2 amplifies such
-        // rounding differences into tenths of a logit.
-        let (kc, vc) = (&cache.k[layer][..], &cache.v[layer][..]);
-        let hd = shape.head_dim;
-        let (n_kv, group) = (shape.n_head_kv, shape.n_head / shape.n_head_kv);
-        let mut out = Act::zeros(q.rows, shape.n_head * hd);
-        // A unit is one token's group of query heads sharing a key/value
-        // head: each cache row is widened to f32 once for the whole group.
-        // Units write their own `group * hd` outputs (the group's heads are
-        // adjacent): threads take contiguous runs of units.
-        let unit = group * hd;
-        let min_units = parallel::MIN_WORK / (2 * span * unit).max(1);
-        let attend = |first: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
-            scratch.resize(unit + hd + group * span, 0.0);
-            let (qs, rest) = scratch.split_at_mut(unit);
-            let (row, scores) = rest.split_at_mut(hd);
-            for (u, dst) in (first..).zip(dst.chunks_exact_mut(unit)) {
-                let (i, g) = (u / n_kv, u % n_kv);
-                // Positions `start..end`: all up to this token's, or its window.
-                let end = pos + i + 1;
-                let start = shape.window.map_or(0, |w| end.saturating_sub(w));
-                let seen = end - start;
-                let off = g * hd;
-                for (d, s) in qs.iter_mut().zip(&q.row(i)[g * unit..(g + 1) * unit]) {
-                    *d = f16::from_f32(*s).to_f32();
-                }
-                // One row of `seen` scores per head of the group.
-                let scores = &mut scores[..group * seen];
-                let slot = |j: usize| (start + j) % ring * kv_dim + off;
-                for j in 0..seen {
-                    ops::widen_f16(&kc[slot(j)..][..hd], row);
-                    for (h, qh) in qs.chunks_exact(hd).enumerate() {
-                        scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
-                    }
-                }
-                for s in scores.chunks_exact_mut(seen) {
-                    ops::softmax(s);
-                }
-                for j in 0..seen {
-                    ops::widen_f16(&vc[slot(j)..][..hd], row);
-                    for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
-                        ops::axpy(f16::from_f32(scores[h * seen + j]).to_f32(), row, dh);
-                    }
-                }
-            }
-        };
-        parallel::for_chunks(&mut out.data, unit, 1, min_units, |first, dst| {
-            parallel::with_scratch(|scratch| attend(first, dst, scratch))
-        });
-        out
+        let kv = CacheView { k: &cache.k[layer], v: &cache.v[layer], ring, kv_dim };
+        if q.rows == 1 {
+            one_token_attention(q, &kv, pos, shape)
+        } else {
+            attention_by_groups(q, &kv, pos, span, shape)
+        }
     }
 
     fn swiglu(&mut self, gate: &Act, up: &Act) -> Act {
@@ -390,6 +345,144 @@ impl Backend for Cpu {
     fn read(&mut self, x: &Act) -> Readback<Vec<f32>> {
         Readback::Ready(x.data.clone())
     }
+}
+
+/// One layer's cache, read by attention: position `j` at slot `j % ring`.
+struct CacheView<'a> {
+    k: &'a [f16],
+    v: &'a [f16],
+    ring: usize,
+    kv_dim: usize,
+}
+
+impl CacheView<'_> {
+    /// Where position `p`'s keys (and values) start.
+    fn slot(&self, p: usize) -> usize {
+        p % self.ring * self.kv_dim
+    }
+}
+
+/// Positions `start..end` that a token at `p` attends to: all up to its own,
+/// or its window.
+fn attended(p: usize, window: Option<usize>) -> (usize, usize) {
+    let end = p + 1;
+    (window.map_or(0, |w| end.saturating_sub(w)), end)
+}
+
+/// Queries and attention weights are rounded to f16 before meeting the f16
+/// cache, as llama.cpp's attention does: SmolLM2 amplifies such rounding
+/// differences into tenths of a logit.
+fn to_f16_precision(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+/// Attention of a batch's rows at `pos..`, threads taking runs of units: a
+/// unit is one token's group of query heads sharing a key/value head, so
+/// that each cache row is widened to f32 once for the whole group. Units
+/// write their own `group * hd` outputs (the group's heads are adjacent).
+fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, shape: &Attention) -> Act {
+    let hd = shape.head_dim;
+    let (n_kv, group) = (shape.n_head_kv, shape.n_head / shape.n_head_kv);
+    let mut out = Act::zeros(q.rows, shape.n_head * hd);
+    let unit = group * hd;
+    let min_units = parallel::MIN_WORK / (2 * span * unit).max(1);
+    let attend = |first: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
+        scratch.resize(unit + hd + group * span, 0.0);
+        let (qs, rest) = scratch.split_at_mut(unit);
+        let (row, scores) = rest.split_at_mut(hd);
+        for (u, dst) in (first..).zip(dst.chunks_exact_mut(unit)) {
+            let (i, g) = (u / n_kv, u % n_kv);
+            let (start, end) = attended(pos + i, shape.window);
+            let seen = end - start;
+            let off = g * hd;
+            for (d, s) in qs.iter_mut().zip(&q.row(i)[g * unit..(g + 1) * unit]) {
+                *d = to_f16_precision(*s);
+            }
+            // One row of `seen` scores per head of the group.
+            let scores = &mut scores[..group * seen];
+            for j in 0..seen {
+                ops::widen_f16(&kv.k[kv.slot(start + j) + off..][..hd], row);
+                for (h, qh) in qs.chunks_exact(hd).enumerate() {
+                    scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
+                }
+            }
+            for s in scores.chunks_exact_mut(seen) {
+                ops::softmax(s);
+            }
+            for j in 0..seen {
+                ops::widen_f16(&kv.v[kv.slot(start + j) + off..][..hd], row);
+                for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
+                    ops::axpy(to_f16_precision(scores[h * seen + j]), row, dh);
+                }
+            }
+        }
+    };
+    parallel::for_chunks(&mut out.data, unit, 1, min_units, |first, dst| {
+        parallel::with_scratch(|scratch| attend(first, dst, scratch))
+    });
+    out
+}
+
+/// Positions a run of [`one_token_attention`]'s weighted sum of values takes.
+const VALUE_RUN: usize = 32;
+
+/// One token's attention (decode), split over threads by positions rather
+/// than by groups of heads: a token has only `n_head_kv` groups (one in
+/// Gemma 3, three in SmolLM2), too few to keep two threads equally busy.
+/// Scores are [`attention_by_groups`]'s bit for bit. Values are summed over
+/// fixed runs of [`VALUE_RUN`] positions, each run in order, and the runs'
+/// sums added in order: a rounding different from one sum over every
+/// position, but the same whoever took which run, so that the result does
+/// not depend on the number of threads.
+fn one_token_attention(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attention) -> Act {
+    let hd = shape.head_dim;
+    let (n_head, n_kv, group) = (shape.n_head, shape.n_head_kv, shape.n_head / shape.n_head_kv);
+    let width = n_head * hd;
+    let (start, end) = attended(pos, shape.window);
+    let seen = end - start;
+    let qs: Vec<f32> = q.row(0).iter().map(|&x| to_f16_precision(x)).collect();
+    // Scores as n_head rows of `seen`, threads taking runs of positions.
+    let mut scores = vec![0.0; n_head * seen];
+    parallel::for_blocks(&mut scores, seen, 1, 1, parallel::MIN_WORK / width.max(1), |first, mut block| {
+        parallel::with_scratch(|row| {
+            row.resize(hd, 0.0);
+            for j in 0..block.row(0).len() {
+                for g in 0..n_kv {
+                    ops::widen_f16(&kv.k[kv.slot(start + first + j) + g * hd..][..hd], row);
+                    for head in g * group..(g + 1) * group {
+                        block.row(head)[j] = ops::dot(&qs[head * hd..][..hd], row) * shape.scale;
+                    }
+                }
+            }
+        })
+    });
+    for s in scores.chunks_exact_mut(seen) {
+        ops::softmax(s);
+        s.iter_mut().for_each(|p| *p = to_f16_precision(*p));
+    }
+    // Each run of positions sums its weighted values into an output of its own.
+    let runs = seen.div_ceil(VALUE_RUN);
+    let mut sums = vec![0.0; runs * width];
+    parallel::for_chunks(&mut sums, width, 1, parallel::MIN_WORK / (VALUE_RUN * width).max(1), |first, dst| {
+        parallel::with_scratch(|row| {
+            row.resize(hd, 0.0);
+            for (r, sum) in (first..).zip(dst.chunks_exact_mut(width)) {
+                for j in r * VALUE_RUN..((r + 1) * VALUE_RUN).min(seen) {
+                    for g in 0..n_kv {
+                        ops::widen_f16(&kv.v[kv.slot(start + j) + g * hd..][..hd], row);
+                        for head in g * group..(g + 1) * group {
+                            ops::axpy(scores[head * seen + j], row, &mut sum[head * hd..][..hd]);
+                        }
+                    }
+                }
+            }
+        })
+    });
+    let mut out = Act::zeros(1, width);
+    for sum in sums.chunks_exact(width) {
+        ops::axpy(1.0, sum, &mut out.data);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -539,6 +632,40 @@ mod tests {
             pos = end;
             if pos == n {
                 break;
+            }
+        }
+    }
+
+    /// One token's attention split by positions equals the split by groups
+    /// of heads, with and without a window, in a ring past its wrap, for one
+    /// group (Gemma 3) and several (SmolLM2): within the rounding of summing
+    /// the values in runs, at most `seen` roundings of the largest value.
+    #[test]
+    fn one_token_attention_equals_attention_by_groups() {
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 100.0 - 10.0).collect()
+        };
+        for (n_head, n_head_kv, hd, window, ring) in [(4, 1, 256, Some(40), 60), (9, 3, 64, None, 300), (2, 2, 12, Some(3), 5)] {
+            let kv_dim = n_head_kv * hd;
+            let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.125, window };
+            let k: Vec<f16> = values(ring * kv_dim, 2).into_iter().map(f16::from_f32).collect();
+            let v: Vec<f16> = values(ring * kv_dim, 3).into_iter().map(f16::from_f32).collect();
+            let kv = CacheView { k: &k, v: &v, ring, kv_dim };
+            for pos in [0, 1, 7, ring / 2, ring - 1, ring + 17] {
+                if window.is_none() && pos >= ring {
+                    continue;
+                }
+                let q = Act { rows: 1, cols: n_head * hd, data: values(n_head * hd, pos + 1) };
+                let span = model::attention_span(pos, 1, window);
+                let want = attention_by_groups(&q, &kv, pos, span, &shape);
+                let got = one_token_attention(&q, &kv, pos, &shape);
+                let budget = span as f32 * f32::EPSILON * 10.0;
+                for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
+                    assert!((a - b).abs() <= budget, "{n_head} heads, {n_head_kv} kv heads at {pos}, [{i}]: {a} vs {b}");
+                }
+                if span <= VALUE_RUN {
+                    assert_eq!(got.data, want.data, "one run is one sum");
+                }
             }
         }
     }
