@@ -563,6 +563,11 @@ mod tests {
         }
     }
 
+    /// `n` values spread over about `-max..max`, different for each `seed`.
+    fn pattern(n: usize, seed: usize, max: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / (1000.0 / max) - max).collect()
+    }
+
     /// Windowed attention at a position equals full attention over a cache
     /// holding only the window's positions, bit for bit; and the window
     /// changes the result once positions fall out of it.
@@ -573,9 +578,7 @@ mod tests {
         let kv_dim = n_head_kv * hd;
         let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.3, window: Some(window) };
         let full = Attention { window: None, ..shape.clone() };
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 500.0 - 2.0).collect()
-        };
+        let values = |n: usize, seed: usize| pattern(n, seed, 2.0);
         let act = |rows: usize, cols: usize, seed: usize| Act { rows, cols, data: values(rows * cols, seed) };
         let (q, k, v) = (act(12, n_head * hd, 1), act(12, kv_dim, 2), act(12, kv_dim, 3));
         let mut cache = cpu.new_cache(&[16], kv_dim).unwrap();
@@ -611,9 +614,7 @@ mod tests {
         let (n_head, n_head_kv, hd, window, batch) = (4, 2, 8, 5, 3);
         let kv_dim = n_head_kv * hd;
         let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.3, window: Some(window) };
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 500.0 - 2.0).collect()
-        };
+        let values = |n: usize, seed: usize| pattern(n, seed, 2.0);
         let n = 50;
         let q = Act { rows: n, cols: n_head * hd, data: values(n * n_head * hd, 1) };
         let (k, v) = (
@@ -642,9 +643,7 @@ mod tests {
     /// the values in runs, at most `seen` roundings of the largest value.
     #[test]
     fn one_token_attention_equals_attention_by_groups() {
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 100.0 - 10.0).collect()
-        };
+        let values = |n: usize, seed: usize| pattern(n, seed, 10.0);
         for (n_head, n_head_kv, hd, window, ring) in [(4, 1, 256, Some(40), 60), (9, 3, 64, None, 300), (2, 2, 12, Some(3), 5)] {
             let kv_dim = n_head_kv * hd;
             let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.125, window };
