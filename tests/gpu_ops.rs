@@ -36,6 +36,8 @@
 
 mod common;
 
+use std::borrow::Cow;
+
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
 use webslm::gpu::Gpu;
@@ -199,7 +201,7 @@ gpu_test! {
                     let row_bytes = bytes.len() / rows;
                     g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
                 }
-                let weight = g.upload(&info("w", ty, &[k, rows]), &bytes).unwrap();
+                let weight = g.upload(&info("w", ty, &[k, rows]), Cow::Borrowed(&bytes)).unwrap();
                 g.limit_binding(u32::MAX as u64);
                 let xa = g.act_from(tokens, k, &x);
                 let y = g.matmul(&xa, &weight);
@@ -232,7 +234,7 @@ gpu_test! {
         let mut g = gpu().await;
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let bytes = vec![0u8; ty.bytes_for(256).unwrap() as usize];
-            let e = g.upload(&info("w", ty, &[128, 2]), &bytes).err().expect("rows of 128 K-quant weights");
+            let e = g.upload(&info("w", ty, &[128, 2]), Cow::Borrowed(&bytes)).err().expect("rows of 128 K-quant weights");
             assert!(matches!(&e, webslm::Error::BadModel(m) if m.contains("256-weight blocks")), "{} {e:?}", ty.name());
         }
     }
@@ -251,9 +253,9 @@ gpu_test! {
             let (bytes, _) = matrix(ty, rows, k, &mut rng);
             let t = info("embd", ty, &[k, rows]);
             g.limit_binding((bytes.len() / 4) as u64);
-            let gw = g.upload(&t, &bytes).unwrap();
+            let gw = g.upload(&t, Cow::Borrowed(&bytes)).unwrap();
             g.limit_binding(u32::MAX as u64);
-            let cw = cpu.upload(&t, &bytes).unwrap();
+            let cw = cpu.upload(&t, Cow::Borrowed(&bytes)).unwrap();
             let tokens = [0u32, 49, 13, 13, 25, 37, 1, 2, 3];
             let got = {
                 let e = g.embed(&gw, &tokens);
@@ -286,7 +288,7 @@ gpu_test! {
         let w = rng.vec(cols, 2.0);
         let t = info("norm", GgmlType::F32, &[cols]);
         let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
+        let (gw, cw) = (g.upload(&t, Cow::Borrowed(&wb)).unwrap(), cpu.upload(&t, Cow::Borrowed(&wb)).unwrap());
         let gx = g.act_from(rows, cols, &x);
         let cx = cpu_act(rows, cols, &x);
 
@@ -368,7 +370,7 @@ gpu_test! {
         let w = rng.vec(hd, 2.0);
         let t = info("q_norm", GgmlType::F32, &[hd]);
         let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
+        let (gw, cw) = (g.upload(&t, Cow::Borrowed(&wb)).unwrap(), cpu.upload(&t, Cow::Borrowed(&wb)).unwrap());
         let x = rng.vec(rows * n_head * hd, 40.0);
         let got = {
             let gx = g.act_from(rows, n_head * hd, &x);
