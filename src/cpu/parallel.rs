@@ -50,9 +50,10 @@ pub fn for_chunks<T: Send>(
 /// each spanning every row; `first` is the block's first unit. Every block
 /// but the last holds a multiple of `align` units (a kernel's tile of rows
 /// stays whole), and a thread joins only for at least `min_units` units of
-/// its own, so that tiny work is not split. The blocks are of nearly equal
-/// size (to within `align` units), several a thread, each taken by the next
-/// thread free. With one thread, `f(0, whole)` runs inline.
+/// its own, so that tiny work is not split. The blocks, several a thread,
+/// each taken by the next thread free, shrink from a quarter of the units
+/// (with two threads) down to `min_units`. With one thread, `f(0, whole)`
+/// runs inline.
 pub fn for_blocks<T: Send>(
     out: &mut [T],
     width: usize,
@@ -74,20 +75,27 @@ pub fn for_blocks<T: Send>(
     }
     #[cfg(feature = "threads")]
     if n > 1 {
-        // Several blocks per thread, taken in turn by whichever thread is
-        // free: one that runs slower (a busier core, a later start) takes
-        // fewer, and work that grows along the units (causal attention) evens
-        // out.
-        let chunks = (8 * n).min(groups);
-        let bound = |c: usize| (c * groups / chunks * align).min(width);
+        // Blocks taken in turn by whichever thread is free, each a share of
+        // the groups left (guided scheduling): the first are large, so that
+        // few are claimed, and they shrink toward the end, so that the
+        // threads finish within a small block of each other. One that runs
+        // slower (a busier core, a later start) takes fewer, and work that
+        // grows along the units (causal attention) evens out.
+        let least = min_units.div_ceil(align).max(1);
         let (base, next) = (SharedMut(base), std::sync::atomic::AtomicUsize::new(0));
-        pool::run(n, &|| loop {
-            let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if c >= chunks {
-                break;
+        pool::run(n, &|| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut first = next.load(Relaxed);
+            while first < groups {
+                let last = (first + ((groups - first) / (2 * n)).max(least)).min(groups);
+                if let Err(seen) = next.compare_exchange_weak(first, last, Relaxed, Relaxed) {
+                    first = seen;
+                    continue;
+                }
+                let (lo, hi) = (first * align, (last * align).min(width));
+                f(lo, unsafe { Block::new(base.get(), row_len, lo * unit, (hi - lo) * unit, rows) });
+                first = next.load(Relaxed);
             }
-            let (first, last) = (bound(c), bound(c + 1));
-            f(first, unsafe { Block::new(base.get(), row_len, first * unit, (last - first) * unit, rows) });
         });
     }
 }
