@@ -103,7 +103,8 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> webslm::Result<()> {
     let t = web_time::Instant::now();
-    let mut session = Session::load_path(&args.model, LoadOptions { context_length: args.context, ..Default::default() })?;
+    let mut session =
+        Session::load_path(&args.model, LoadOptions { context_length: args.context, ..Default::default() })?;
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     let info = session.info().clone();
     eprintln!(

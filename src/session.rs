@@ -513,12 +513,13 @@ impl<B: Backend> Session<B> {
         let mut scored = Vec::with_capacity(tokens.len() - n_prompt);
         // The last token is only a target: it is never fed.
         let inputs = &tokens[..tokens.len() - 1];
-        self.engine.run(inputs, reused, n_prompt - 1, |pos, logits| {
-            for (i, row) in logits.chunks_exact(n_vocab).enumerate() {
-                scored.push(score_row(row, tokens[pos + i + 1], top_k));
-            }
-        })
-        .await?;
+        self.engine
+            .run(inputs, reused, n_prompt - 1, |pos, logits| {
+                for (i, row) in logits.chunks_exact(n_vocab).enumerate() {
+                    scored.push(score_row(row, tokens[pos + i + 1], top_k));
+                }
+            })
+            .await?;
         let nll: f64 = scored.iter().map(|s: &ScoredToken| -(s.logprob as f64)).sum();
         self.stats = Stats {
             prompt_tokens: inputs.len(),

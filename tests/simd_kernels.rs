@@ -107,21 +107,73 @@ struct Kernel {
 fn kernels() -> Vec<Kernel> {
     use GgmlType::*;
     vec![
-        Kernel { ty: Q4_0, act: Q8_0, scalar: scalar::vec_dot_q4_0_q8_0, simd: simd128::vec_dot_q4_0_q8_0, tile: simd128::vec_dot_q4_0_q8_0_4x },
-        Kernel { ty: Q4_1, act: Q8_1, scalar: scalar::vec_dot_q4_1_q8_1, simd: simd128::vec_dot_q4_1_q8_1, tile: simd128::vec_dot_q4_1_q8_1_4x },
-        Kernel { ty: Q5_0, act: Q8_0, scalar: scalar::vec_dot_q5_0_q8_0, simd: simd128::vec_dot_q5_0_q8_0, tile: simd128::vec_dot_q5_0_q8_0_4x },
-        Kernel { ty: Q5_1, act: Q8_1, scalar: scalar::vec_dot_q5_1_q8_1, simd: simd128::vec_dot_q5_1_q8_1, tile: simd128::vec_dot_q5_1_q8_1_4x },
-        Kernel { ty: Q8_0, act: Q8_0, scalar: scalar::vec_dot_q8_0_q8_0, simd: simd128::vec_dot_q8_0_q8_0, tile: simd128::vec_dot_q8_0_q8_0_4x },
-        Kernel { ty: Q4K, act: Q8K, scalar: scalar::vec_dot_q4_k_q8_k, simd: simd128::vec_dot_q4_k_q8_k, tile: simd128::vec_dot_q4_k_q8_k_4x },
-        Kernel { ty: Q5K, act: Q8K, scalar: scalar::vec_dot_q5_k_q8_k, simd: simd128::vec_dot_q5_k_q8_k, tile: simd128::vec_dot_q5_k_q8_k_4x },
-        Kernel { ty: Q6K, act: Q8K, scalar: scalar::vec_dot_q6_k_q8_k, simd: simd128::vec_dot_q6_k_q8_k, tile: simd128::vec_dot_q6_k_q8_k_4x },
+        Kernel {
+            ty: Q4_0,
+            act: Q8_0,
+            scalar: scalar::vec_dot_q4_0_q8_0,
+            simd: simd128::vec_dot_q4_0_q8_0,
+            tile: simd128::vec_dot_q4_0_q8_0_4x,
+        },
+        Kernel {
+            ty: Q4_1,
+            act: Q8_1,
+            scalar: scalar::vec_dot_q4_1_q8_1,
+            simd: simd128::vec_dot_q4_1_q8_1,
+            tile: simd128::vec_dot_q4_1_q8_1_4x,
+        },
+        Kernel {
+            ty: Q5_0,
+            act: Q8_0,
+            scalar: scalar::vec_dot_q5_0_q8_0,
+            simd: simd128::vec_dot_q5_0_q8_0,
+            tile: simd128::vec_dot_q5_0_q8_0_4x,
+        },
+        Kernel {
+            ty: Q5_1,
+            act: Q8_1,
+            scalar: scalar::vec_dot_q5_1_q8_1,
+            simd: simd128::vec_dot_q5_1_q8_1,
+            tile: simd128::vec_dot_q5_1_q8_1_4x,
+        },
+        Kernel {
+            ty: Q8_0,
+            act: Q8_0,
+            scalar: scalar::vec_dot_q8_0_q8_0,
+            simd: simd128::vec_dot_q8_0_q8_0,
+            tile: simd128::vec_dot_q8_0_q8_0_4x,
+        },
+        Kernel {
+            ty: Q4K,
+            act: Q8K,
+            scalar: scalar::vec_dot_q4_k_q8_k,
+            simd: simd128::vec_dot_q4_k_q8_k,
+            tile: simd128::vec_dot_q4_k_q8_k_4x,
+        },
+        Kernel {
+            ty: Q5K,
+            act: Q8K,
+            scalar: scalar::vec_dot_q5_k_q8_k,
+            simd: simd128::vec_dot_q5_k_q8_k,
+            tile: simd128::vec_dot_q5_k_q8_k_4x,
+        },
+        Kernel {
+            ty: Q6K,
+            act: Q8K,
+            scalar: scalar::vec_dot_q6_k_q8_k,
+            simd: simd128::vec_dot_q6_k_q8_k,
+            tile: simd128::vec_dot_q6_k_q8_k_4x,
+        },
     ]
 }
 
 fn check(k: &Kernel, n: usize, w: &[u8], a: &[u8], what: &str) {
     let (want, got) = ((k.scalar)(n, w, a), (k.simd)(n, w, a));
     // NaN payloads may differ: any NaN matches any NaN.
-    assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{} {what}: simd {got} vs scalar {want}", k.ty.name());
+    assert!(
+        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+        "{} {what}: simd {got} vs scalar {want}",
+        k.ty.name()
+    );
 }
 
 #[wasm_bindgen_test]
@@ -155,7 +207,11 @@ fn tiles_equal_single_row_products() {
                 for r in 0..4 {
                     let want = (k.scalar)(n, &w[r], a);
                     let got = out[t][r];
-                    assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{} {tokens} tokens, row {r} token {t}: {got} vs {want}", k.ty.name());
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{} {tokens} tokens, row {r} token {t}: {got} vs {want}",
+                        k.ty.name()
+                    );
                 }
             }
         }
@@ -216,7 +272,11 @@ fn attention_loops_match_scalar() {
     cpu_simd::widen_f16(&all, &mut widened);
     for (h, w) in all.iter().zip(&widened) {
         let want = h.to_f32();
-        assert!(w.to_bits() == want.to_bits() || (want.is_nan() && w.is_nan()), "f16 {:#06x}: {w} vs {want}", h.to_bits());
+        assert!(
+            w.to_bits() == want.to_bits() || (want.is_nan() && w.is_nan()),
+            "f16 {:#06x}: {w} vs {want}",
+            h.to_bits()
+        );
     }
 
     let mut rng = Rng(11);

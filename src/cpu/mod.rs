@@ -490,13 +490,20 @@ mod tests {
     use super::*;
 
     fn weight(cpu: &mut Cpu, ty: GgmlType, rows: usize, cols: usize, seed: u32) -> Weight {
-        let values: Vec<f32> = (0..rows * cols).map(|i| ((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 250.0 - 2.0).collect();
+        let values: Vec<f32> =
+            (0..rows * cols).map(|i| ((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 250.0 - 2.0).collect();
         let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
         let mut data = vec![0u8; rows * row_bytes];
         for (src, dst) in values.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
             quant::quantize_row_ref(ty, src, dst);
         }
-        let info = TensorInfo { name: "w".into(), dims: vec![cols as u64, rows as u64], ty, offset: 0, size: data.len() as u64 };
+        let info = TensorInfo {
+            name: "w".into(),
+            dims: vec![cols as u64, rows as u64],
+            ty,
+            offset: 0,
+            size: data.len() as u64,
+        };
         cpu.upload(&info, Cow::Owned(data)).unwrap()
     }
 
@@ -507,8 +514,11 @@ mod tests {
         let mut cpu = Cpu::default();
         let data = vec![0u8; 4 * 34];
         let at = data.as_ptr();
-        let info = TensorInfo { name: "w".into(), dims: vec![32, 4], ty: GgmlType::Q8_0, offset: 0, size: data.len() as u64 };
-        let Weight::Matrix { data: kept, .. } = cpu.upload(&info, Cow::Owned(data)).unwrap() else { panic!("a matrix") };
+        let info =
+            TensorInfo { name: "w".into(), dims: vec![32, 4], ty: GgmlType::Q8_0, offset: 0, size: data.len() as u64 };
+        let Weight::Matrix { data: kept, .. } = cpu.upload(&info, Cow::Owned(data)).unwrap() else {
+            panic!("a matrix")
+        };
         assert_eq!(kept.as_ptr(), at);
     }
 
@@ -531,7 +541,10 @@ mod tests {
                 for (w, got) in ws.iter().zip(&together) {
                     let alone = cpu.matmul(&x, w);
                     assert_eq!((got.rows, got.cols), (alone.rows, alone.cols));
-                    assert!(got.data.iter().zip(&alone.data).all(|(p, q)| p.to_bits() == q.to_bits()), "{tokens} tokens");
+                    assert!(
+                        got.data.iter().zip(&alone.data).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{tokens} tokens"
+                    );
                 }
             }
         }
@@ -644,7 +657,9 @@ mod tests {
     #[test]
     fn one_token_attention_equals_attention_by_groups() {
         let values = |n: usize, seed: usize| pattern(n, seed, 10.0);
-        for (n_head, n_head_kv, hd, window, ring) in [(4, 1, 256, Some(40), 60), (9, 3, 64, None, 300), (2, 2, 12, Some(3), 5)] {
+        for (n_head, n_head_kv, hd, window, ring) in
+            [(4, 1, 256, Some(40), 60), (9, 3, 64, None, 300), (2, 2, 12, Some(3), 5)]
+        {
             let kv_dim = n_head_kv * hd;
             let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.125, window };
             let k: Vec<f16> = values(ring * kv_dim, 2).into_iter().map(f16::from_f32).collect();
@@ -660,7 +675,10 @@ mod tests {
                 let got = one_token_attention(&q, &kv, pos, &shape);
                 let budget = span as f32 * f32::EPSILON * 10.0;
                 for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-                    assert!((a - b).abs() <= budget, "{n_head} heads, {n_head_kv} kv heads at {pos}, [{i}]: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= budget,
+                        "{n_head} heads, {n_head_kv} kv heads at {pos}, [{i}]: {a} vs {b}"
+                    );
                 }
                 if span <= VALUE_RUN {
                     assert_eq!(got.data, want.data, "one run is one sum");

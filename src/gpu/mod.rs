@@ -310,7 +310,8 @@ impl Gpu {
                     offset: 0,
                     size: wgpu::BufferSize::new(PARAMS_SLOT),
                 };
-                let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(params) }];
+                let mut entries =
+                    vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(params) }];
                 entries.extend(
                     buffers
                         .iter()
@@ -327,7 +328,8 @@ impl Gpu {
         let encoder = self
             .encoder
             .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -369,7 +371,12 @@ impl Gpu {
 
     /// A storage buffer of at least `size` bytes kept in `slot`, replaced by
     /// a larger one when it is too small.
-    fn scratch(device: &wgpu::Device, slot: &mut Option<wgpu::Buffer>, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    fn scratch(
+        device: &wgpu::Device,
+        slot: &mut Option<wgpu::Buffer>,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
         match slot {
             Some(b) if b.size() >= size => b.clone(),
             _ => {
@@ -448,7 +455,12 @@ impl Gpu {
             &[&stats.buf, &scores.buf, vc, &partial.buf],
             threads(n_head * n_chunks * hd),
         );
-        self.dispatch(("attention_vec_reduce", ""), &[n_head, hd, n_chunks], &[&partial.buf, &out.buf], threads(n_head * hd));
+        self.dispatch(
+            ("attention_vec_reduce", ""),
+            &[n_head, hd, n_chunks],
+            &[&partial.buf, &out.buf],
+            threads(n_head * hd),
+        );
         out
     }
 
@@ -458,10 +470,8 @@ impl Gpu {
     fn matrix_layout(&self, info: &TensorInfo) -> Result<(layout::Format, usize, usize)> {
         let cols = info.dims[0] as usize;
         let rows = (info.n_elements() / info.dims[0].max(1)) as usize;
-        let format = layout::Format::of(info.ty).ok_or_else(|| Error::UnsupportedQuant {
-            tensor: info.name.clone(),
-            ty: info.ty.name(),
-        })?;
+        let format = layout::Format::of(info.ty)
+            .ok_or_else(|| Error::UnsupportedQuant { tensor: info.name.clone(), ty: info.ty.name() })?;
         let len = format.block_len();
         if cols % len != 0 {
             return Err(Error::BadModel(format!(
@@ -555,7 +565,9 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "rms_norm" => (include_str!("../../shaders/rms_norm.wgsl"), &[Read, Read, Write]),
         "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
         "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
-        "attention_vec_scores" => (include_str!("../../shaders/attention_vec_scores.wgsl"), &[Read, Read, Write, Write]),
+        "attention_vec_scores" => {
+            (include_str!("../../shaders/attention_vec_scores.wgsl"), &[Read, Read, Write, Write])
+        }
         "attention_vec" => (include_str!("../../shaders/attention_vec.wgsl"), &[Read, Read, Read, Write]),
         "attention_vec_reduce" => (include_str!("../../shaders/attention_vec_reduce.wgsl"), &[Read, Write]),
         "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),

@@ -15,8 +15,8 @@
 use core::arch::wasm32::*;
 
 use super::scalar::{
-    blocks, blocks_mut, f32_at, scales_mins_k4, QK, QK_K, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES,
-    Q5_1_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES,
+    blocks, blocks_mut, f32_at, scales_mins_k4, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q5_K_BYTES,
+    Q6_K_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q8_K_BYTES, QK, QK_K,
 };
 pub use super::scalar::{vec_dot_bf16, vec_dot_bf16_4x, vec_dot_f16, vec_dot_f16_4x, vec_dot_f32, vec_dot_f32_4x};
 
@@ -299,7 +299,9 @@ fn tile<const W: usize, const A: usize, const MIN: bool, const T: usize>(
             *acc = f32x4_add(*acc, if MIN { f32x4_add(t, f32x4_mul(m, f32x4_splat(f16_at(ab, 2)))) } else { t });
         }
     }
-    acc.map(|v| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)])
+    acc.map(|v| {
+        [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
+    })
 }
 
 #[inline(always)]
@@ -384,10 +386,30 @@ fn isum_q8_0((w0, w1): (v128, v128), ab: &[u8; Q8_0_BYTES]) -> v128 {
 macro_rules! by_tokens {
     ($acts:expr, |$a:ident: $t:ident| $body:expr, |$r:ident| $sink:expr) => {
         match $acts.len() {
-            1 => { const $t: usize = 1; let $a: [&[u8]; 1] = [$acts[0]]; let $r = $body; $sink }
-            2 => { const $t: usize = 2; let $a: [&[u8]; 2] = [$acts[0], $acts[1]]; let $r = $body; $sink }
-            3 => { const $t: usize = 3; let $a: [&[u8]; 3] = [$acts[0], $acts[1], $acts[2]]; let $r = $body; $sink }
-            _ => { const $t: usize = 4; let $a: [&[u8]; 4] = [$acts[0], $acts[1], $acts[2], $acts[3]]; let $r = $body; $sink }
+            1 => {
+                const $t: usize = 1;
+                let $a: [&[u8]; 1] = [$acts[0]];
+                let $r = $body;
+                $sink
+            }
+            2 => {
+                const $t: usize = 2;
+                let $a: [&[u8]; 2] = [$acts[0], $acts[1]];
+                let $r = $body;
+                $sink
+            }
+            3 => {
+                const $t: usize = 3;
+                let $a: [&[u8]; 3] = [$acts[0], $acts[1], $acts[2]];
+                let $r = $body;
+                $sink
+            }
+            _ => {
+                const $t: usize = 4;
+                let $a: [&[u8]; 4] = [$acts[0], $acts[1], $acts[2], $acts[3]];
+                let $r = $body;
+                $sink
+            }
         }
     };
 }
@@ -484,7 +506,12 @@ fn q5_k_rows<const R: usize>(n: usize, w: &[u8], acts: [&[u8]; R]) -> [f32; R] {
             let (lo0, hi0) = nibbles(load(wb, 48 + 32 * c));
             let (lo1, hi1) = nibbles(load(wb, 64 + 32 * c));
             let (b, b1) = (2 * c as u32, 2 * c as u32 + 1);
-            (v128_or(lo0, fifth(h0, b)), v128_or(lo1, fifth(h1, b)), v128_or(hi0, fifth(h0, b1)), v128_or(hi1, fifth(h1, b1)))
+            (
+                v128_or(lo0, fifth(h0, b)),
+                v128_or(lo1, fifth(h1, b)),
+                v128_or(hi0, fifth(h0, b1)),
+                v128_or(hi1, fifth(h1, b1)),
+            )
         })
     })
 }

@@ -66,7 +66,9 @@ fn ready<T>(f: impl std::future::Future<Output = T>) -> Result<T, JsValue> {
     use std::task::{Context, Poll, Waker};
     match std::pin::pin!(f).as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => Ok(v),
-        Poll::Pending => Err(coded_error("INVALID_ARGUMENT", "this engine runs on the GPU: call the method's Async twin")),
+        Poll::Pending => {
+            Err(coded_error("INVALID_ARGUMENT", "this engine runs on the GPU: call the method's Async twin"))
+        }
     }
 }
 
@@ -117,7 +119,10 @@ pub async fn open_gpu(or_cpu: Option<bool>) -> Result<GpuDevice, JsValue> {
     #[cfg(not(feature = "gpu"))]
     {
         let _ = or_cpu;
-        Err(coded_error("NO_WEBGPU", "this build of the engine has no GPU backend (the threaded builds run on the CPU)"))
+        Err(coded_error(
+            "NO_WEBGPU",
+            "this build of the engine has no GPU backend (the threaded builds run on the CPU)",
+        ))
     }
 }
 
