@@ -83,18 +83,12 @@ pub fn for_blocks<T: Send>(
         // grows along the units (causal attention) evens out.
         let least = min_units.div_ceil(align).max(1);
         let (base, next) = (SharedMut(base), std::sync::atomic::AtomicUsize::new(0));
+        let end = |first: usize| (first + ((groups - first) / (2 * n)).max(least)).min(groups);
         pool::run(n, &|| {
             use std::sync::atomic::Ordering::Relaxed;
-            let mut first = next.load(Relaxed);
-            while first < groups {
-                let last = (first + ((groups - first) / (2 * n)).max(least)).min(groups);
-                if let Err(seen) = next.compare_exchange_weak(first, last, Relaxed, Relaxed) {
-                    first = seen;
-                    continue;
-                }
-                let (lo, hi) = (first * align, (last * align).min(width));
+            while let Ok(first) = next.fetch_update(Relaxed, Relaxed, |g| (g < groups).then(|| end(g))) {
+                let (lo, hi) = (first * align, (end(first) * align).min(width));
                 f(lo, unsafe { Block::new(base.get(), row_len, lo * unit, (hi - lo) * unit, rows) });
-                first = next.load(Relaxed);
             }
         });
     }
