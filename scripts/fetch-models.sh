@@ -39,4 +39,21 @@ if ! verified "$dest/$gemma_name" "$gemma_sha"; then
   echo "$gemma_sha  $dest/$gemma_name.part" | sha256sum --check --quiet
   mv "$dest/$gemma_name.part" "$dest/$gemma_name"
 fi
-echo "models ready in $dest/: $smollm_name, $gemma_name"
+# llama.cpp's own test material, from the llama-cpp-python sdist that vendors
+# it (the llama.cpp of the fixtures): its tokenizer suite (models/ggml-vocab-*.gguf
+# with .inp/.out cases, the vocabularies the tiny architecture models take their
+# tokenizers from) and its chat templates (models/templates/*.jinja).
+suite="$dest/llama.cpp"
+sdist=llama_cpp_python-0.3.36.tar.gz
+sdist_sha=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+if [ "$(cat "$suite/sdist.sha256" 2>/dev/null)" != "$sdist_sha" ]; then
+  echo "fetching llama.cpp's tokenizer suite and chat templates from PyPI (llama-cpp-python 0.3.36 sdist)"
+  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python --dest "$tmp" llama-cpp-python==0.3.36
+  echo "$sdist_sha  $tmp/$sdist" | sha256sum --check --quiet
+  rm -rf "$suite" && mkdir -p "$suite"
+  tar xzf "$tmp/$sdist" -C "$suite" --strip-components=4 --wildcards \
+    'llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-*' \
+    'llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates/*'
+  echo "$sdist_sha" > "$suite/sdist.sha256"
+fi
+echo "models ready in $dest/: $smollm_name, $gemma_name; llama.cpp's vocabularies and templates in $suite/"
