@@ -46,6 +46,12 @@ impl LoadOptions {
         if context == 0 {
             return Err(Error::InvalidArgument("context length 0".into()));
         }
+        if let Some(max) = h.max_context.filter(|&max| context > max) {
+            return Err(Error::InvalidArgument(format!(
+                "a context of {context} positions: this {} model has learned positions for {max}",
+                h.arch
+            )));
+        }
         match self.max_batch.unwrap_or(BATCH) {
             0 => Err(Error::InvalidArgument("a batch limit of 0 tokens".into())),
             batch => Ok((context, batch)),
@@ -653,9 +659,9 @@ impl<B: Backend> Loader<B> {
             (Some(b), Some(t), Some(c)) => (b, t, c),
             _ => unreachable!("a finished stream has called header()"),
         };
-        let model = builder.finish()?;
+        let (context, batch) = options.sizes(builder.hparams())?;
+        let model = builder.finish(context)?;
         let h = model.hparams();
-        let (context, batch) = options.sizes(h)?;
         let positions = h.cache_positions(context, batch);
         let kv_cache_bytes = cache_bytes(&positions, model.kv_dim()).ok_or_else(|| {
             Error::OutOfMemory(format!("a KV cache of {context} positions is more than this device can address"))

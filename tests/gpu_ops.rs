@@ -304,7 +304,7 @@ gpu_test! {
         for (neox, dims, head_dim, n_head, pos) in
             [(false, 64, 64, 9, 0), (true, 64, 64, 9, 700), (true, 32, 64, 3, 5)]
         {
-            let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None };
+            let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None, attn_factor: 1.0 };
             let data = rng.vec(rows * n_head * head_dim, 5.0);
             let (mut gq, mut cq) =
                 (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));

@@ -16,6 +16,18 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// LayerNorm times `w` plus `b`, as ggml's `ggml_norm`, `ggml_mul`,
+/// `ggml_add`: the mean and variance of `x` in f64, as `rms_norm` keeps its sum.
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let n = x.len() as f64;
+    let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
+    let var = x.iter().map(|&v| ((v - mean) as f64).powi(2)).sum::<f64>() / n;
+    let scale = 1.0 / (var as f32 + eps).sqrt();
+    for (((o, &v), &g), &c) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = (v - mean) * scale * g + c;
+    }
+}
+
 /// The rotation (cos, sin) of each dimension pair at position `pos`: computed
 /// once a position and shared by every head.
 pub fn rope_angles(pos: usize, rope: &Rope, out: &mut Vec<(f32, f32)>) {
@@ -28,7 +40,7 @@ pub fn rope_angles(pos: usize, rope: &Rope, out: &mut Vec<(f32, f32)>) {
             theta /= f[i];
         }
         let (sin, cos) = theta.sin_cos();
-        (cos, sin)
+        (cos * rope.attn_factor, sin * rope.attn_factor)
     }));
 }
 
@@ -74,18 +86,30 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
 }
 
-/// `out = gelu(gate) * up` as ggml's CPU computes it (`ggml_vec_geglu_f32`
-/// with `GGML_GELU_FP16`): a table of GELU rounded to f16, looked up by the
-/// gate rounded to f16; gates at or past ±10 are taken as 0 or themselves.
+/// GELU as ggml's CPU computes it (`GGML_GELU_FP16`): a table of GELU
+/// rounded to f16, looked up by `x` rounded to f16; `x` at or past ±10 is
+/// taken as 0 or itself.
+pub fn gelu_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        f16::from_f32(gelu(f16::from_f32(x).to_f32())).to_f32()
+    }
+}
+
+/// `out = gelu(x)` as ggml's `ggml_vec_gelu_f32` ([`gelu_f16_table`]).
+pub fn gelu_row(x: &[f32], out: &mut [f32]) {
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = gelu_f16_table(v);
+    }
+}
+
+/// `out = gelu(gate) * up` as ggml's `ggml_vec_geglu_f32` ([`gelu_f16_table`]).
 pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
     for ((d, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *d = if g <= -10.0 {
-            0.0
-        } else if g >= 10.0 {
-            g * u
-        } else {
-            f16::from_f32(gelu(f16::from_f32(g).to_f32())).to_f32() * u
-        };
+        *d = gelu_f16_table(g) * u;
     }
 }
 

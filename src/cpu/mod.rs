@@ -199,6 +199,10 @@ impl Backend for Cpu {
         Ok(Cache { positions: positions.to_vec(), kv_dim, k, v })
     }
 
+    fn rows(&self, x: &Act) -> usize {
+        x.rows
+    }
+
     fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
         let Weight::Matrix { ty, rows, cols, data } = table else { unreachable!("the embedding table is a matrix") };
         let row_bytes = ty.bytes_for(*cols as u64).expect("checked at load") as usize;
@@ -216,6 +220,15 @@ impl Backend for Cpu {
         let mut out = Act::zeros(x.rows, x.cols);
         for (src, dst) in x.data.chunks_exact(x.cols).zip(out.data.chunks_exact_mut(x.cols)) {
             kernels::rms_norm(src, w, eps, dst);
+        }
+        out
+    }
+
+    fn layer_norm(&mut self, x: &Act, weight: &Weight, bias: &Weight, eps: f32) -> Act {
+        let (Weight::Vector(w), Weight::Vector(b)) = (weight, bias) else { unreachable!("norm weights are vectors") };
+        let mut out = Act::zeros(x.rows, x.cols);
+        for (src, dst) in x.data.chunks_exact(x.cols).zip(out.data.chunks_exact_mut(x.cols)) {
+            kernels::layer_norm(src, w, b, eps, dst);
         }
         out
     }
@@ -321,6 +334,14 @@ impl Backend for Cpu {
         out
     }
 
+    fn gelu(&mut self, x: &Act) -> Act {
+        let mut out = Act::zeros(x.rows, x.cols);
+        parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 8, |first, dst| {
+            kernels::gelu_row(&x.data[first..], dst);
+        });
+        out
+    }
+
     fn scale(&mut self, x: &mut Act, s: f32) {
         for v in &mut x.data {
             *v *= s;
@@ -335,6 +356,15 @@ impl Backend for Cpu {
     fn add(&mut self, x: &mut Act, y: &Act) {
         for (a, b) in x.data.iter_mut().zip(&y.data) {
             *a += b;
+        }
+    }
+
+    fn add_bias(&mut self, x: &mut Act, bias: &Weight) {
+        let Weight::Vector(b) = bias else { unreachable!("a bias is a vector") };
+        for row in x.data.chunks_exact_mut(x.cols) {
+            for (a, b) in row.iter_mut().zip(b) {
+                *a += b;
+            }
         }
     }
 

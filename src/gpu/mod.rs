@@ -563,6 +563,7 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "matmul_mat" => (include_str!("../../shaders/matmul_mat.wgsl"), MATMUL),
         "embed" => (include_str!("../../shaders/embed.wgsl"), MATMUL),
         "rms_norm" => (include_str!("../../shaders/rms_norm.wgsl"), &[Read, Read, Write]),
+        "layer_norm" => (include_str!("../../shaders/layer_norm.wgsl"), &[Read, Read, Read, Write]),
         "rope" => (include_str!("../../shaders/rope.wgsl"), &[Read, Write]),
         "kv_store" => (include_str!("../../shaders/kv_store.wgsl"), &[Read, Read, Write, Write]),
         "attention_vec_scores" => {
@@ -573,8 +574,10 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),
         "swiglu" => (include_str!("../../shaders/swiglu.wgsl"), &[Read, Read, Write]),
         "geglu" => (include_str!("../../shaders/geglu.wgsl"), &[Read, Read, Write]),
+        "gelu" => (include_str!("../../shaders/gelu.wgsl"), &[Read, Write]),
         "scale" => (include_str!("../../shaders/scale.wgsl"), &[Write]),
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
+        "add_bias" => (include_str!("../../shaders/add_bias.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
         other => unreachable!("no kernel `{other}`"),
     };
@@ -649,6 +652,10 @@ impl Backend for Gpu {
         Ok(Cache { positions: positions.to_vec(), kv_dim, k, v })
     }
 
+    fn rows(&self, x: &Act) -> usize {
+        x.rows
+    }
+
     fn embed(&mut self, table: &Weight, tokens: &[u32]) -> Act {
         let Weight::Matrix { ty, cols, parts, .. } = table else { unreachable!("the embedding table is a matrix") };
         let kernel = ("embed", layout::Format::of(*ty).expect("checked at upload").name);
@@ -676,6 +683,14 @@ impl Backend for Gpu {
         let out = self.act(x.rows, x.cols);
         let params = [x.cols as u32, eps.to_bits()];
         self.dispatch(("rms_norm", ""), &params, &[&x.buf, w, &out.buf], [x.rows as u32, 1, 1]);
+        out
+    }
+
+    fn layer_norm(&mut self, x: &Act, weight: &Weight, bias: &Weight, eps: f32) -> Act {
+        let (Weight::Vector(w), Weight::Vector(b)) = (weight, bias) else { unreachable!("norm weights are vectors") };
+        let out = self.act(x.rows, x.cols);
+        let params = [x.cols as u32, eps.to_bits()];
+        self.dispatch(("layer_norm", ""), &params, &[&x.buf, w, b, &out.buf], [x.rows as u32, 1, 1]);
         out
     }
 
@@ -768,6 +783,14 @@ impl Backend for Gpu {
         out
     }
 
+    fn gelu(&mut self, x: &Act) -> Act {
+        let out = self.act(x.rows, x.cols);
+        let len = x.rows * x.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch(("gelu", ""), &[len as u32, groups[0]], &[&x.buf, &out.buf], groups);
+        out
+    }
+
     fn scale(&mut self, x: &mut Act, s: f32) {
         let len = x.rows * x.cols;
         let groups = grid(len.div_ceil(256));
@@ -784,6 +807,13 @@ impl Backend for Gpu {
         let len = x.rows * x.cols;
         let groups = grid(len.div_ceil(256));
         self.dispatch(("add", ""), &[len as u32, groups[0]], &[&y.buf, &x.buf], groups);
+    }
+
+    fn add_bias(&mut self, x: &mut Act, bias: &Weight) {
+        let Weight::Vector(b) = bias else { unreachable!("a bias is a vector") };
+        let len = x.rows * x.cols;
+        let groups = grid(len.div_ceil(256));
+        self.dispatch(("add_bias", ""), &[len as u32, groups[0], x.cols as u32], &[b, &x.buf], groups);
     }
 
     fn rows_from(&mut self, x: &Act, first: usize) -> Act {

@@ -6,8 +6,15 @@
 //! those ops once for every architecture; a new architecture is one new file
 //! here plus one line in [`Architecture::for_header`].
 
+mod blocks;
 pub mod gemma3;
+pub mod gpt2;
 pub mod llama;
+pub mod phi2;
+pub mod phi3;
+pub mod qwen2;
+pub mod qwen3;
+pub mod smollm3;
 
 use std::borrow::Cow;
 
@@ -24,8 +31,12 @@ pub struct Rope {
     pub freq_scale: f32,
     /// NeoX rotates (i, i + dims/2) pairs; the normal order rotates (2i, 2i+1).
     pub neox: bool,
-    /// Per-frequency divisors (`rope_freqs.weight`, Llama 3.x), `dims / 2` of them.
+    /// Per-frequency divisors (`rope_freqs.weight`, Llama 3.x; Phi-3's
+    /// LongRoPE `rope_factors_short/long`), `dims / 2` of them.
     pub factors: Option<Vec<f32>>,
+    /// Multiplies cos and sin (`rope.scaling.attn_factor`: LongRoPE's
+    /// magnitude correction, which llama.cpp folds into the rotation).
+    pub attn_factor: f32,
 }
 
 /// Shape of one attention call.
@@ -39,6 +50,20 @@ pub struct Attention {
     /// Sliding-window attention: the query at position `p` sees the keys at
     /// `p - window < j <= p` only (llama.cpp masks `p - j >= window`).
     pub window: Option<usize>,
+}
+
+impl Attention {
+    /// The attention of a model's layers: its heads, scores scaled by
+    /// 1/sqrt(head_dim), over `window` positions or all.
+    pub fn new(h: &Hparams, window: Option<usize>) -> Attention {
+        Attention {
+            n_head: h.n_head,
+            n_head_kv: h.n_head_kv,
+            head_dim: h.head_dim,
+            scale: 1.0 / (h.head_dim as f32).sqrt(),
+            window,
+        }
+    }
 }
 
 /// Which positions of a batch need logits.
@@ -90,10 +115,15 @@ pub trait Backend {
     /// ring: position `j` lives in slot `j % positions[i]`.
     fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Self::Cache>;
 
+    /// The number of rows of `x`.
+    fn rows(&self, x: &Self::Act) -> usize;
     /// Rows of an embedding table.
     fn embed(&mut self, table: &Self::Weight, tokens: &[u32]) -> Self::Act;
     /// RMS-normalizes every row and multiplies by `weight`.
     fn rms_norm(&mut self, x: &Self::Act, weight: &Self::Weight, eps: f32) -> Self::Act;
+    /// LayerNorm: every row less its mean, divided by its standard
+    /// deviation, times `weight` plus `bias`.
+    fn layer_norm(&mut self, x: &Self::Act, weight: &Self::Weight, bias: &Self::Weight, eps: f32) -> Self::Act;
     /// `x · wᵀ`: `x` has `k` columns, `w` has `m` rows of `k`; the result `m` columns.
     fn matmul(&mut self, x: &Self::Act, w: &Self::Weight) -> Self::Act;
     /// [`Backend::matmul`] of one `x` by several weights (q, k and v; gate
@@ -125,6 +155,8 @@ pub trait Backend {
     /// evaluated as ggml's CPU does: on `gate` rounded to f16, the result
     /// rounded to f16 (its lookup table), `gate` at or past ±10 taken as is.
     fn geglu(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// GELU of every element, as [`Backend::geglu`] evaluates it.
+    fn gelu(&mut self, x: &Self::Act) -> Self::Act;
     /// `x *= s`, element-wise.
     fn scale(&mut self, x: &mut Self::Act, s: f32);
     /// The same row-major values seen as `rows × cols` (per-head norms view
@@ -132,6 +164,8 @@ pub trait Backend {
     fn reshape(&mut self, x: Self::Act, rows: usize, cols: usize) -> Self::Act;
     /// `x += y`, element-wise.
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
+    /// `x += bias` on every row (a vector as long as a row).
+    fn add_bias(&mut self, x: &mut Self::Act, bias: &Self::Weight);
     /// Rows `first..` of `x`.
     fn rows_from(&mut self, x: &Self::Act, first: usize) -> Self::Act;
     /// Copies activations back to the host (logits).
@@ -178,9 +212,13 @@ pub struct Hparams {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
-    pub rms_eps: f32,
+    /// Epsilon of the model's norms (RMSNorm or LayerNorm).
+    pub norm_eps: f32,
     /// The context the model was trained for.
     pub context_length: usize,
+    /// A context no session may pass: the rows of a learned position
+    /// embedding (GPT-2); `None` where positions are rotary.
+    pub max_context: Option<usize>,
     /// Each layer's sliding window (`None`: it attends to every position).
     pub windows: Vec<Option<usize>>,
 }
@@ -283,11 +321,13 @@ impl<'a> Keys<'a> {
         }
         let factor = match self.opt_str("rope.scaling.type") {
             None | Some("none") => self.opt_f32("rope.scale_linear")?.unwrap_or(1.0),
-            Some("linear") => self.opt_f32("rope.scaling.factor")?.unwrap_or(1.0),
+            // LongRoPE's factors are tensors (Phi-3, which reads them).
+            Some("linear" | "longrope") => self.opt_f32("rope.scaling.factor")?.unwrap_or(1.0),
             Some(other) => return Err(Error::UnsupportedArch(format!("{} with `{other}` RoPE scaling", self.arch))),
         };
-        if !(factor > 0.0 && factor.is_finite()) {
-            return Err(Error::BadModel(format!("RoPE scaling factor {factor}")));
+        let attn_factor = self.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
+        if !(factor > 0.0 && factor.is_finite() && attn_factor.is_finite()) {
+            return Err(Error::BadModel(format!("RoPE scaling factor {factor}, attention factor {attn_factor}")));
         }
         Ok(Rope {
             dims,
@@ -295,24 +335,110 @@ impl<'a> Keys<'a> {
             freq_scale: 1.0 / factor,
             neox,
             factors: None,
+            attn_factor,
         })
     }
+
+    /// The hyper-parameters decoders read alike: widths, heads (query heads
+    /// in equal groups over the key/value heads), layers, the vocabulary
+    /// (from `token_embd.weight`), the norms' epsilon from `eps_key`
+    /// (else `default_eps`); every layer global.
+    pub fn decoder(&self, header: &Header, eps_key: &str, default_eps: f32) -> Result<Hparams> {
+        let n_embd = self.usize("embedding_length")?;
+        let n_head = self.usize("attention.head_count")?;
+        let n_head_kv = self.opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
+        if n_embd == 0 || n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(Error::BadModel(format!("{n_head} attention heads cannot share {n_head_kv} key/value heads")));
+        }
+        let head_dim = self.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
+        if head_dim == 0 || self.opt_usize("attention.value_length")?.is_some_and(|v| v != head_dim) {
+            return Err(Error::BadModel(format!("heads of {head_dim} keys and another number of values")));
+        }
+        let n_vocab = match header.tensor("token_embd.weight") {
+            Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
+            _ => return Err(Error::BadModel("tensor `token_embd.weight` is missing".into())),
+        };
+        let n_layer = self.usize("block_count")?;
+        Ok(Hparams {
+            arch: self.arch.to_string(),
+            n_vocab,
+            n_embd,
+            n_layer,
+            n_ff: self.usize("feed_forward_length")?,
+            n_head,
+            n_head_kv,
+            head_dim,
+            norm_eps: self.opt_f32(eps_key)?.unwrap_or(default_eps),
+            context_length: self.opt_usize("context_length")?.unwrap_or(2048),
+            max_context: None,
+            windows: vec![None; n_layer],
+        })
+    }
+
+    /// Refuses mixture-of-experts files of an architecture that has them.
+    pub fn dense(&self) -> Result<()> {
+        if self.opt_usize("expert_count")?.unwrap_or(0) > 0 {
+            return Err(Error::UnsupportedArch(format!("{} with mixture-of-experts layers", self.arch)));
+        }
+        Ok(())
+    }
+}
+
+/// Where a weight comes from: a whole tensor, or rows `first..first + n` of
+/// one (a fused tensor split at load: `attn_qkv` into q, k and v; a 1-D
+/// tensor's rows are its elements).
+struct Source {
+    name: String,
+    rows: Option<(usize, usize)>,
 }
 
 /// Collects the weights an architecture asked for as the loader streams them.
 pub(crate) struct WeightSlots<W> {
-    names: Vec<String>,
+    sources: Vec<Source>,
     slots: Vec<Option<W>>,
 }
 
 impl<W> WeightSlots<W> {
     pub fn new() -> Self {
-        WeightSlots { names: Vec::new(), slots: Vec::new() }
+        WeightSlots { sources: Vec::new(), slots: Vec::new() }
     }
 
     /// Registers a tensor the model needs, checking its shape now so that a bad
     /// file fails before its weights are read.
     pub fn want(&mut self, header: &Header, name: &str, dims: &[usize]) -> Result<usize> {
+        Self::check(header, name, dims)?;
+        Ok(self.push(Source { name: name.to_string(), rows: None }))
+    }
+
+    /// Registers a tensor that may be absent; `None` if it is.
+    pub fn want_opt(&mut self, header: &Header, name: &str, dims: &[usize]) -> Result<Option<usize>> {
+        header.tensor(name).map(|_| self.want(header, name, dims)).transpose()
+    }
+
+    /// Registers a fused tensor of `dims` whose rows (the last dimension)
+    /// hold `parts` weights one after another, each its own slot.
+    pub fn want_parts(&mut self, header: &Header, name: &str, dims: &[usize], parts: &[usize]) -> Result<Vec<usize>> {
+        let info = Self::check(header, name, dims)?;
+        if parts.iter().sum::<usize>() != dims[dims.len() - 1] {
+            return Err(Error::BadModel(format!("tensor `{name}` does not split into {parts:?}")));
+        }
+        let row = if dims.len() == 1 { 1 } else { dims[0] as u64 };
+        let mut first = 0;
+        let mut slots = Vec::with_capacity(parts.len());
+        for &n in parts {
+            if info.ty.bytes_for(first as u64 * row).is_none() {
+                return Err(Error::BadModel(format!(
+                    "tensor `{name}` cannot be split at row {first} in {}",
+                    info.ty.name()
+                )));
+            }
+            slots.push(self.push(Source { name: name.to_string(), rows: Some((first, n)) }));
+            first += n;
+        }
+        Ok(slots)
+    }
+
+    fn check<'h>(header: &'h Header, name: &str, dims: &[usize]) -> Result<&'h TensorInfo> {
         let info = header.tensor(name).ok_or_else(|| Error::BadModel(format!("tensor `{name}` is missing")))?;
         let expected: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
         if info.dims != expected {
@@ -321,41 +447,99 @@ impl<W> WeightSlots<W> {
         if !info.ty.is_supported() {
             return Err(Error::UnsupportedQuant { tensor: name.to_string(), ty: info.ty.name() });
         }
-        self.names.push(name.to_string());
+        Ok(info)
+    }
+
+    fn push(&mut self, source: Source) -> usize {
+        self.sources.push(source);
         self.slots.push(None);
-        Ok(self.slots.len() - 1)
+        self.slots.len() - 1
     }
 
-    /// The slot a streamed tensor fills, if the model wants it.
-    pub fn slot_of(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
-    }
-
-    pub fn fill(&mut self, slot: usize, weight: W) {
-        self.slots[slot] = Some(weight);
+    /// Hands a streamed tensor to the backend for every slot it fills;
+    /// tensors the model does not use are dropped. Returns whether any did.
+    pub fn offer<B: Backend<Weight = W>>(
+        &mut self,
+        backend: &mut B,
+        info: &TensorInfo,
+        data: Cow<'_, [u8]>,
+    ) -> Result<bool> {
+        let wanted: Vec<usize> = (0..self.sources.len()).filter(|&i| self.sources[i].name == info.name).collect();
+        let mut data = Some(data);
+        for &i in &wanted {
+            let weight = match self.sources[i].rows {
+                None => backend.upload(info, data.take().expect("a whole tensor fills one slot"))?,
+                Some((first, n)) => {
+                    let bytes = data.as_deref().expect("a split tensor fills only parts");
+                    let row = if info.dims.len() == 1 { 1 } else { info.dims[0] };
+                    let at = |r: usize| info.ty.bytes_for(r as u64 * row).expect("checked at want") as usize;
+                    let mut dims = info.dims.clone();
+                    *dims.last_mut().expect("a tensor has dimensions") = n as u64;
+                    let part = TensorInfo {
+                        name: format!("{}[{first}..{}]", info.name, first + n),
+                        dims,
+                        ty: info.ty,
+                        offset: info.offset + at(first) as u64,
+                        size: at(n) as u64,
+                    };
+                    backend.upload(&part, Cow::Borrowed(&bytes[at(first)..at(first + n)]))?
+                }
+            };
+            self.slots[i] = Some(weight);
+        }
+        Ok(!wanted.is_empty())
     }
 
     /// Takes every weight out, in registration order; fails if one never came.
     pub fn into_weights(self) -> Result<Vec<W>> {
-        self.names
+        self.sources
             .into_iter()
             .zip(self.slots)
-            .map(|(name, w)| w.ok_or_else(|| Error::BadModel(format!("tensor `{name}` has no data"))))
+            .map(|(s, w)| w.ok_or_else(|| Error::BadModel(format!("tensor `{}` has no data", s.name))))
             .collect()
     }
 }
 
-/// A loaded model of one of the supported architectures.
-pub enum Architecture<B: Backend> {
-    Llama(llama::Llama<B>),
-    Gemma3(gemma3::Gemma3<B>),
+/// An architecture as data: its hyper-parameters, where each of its weights
+/// sits among the loaded ones, and its forward pass (in its own file).
+pub enum Spec {
+    Llama(llama::Llama),
+    Gemma3(gemma3::Gemma3),
+    Qwen2(qwen2::Qwen2),
+    Qwen3(qwen3::Qwen3),
+    Smollm3(smollm3::Smollm3),
+    Phi3(phi3::Phi3),
+    Phi2(phi2::Phi2),
+    Gpt2(gpt2::Gpt2),
+}
+
+/// Calls the same method on whichever architecture a [`Spec`] holds.
+macro_rules! each_arch {
+    ($spec:expr, $m:ident => $body:expr) => {
+        match $spec {
+            Spec::Llama($m) => $body,
+            Spec::Gemma3($m) => $body,
+            Spec::Qwen2($m) => $body,
+            Spec::Qwen3($m) => $body,
+            Spec::Smollm3($m) => $body,
+            Spec::Phi3($m) => $body,
+            Spec::Phi2($m) => $body,
+            Spec::Gpt2($m) => $body,
+        }
+    };
+}
+
+impl Spec {
+    fn hparams(&self) -> &Hparams {
+        each_arch!(self, m => &m.hparams)
+    }
 }
 
 /// A model under construction: it knows the tensors it needs and takes them as
 /// they stream in.
-pub enum Builder<B: Backend> {
-    Llama(llama::Builder<B>),
-    Gemma3(gemma3::Builder<B>),
+pub struct Builder<B: Backend> {
+    spec: Spec,
+    slots: WeightSlots<B::Weight>,
 }
 
 impl<B: Backend> Builder<B> {
@@ -366,42 +550,54 @@ impl<B: Backend> Builder<B> {
             .metadata
             .architecture()
             .ok_or_else(|| Error::BadModel("metadata `general.architecture` is missing".into()))?;
-        match arch {
-            "llama" => Ok(Builder::Llama(llama::Builder::new(header)?)),
-            "gemma3" => Ok(Builder::Gemma3(gemma3::Builder::new(header)?)),
-            other => Err(Error::UnsupportedArch(other.to_string())),
-        }
+        let mut slots = WeightSlots::new();
+        let s = &mut slots;
+        let spec = match arch {
+            "llama" => Spec::Llama(llama::Llama::new(header, s)?),
+            "gemma3" => Spec::Gemma3(gemma3::Gemma3::new(header, s)?),
+            "qwen2" => Spec::Qwen2(qwen2::Qwen2::new(header, s)?),
+            "qwen3" => Spec::Qwen3(qwen3::Qwen3::new(header, s)?),
+            "smollm3" => Spec::Smollm3(smollm3::Smollm3::new(header, s)?),
+            "phi3" => Spec::Phi3(phi3::Phi3::new(header, s)?),
+            "phi2" => Spec::Phi2(phi2::Phi2::new(header, s)?),
+            "gpt2" => Spec::Gpt2(gpt2::Gpt2::new(header, s)?),
+            other => return Err(Error::UnsupportedArch(other.to_string())),
+        };
+        Ok(Builder { spec, slots })
     }
 
     pub fn hparams(&self) -> &Hparams {
-        match self {
-            Builder::Llama(b) => b.hparams(),
-            Builder::Gemma3(b) => b.hparams(),
-        }
+        self.spec.hparams()
     }
 
     /// Offers a streamed tensor; tensors the model does not use are dropped.
     pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
-        match self {
-            Builder::Llama(b) => b.tensor(backend, info, data),
-            Builder::Gemma3(b) => b.tensor(backend, info, data),
+        match &mut self.spec {
+            Spec::Llama(m) if info.name == llama::ROPE_FREQS => m.rope_freqs(info, &data),
+            Spec::Phi3(m) if phi3::is_rope_factors(&info.name) => m.rope_factors(info, &data),
+            _ => self.slots.offer(backend, info, data).map(|_| ()),
         }
     }
 
-    pub fn finish(self) -> Result<Architecture<B>> {
-        match self {
-            Builder::Llama(b) => Ok(Architecture::Llama(b.finish()?)),
-            Builder::Gemma3(b) => Ok(Architecture::Gemma3(b.finish()?)),
+    /// The model, for sessions of `context` positions (Phi-3's LongRoPE
+    /// picks its factors by it).
+    pub fn finish(mut self, context: usize) -> Result<Architecture<B>> {
+        if let Spec::Phi3(m) = &mut self.spec {
+            m.for_context(context)?;
         }
+        Ok(Architecture { spec: self.spec, weights: self.slots.into_weights()? })
     }
+}
+
+/// A loaded model of one of the supported architectures.
+pub struct Architecture<B: Backend> {
+    spec: Spec,
+    weights: Vec<B::Weight>,
 }
 
 impl<B: Backend> Architecture<B> {
     pub fn hparams(&self) -> &Hparams {
-        match self {
-            Architecture::Llama(m) => &m.hparams,
-            Architecture::Gemma3(m) => &m.hparams,
-        }
+        self.spec.hparams()
     }
 
     /// Width of one layer's cache rows.
@@ -414,9 +610,7 @@ impl<B: Backend> Architecture<B> {
     /// and returns the logits of the positions asked for, one row each, where
     /// the backend keeps them.
     pub fn forward(&self, backend: &mut B, cache: &mut B::Cache, tokens: &[u32], pos: usize, logits: Logits) -> B::Act {
-        match self {
-            Architecture::Llama(m) => m.forward(backend, cache, tokens, pos, logits),
-            Architecture::Gemma3(m) => m.forward(backend, cache, tokens, pos, logits),
-        }
+        let w = &self.weights;
+        each_arch!(&self.spec, m => m.forward(backend, w, cache, tokens, pos, logits))
     }
 }
