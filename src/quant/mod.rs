@@ -371,7 +371,7 @@ pub fn quantize_row_ref(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
         Q4_1 => scalar::quantize_row_q4_1_ref(src, dst),
         Q5_0 => scalar::quantize_row_q5_0_ref(src, dst),
         Q5_1 => scalar::quantize_row_q5_1_ref(src, dst),
-        Q8_0 => scalar::quantize_row_q8_0(src, dst),
+        Q8_0 => scalar::quantize_row_q8_0_ref(src, dst),
         Q4K => scalar::quantize_row_q4_k_ref(src, dst),
         Q5K => scalar::quantize_row_q5_k_ref(src, dst),
         Q6K => scalar::quantize_row_q6_k_ref(src, dst),

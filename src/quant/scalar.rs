@@ -210,6 +210,21 @@ pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// Q8_0 as ggml's `quantize_row_q8_0_ref` makes weights (llama.cpp's
+/// quantizer): the quants are `x · (1/d)` rounded half away from zero,
+/// where activations take `x · (127/amax)` rounded half to even.
+pub fn quantize_row_q8_0_ref(src: &[f32], dst: &mut [u8]) {
+    debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_0_BYTES);
+    for (x, y) in src.chunks_exact(QK).zip(blocks_mut::<Q8_0_BYTES>(dst)) {
+        let d = x.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        y[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        for (q, &v) in y[2..].iter_mut().zip(x) {
+            *q = (v * id).round() as i8 as u8;
+        }
+    }
+}
+
 /// Q8_1: Q8_0's d and quants plus s = f16(d·Σq) computed with the unrounded d.
 pub fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK == 0 && dst.len() == src.len() / QK * Q8_1_BYTES);

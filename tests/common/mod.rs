@@ -3,6 +3,7 @@
 //! ([`reference`]).
 #![allow(dead_code)]
 
+pub mod arch;
 pub mod reference;
 
 use webslm::quant::{self, GgmlType};
