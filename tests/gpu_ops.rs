@@ -301,10 +301,15 @@ gpu_test! {
             assert!((a - b).abs() as f64 <= f64::powi(2.0, -18) * b.abs() as f64 + 1e-30, "rms_norm [{i}]: {a} vs {b}");
         }
 
-        for (neox, dims, head_dim, n_head, pos) in
-            [(false, 64, 64, 9, 0), (true, 64, 64, 9, 700), (true, 32, 64, 3, 5)]
-        {
-            let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors: None, attn_factor: 1.0 };
+        // The last: Phi-3's LongRoPE, per-frequency divisors and cos/sin scaled.
+        let long = Some((0..48).map(|i| 1.0 + i as f32 / 6.0).collect::<Vec<f32>>());
+        for (neox, dims, head_dim, n_head, pos, factors, attn_factor) in [
+            (false, 64, 64, 9, 0, None, 1.0),
+            (true, 64, 64, 9, 700, None, 1.0),
+            (true, 32, 64, 3, 5, None, 1.0),
+            (true, 96, 96, 2, 300, long, 1.19),
+        ] {
+            let rope = Rope { dims, freq_base: 10_000.0, freq_scale: 1.0, neox, factors, attn_factor };
             let data = rng.vec(rows * n_head * head_dim, 5.0);
             let (mut gq, mut cq) =
                 (g.act_from(rows, n_head * head_dim, &data), cpu_act(rows, n_head * head_dim, &data));
@@ -313,7 +318,7 @@ gpu_test! {
             let got = read(&mut g, &gq).await;
             for (i, (a, b)) in got.iter().zip(&cq.data).enumerate() {
                 // Each output mixes two inputs of at most 5 in magnitude.
-                assert!((a - b).abs() as f64 <= 4.0 * U * 10.0, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
+                assert!((a - b).abs() as f64 <= 4.0 * U * 10.0 * attn_factor as f64, "rope neox {neox} pos {pos} [{i}]: {a} vs {b}");
             }
         }
 
@@ -335,6 +340,59 @@ gpu_test! {
         let mut cx2 = cpu_act(rows, cols, &x);
         cpu.add(&mut cx2, &cpu_act(rows, cols, &y));
         assert!(read(&mut g, &gx2).await.iter().zip(&cx2.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add");
+    }
+}
+
+gpu_test! {
+    /// GPT-2's and Phi-2's ops: LayerNorm with a bias, GELU, a bias on every row.
+    async fn layer_norm_gelu_and_bias_match_the_cpu() {
+        let mut g = gpu().await;
+        let mut cpu = Cpu::default();
+        let mut rng = Rng(17);
+        let vector = |g: &mut Gpu, cpu: &mut Cpu, name: &str, v: &[f32]| {
+            let t = info(name, GgmlType::F32, &[v.len()]);
+            let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (g.upload(&t, Cow::Borrowed(&b)).unwrap(), cpu.upload(&t, Cow::Borrowed(&b)).unwrap())
+        };
+        for (rows, cols) in [(5, 160), (2, 2560)] {
+            // Rows off centre, as residual streams are: the mean matters.
+            let x: Vec<f32> = rng.vec(rows * cols, 40.0).iter().map(|v| v + 7.0).collect();
+            let (w, bias) = (rng.vec(cols, 2.0), rng.vec(cols, 1.0));
+            let ((gw, cw), (gb, cb)) = (vector(&mut g, &mut cpu, "w", &w), vector(&mut g, &mut cpu, "b", &bias));
+            let got = {
+                let gx = g.act_from(rows, cols, &x);
+                let y = g.layer_norm(&gx, &gw, &gb, 1e-5);
+                read(&mut g, &y).await
+            };
+            let want = cpu.layer_norm(&cpu_act(rows, cols, &x), &cw, &cb, 1e-5).data;
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                // Measured at most 3.7e-7 × (|w| + |b|) on lavapipe and
+                // SwiftShader: sums in another order, a normalized value of a
+                // few units times the weight, plus the bias.
+                let budget = f64::powi(2.0, -18) * (w[i % cols].abs() + bias[i % cols].abs()) as f64;
+                assert!((a - b).abs() as f64 <= budget, "layer_norm {rows}x{cols} [{i}]: {a} vs {b}");
+            }
+
+            let mut gy = g.act_from(rows, cols, &x);
+            let mut cy = cpu_act(rows, cols, &x);
+            g.add_bias(&mut gy, &gb);
+            cpu.add_bias(&mut cy, &cb);
+            assert!(read(&mut g, &gy).await.iter().zip(&cy.data).all(|(a, b)| a.to_bits() == b.to_bits()), "add_bias");
+        }
+
+        // Over GELU's whole range, past ggml's ±10 cut-offs.
+        let (rows, cols) = (3, 640);
+        let x = rng.vec(rows * cols, 12.0);
+        let got = {
+            let gx = g.act_from(rows, cols, &x);
+            let y = g.gelu(&gx);
+            read(&mut g, &y).await
+        };
+        let want = cpu.gelu(&cpu_act(rows, cols, &x)).data;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let budget = f64::powi(2.0, -10) * b.abs() as f64 + (x[i].abs() + 1.0) as f64 * f64::powi(2.0, -23);
+            assert!((a - b).abs() as f64 <= budget, "gelu [{i}] (x {}): {a} vs {b}", x[i]);
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! ([`reference`]).
 #![allow(dead_code)]
 
+// Reads the vocabularies from files: native only.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod arch;
 pub mod reference;
 
