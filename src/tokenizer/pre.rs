@@ -13,6 +13,20 @@ const PRE_GPT2: &[&str] = &[GPT2];
 const PRE_STARCODER: &[&str] = &[r"\p{N}", GPT2];
 const PRE_LLAMA3: &[&str] = &[LLAMA3];
 const PRE_QWEN2: &[&str] = &[QWEN2];
+const QWEN35: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const PRE_QWEN35: &[&str] = &[QWEN35];
+const PRE_FALCON: &[&str] = &[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"];
+/// DeepSeek lists its letters script by script rather than as `\p{L}`; copied
+/// byte for byte from llama-vocab.cpp (a few are not in NFC, e.g. U+1F7D).
+const PRE_DEEPSEEK_LLM: &[&str] = &[
+    "[\r\n]",
+    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+    "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+    "\\s+$",
+    "[一-龥ࠀ-一가-퟿]+",
+    "\\p{N}+",
+];
+const PRE_DEEPSEEK_CODER: &[&str] = &["[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"];
 const PRE_DEFAULT: &[&str] = &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"];
 
 /// What llama.cpp's vocabulary loader sets for a `tokenizer.ggml.pre` name.
@@ -42,10 +56,14 @@ pub(super) fn pre_tokenizer(name: &str) -> Result<PreTokenizer, Error> {
         "smollm" | "command-r" => (PRE_STARCODER, false, false),
         "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open" => (PRE_QWEN2, false, false),
         "stablelm2" | "megrez" => (PRE_QWEN2, true, false),
+        "qwen35" => (PRE_QWEN35, false, false),
+        "falcon" => (PRE_FALCON, true, false),
+        "deepseek-llm" => (PRE_DEEPSEEK_LLM, false, false),
+        "deepseek-coder" => (PRE_DEEPSEEK_CODER, false, false),
         other => {
             return Err(Error::Tokenizer(format!(
                 "pre-tokenizer `{other}` (tokenizer.ggml.pre) is not supported; supported: the \
-                 gpt-2, starcoder/smollm, llama3, qwen2 and default families"
+                 gpt-2, starcoder/smollm, llama3, qwen2, qwen35, falcon, deepseek-llm, deepseek-coder and default families"
             )))
         }
     };
