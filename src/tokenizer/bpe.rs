@@ -1,12 +1,13 @@
-//! Byte-level BPE (`tokenizer.ggml.model` `gpt2`): the pre-tokenizer's splits,
-//! GPT-2's byte-to-character map, then the file's merges.
+//! BPE with the file's merges: byte-level (`tokenizer.ggml.model` `gpt2`: the
+//! pre-tokenizer's splits, then GPT-2's byte-to-character map) and Gemma 4's
+//! (`gemma4`: spaces escaped to U+2581, characters left as they are).
 
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::SplitDelimiterBehavior;
+use tokenizers::{Model, SplitDelimiterBehavior};
 
 use super::pre::PreTokenizer;
 use super::{bad, hf_error, Lookup};
@@ -17,28 +18,7 @@ pub(super) fn build_byte_level(
     get: Lookup<'_>,
     pre: &PreTokenizer,
 ) -> Result<tokenizers::Tokenizer, Error> {
-    let list = get("tokenizer.ggml.merges")
-        .ok_or_else(|| bad("tokenizer.ggml.merges is missing (needed by the gpt2 tokenizer)"))?
-        .as_array()
-        .ok_or_else(|| bad("tokenizer.ggml.merges is not an array"))?;
-    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
-    let mut merges = Vec::with_capacity(list.len());
-    for (i, merge) in list.iter().enumerate() {
-        let merge = merge.as_str().ok_or_else(|| bad(format!("tokenizer.ggml.merges[{i}] is not a string")))?;
-        // As llama.cpp: the separator is the first space after the first byte.
-        let (left, right) = merge
-            .bytes()
-            .skip(1)
-            .position(|b| b == b' ')
-            .map(|at| (&merge[..at + 1], &merge[at + 2..]))
-            .ok_or_else(|| bad(format!("tokenizer.ggml.merges[{i}] `{merge}` is not two tokens")))?;
-        for part in [left, right, &format!("{left}{right}")] {
-            if !vocab.contains_key(part) {
-                return Err(bad(format!("tokenizer.ggml.merges[{i}] `{merge}` names `{part}`, which is not a token")));
-            }
-        }
-        merges.push((left.to_owned(), right.to_owned()));
-    }
+    let (vocab, merges) = read_merges(tokens, get)?;
     let bpe =
         BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(pre.ignore_merges).build().map_err(hf_error)?;
     let mut steps = Vec::with_capacity(pre.regexes.len() + 1);
@@ -83,5 +63,65 @@ pub(super) fn byte_level_decode(text: &str, out: &mut Vec<u8>) {
                 out.push(b']');
             }
         }
+    }
+}
+
+/// `tokenizer.ggml.merges` as pairs of tokens, and the vocabulary they name.
+fn read_merges(tokens: &[String], get: Lookup<'_>) -> Result<(Vocab, Vec<(String, String)>), Error> {
+    let list = get("tokenizer.ggml.merges")
+        .ok_or_else(|| bad("tokenizer.ggml.merges is missing (needed by BPE tokenizers)"))?
+        .as_array()
+        .ok_or_else(|| bad("tokenizer.ggml.merges is not an array"))?;
+    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
+    let mut merges = Vec::with_capacity(list.len());
+    for (i, merge) in list.iter().enumerate() {
+        let merge = merge.as_str().ok_or_else(|| bad(format!("tokenizer.ggml.merges[{i}] is not a string")))?;
+        // As llama.cpp: the separator is the first space after the first byte.
+        let (left, right) = merge
+            .bytes()
+            .skip(1)
+            .position(|b| b == b' ')
+            .map(|at| (&merge[..at + 1], &merge[at + 2..]))
+            .ok_or_else(|| bad(format!("tokenizer.ggml.merges[{i}] `{merge}` is not two tokens")))?;
+        for part in [left, right, &format!("{left}{right}")] {
+            if !vocab.contains_key(part) {
+                return Err(bad(format!("tokenizer.ggml.merges[{i}] `{merge}` names `{part}`, which is not a token")));
+            }
+        }
+        merges.push((left.to_owned(), right.to_owned()));
+    }
+    Ok((vocab, merges))
+}
+
+/// Gemma 4's BPE, as llama.cpp's `LLAMA_VOCAB_PRE_TYPE_GEMMA4`: spaces become
+/// U+2581, the text is cut into runs of newlines and runs of anything else, and
+/// each run is merged from its characters; a character outside the vocabulary
+/// becomes its `<0xXX>` byte tokens.
+pub(super) struct EscapedBpe {
+    bpe: BPE,
+}
+
+impl EscapedBpe {
+    pub(super) fn new(tokens: &[String], get: Lookup<'_>) -> Result<Self, Error> {
+        let (vocab, merges) = read_merges(tokens, get)?;
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).build().map_err(hf_error)?;
+        Ok(EscapedBpe { bpe })
+    }
+
+    pub(super) fn encode(&self, text: &str, out: &mut Vec<u32>) -> Result<(), Error> {
+        let escaped = text.replace(' ', "\u{2581}");
+        let mut rest = escaped.as_str();
+        while !rest.is_empty() {
+            let newlines = rest.starts_with('\n');
+            let end = rest.find(|c| (c == '\n') != newlines).unwrap_or(rest.len());
+            let (run, after) = rest.split_at(end);
+            rest = after;
+            // A run of newlines that is a token is taken whole (llama.cpp PR 21343).
+            match self.bpe.token_to_id(run) {
+                Some(id) if newlines => out.push(id),
+                _ => out.extend(self.bpe.tokenize(run).map_err(hf_error)?.iter().map(|t| t.id)),
+            }
+        }
+        Ok(())
     }
 }

@@ -1,18 +1,24 @@
 //! Text ⇄ token ids, exactly as llama.cpp does it from a GGUF file's vocabulary.
 //!
-//! Two families are supported, named by `tokenizer.ggml.model`:
+//! The tokenizer models, named by `tokenizer.ggml.model`, one file each:
 //! - `gpt2`: byte-level BPE with the file's merges, after the regex pre-tokenizer
-//!   that llama.cpp picks from `tokenizer.ggml.pre`;
+//!   that llama.cpp picks from `tokenizer.ggml.pre` (`bpe.rs`, `pre.rs`);
+//! - `gemma4`: BPE with the file's merges over text whose spaces are escaped to
+//!   U+2581 (`bpe.rs`);
 //! - `llama`: llama.cpp's SentencePiece-style BPE (`llm_tokenizer_spm`): no
 //!   pre-tokenizer, spaces escaped to U+2581, and the merge order given by the
-//!   score of the merged piece.
+//!   score of the merged piece (`spm.rs`);
+//! - `bert`: WordPiece after BERT's normalization (`wpm.rs`);
+//! - `t5`: Unigram after SentencePiece's precompiled normalization (`ugm.rs`).
 //!
-//! The Hugging Face `tokenizers` crate runs the BPE models and the regex
-//! pre-tokenizers. Everything llama.cpp does around them is done here: special
-//! tokens are split out of the text first (`tokenizer_st_partition`), BOS/EOS
-//! are added, token attributes and end-of-generation ids are derived the way
-//! llama-vocab.cpp derives them, and ids are turned back into bytes by
-//! llama.cpp's `token_to_piece`/`detokenize` rules.
+//! The Hugging Face `tokenizers` crate runs the BPE, WordPiece and Unigram
+//! models and the regex pre-tokenizers. Everything llama.cpp does around them
+//! is done here: special tokens are split out of the text first
+//! (`tokenizer_st_partition`), BOS/EOS/SEP are added, token attributes and
+//! end-of-generation ids are derived the way llama-vocab.cpp derives them, and
+//! ids are turned back into bytes by llama.cpp's `token_to_piece`/`detokenize`
+//! rules. Only the `tokenizer.*` metadata is read, so a vocabulary-only GGUF
+//! (no tensors) is enough.
 
 mod bpe;
 mod pre;
@@ -21,6 +27,8 @@ mod spm;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod ugm;
+mod wpm;
 
 use tokenizers::models::bpe::BPE;
 use tokenizers::Model;
@@ -37,6 +45,20 @@ enum Engine {
     Spm(Box<BPE>),
     /// `gpt2`: regex splits, byte-level mapping, then the file's merges.
     ByteLevel(Box<tokenizers::Tokenizer>),
+    /// `gemma4`: the file's merges over U+2581-escaped text.
+    Escaped(Box<bpe::EscapedBpe>),
+    Wpm(Box<wpm::Wpm>),
+    Ugm(Box<ugm::Ugm>),
+}
+
+/// llama.cpp's vocabulary types, which set the defaults of the special tokens
+/// and of the flags below before the metadata overrides them.
+enum Family {
+    Spm,
+    Bpe(pre::PreTokenizer),
+    Gemma4,
+    Wpm,
+    Ugm,
 }
 
 /// A tokenizer built from a GGUF file's `tokenizer.*` metadata. Immutable once
@@ -53,6 +75,7 @@ pub struct Tokenizer {
     special_trie: SpecialTrie,
     bos: Option<u32>,
     eos: Option<u32>,
+    sep: Option<u32>,
     eot: Option<u32>,
     unk: Option<u32>,
     pad: Option<u32>,
@@ -60,6 +83,8 @@ pub struct Tokenizer {
     eog: Vec<u32>,
     add_bos: bool,
     add_eos: bool,
+    /// WordPiece closes an encoded text with SEP.
+    add_sep: bool,
     add_space_prefix: bool,
     /// llama.cpp's `clean_spaces` (Hugging Face's `clean_up_tokenization_spaces`).
     clean_spaces: bool,
@@ -93,23 +118,36 @@ impl Tokenizer {
         };
 
         // Per-family defaults of llama.cpp's loader; metadata overrides them below.
-        let spm = match model {
-            "llama" => true,
-            "gpt2" => false,
+        let pre_name = get_str(get, "tokenizer.ggml.pre")?.unwrap_or("");
+        let family = match model {
+            "llama" => Family::Spm,
+            "gpt2" => Family::Bpe(pre::pre_tokenizer(pre_name)?),
+            "gemma4" => Family::Gemma4,
+            "bert" => Family::Wpm,
+            "t5" => Family::Ugm,
             other => {
                 return Err(bad(format!(
-                    "tokenizer model `{other}` (tokenizer.ggml.model) is not supported; \
-                     supported: `llama` (SentencePiece BPE) and `gpt2` (byte-level BPE)"
+                    "tokenizer model `{other}` (tokenizer.ggml.model) is not supported; supported: `llama` \
+                     (SentencePiece BPE), `gpt2` (byte-level BPE), `gemma4` (BPE on escaped spaces), \
+                     `bert` (WordPiece) and `t5` (Unigram)"
                 )))
             }
         };
-        let pre_name = get_str(get, "tokenizer.ggml.pre")?.unwrap_or("");
-        let pre = if spm { None } else { Some(pre::pre_tokenizer(pre_name)?) };
-        let (mut add_bos, mut add_space_prefix, clean_spaces) = match &pre {
-            None => (true, true, false),
-            Some(p) => (p.add_bos, false, p.clean_spaces),
+        let (mut add_bos, add_eos, mut add_space_prefix, clean_spaces) = match &family {
+            Family::Spm => (true, false, true, false),
+            Family::Bpe(pre) => (pre.add_bos, false, false, pre.clean_spaces),
+            Family::Gemma4 => (false, false, false, true),
+            Family::Wpm => (true, false, false, true),
+            Family::Ugm => (false, true, false, false),
         };
-        let (bos_default, eos_default, unk_default) = if spm { (1, 2, Some(0)) } else { (11, 11, None) };
+        // (BOS, EOS, UNK, SEP, PAD)
+        let (bos_default, eos_default, unk_default, sep_default, pad_default) = match &family {
+            Family::Spm => (Some(1), Some(2), Some(0), None, None),
+            Family::Bpe(_) => (Some(11), Some(11), None, None, None),
+            Family::Gemma4 => (None, None, None, None, None),
+            Family::Wpm => (Some(101), None, Some(100), Some(102), Some(0)),
+            Family::Ugm => (None, Some(1), Some(2), None, Some(0)),
+        };
         let in_range = |id: u32| (id as usize) < n;
         let special = |key: &str, default: Option<u32>| -> Result<Option<u32>, Error> {
             let default = default.filter(|&id| in_range(id));
@@ -120,12 +158,13 @@ impl Tokenizer {
                 _ => default,
             })
         };
-        let bos = special("bos_token_id", Some(bos_default))?;
-        let eos = special("eos_token_id", Some(eos_default))?;
+        let bos = special("bos_token_id", bos_default)?;
+        let eos = special("eos_token_id", eos_default)?;
+        let sep = special("seperator_token_id", sep_default)?;
         let mut eot = special("eot_token_id", None)?;
         let mut eom = special("eom_token_id", None)?;
         let unk = special("unknown_token_id", unk_default)?;
-        let pad = special("padding_token_id", None)?;
+        let pad = special("padding_token_id", pad_default)?;
         let mut fim_pre = special("fim_pre_token_id", None)?;
         let mut fim_suf = special("fim_suf_token_id", None)?;
         let mut fim_mid = special("fim_mid_token_id", None)?;
@@ -142,12 +181,24 @@ impl Tokenizer {
         if let Some(v) = get_bool(get, "tokenizer.ggml.add_bos_token")? {
             add_bos = v;
         }
-        let add_eos = get_bool(get, "tokenizer.ggml.add_eos_token")?.unwrap_or(false);
+        let mut add_eos = get_bool(get, "tokenizer.ggml.add_eos_token")?.unwrap_or(add_eos);
+        // Gemma 4 always starts with BOS (llama.cpp PR 21500); WordPiece always
+        // wraps a text in BOS (CLS) and SEP, whatever the flags say.
+        if matches!(family, Family::Gemma4) {
+            add_bos = true;
+        }
+        let add_sep = matches!(family, Family::Wpm);
+        if add_sep {
+            (add_bos, add_eos) = (true, false);
+        }
         if add_bos && bos.is_none() {
             return Err(bad("tokenizer.ggml.add_bos_token is true, but bos_token_id is not set"));
         }
         if add_eos && eos.is_none() {
             return Err(bad("tokenizer.ggml.add_eos_token is true, but eos_token_id is not set"));
+        }
+        if add_sep && sep.is_none() {
+            return Err(bad("a WordPiece vocabulary needs seperator_token_id"));
         }
 
         // Special tokens found by their text. llama.cpp walks a hash map and takes
@@ -229,9 +280,14 @@ impl Tokenizer {
             set(&mut attrs, "[MASK]", LSTRIP, true);
         }
 
-        let engine = match pre {
-            None => Engine::Spm(Box::new(spm::build_spm(&tokens, scores.as_deref())?)),
-            Some(pre) => Engine::ByteLevel(Box::new(bpe::build_byte_level(&tokens, get, &pre)?)),
+        let engine = match family {
+            Family::Spm => Engine::Spm(Box::new(spm::build_spm(&tokens, scores.as_deref())?)),
+            Family::Bpe(pre) => Engine::ByteLevel(Box::new(bpe::build_byte_level(&tokens, get, &pre)?)),
+            Family::Gemma4 => Engine::Escaped(Box::new(bpe::EscapedBpe::new(&tokens, get)?)),
+            Family::Wpm => Engine::Wpm(Box::new(wpm::Wpm::new(&tokens, unk, get)?)),
+            Family::Ugm => {
+                Engine::Ugm(Box::new(ugm::Ugm::new(&tokens, &attrs, scores.as_deref(), unk, add_space_prefix, get)?))
+            }
         };
 
         let special_trie = SpecialTrie::new(&tokens, &specials);
@@ -243,12 +299,14 @@ impl Tokenizer {
             specials,
             bos,
             eos,
+            sep,
             eot,
             unk,
             pad,
             eog,
             add_bos,
             add_eos,
+            add_sep,
             add_space_prefix,
             clean_spaces,
         })
@@ -284,6 +342,9 @@ impl Tokenizer {
                             let encoding = hf.encode_fast(text, false).map_err(hf_error)?;
                             out.extend_from_slice(encoding.get_ids());
                         }
+                        Engine::Escaped(bpe) => bpe.encode(text, &mut out)?,
+                        Engine::Wpm(wpm) => wpm.encode(text, &mut out)?,
+                        Engine::Ugm(ugm) => ugm.encode(text, &mut out)?,
                     }
                     after_special = false;
                 }
@@ -291,6 +352,9 @@ impl Tokenizer {
         }
         if add_special && self.add_eos {
             out.extend(self.eos);
+        }
+        if add_special && self.add_sep {
+            out.extend(self.sep);
         }
         Ok(out)
     }
@@ -401,8 +465,8 @@ impl Tokenizer {
             out.extend_from_slice(text.as_bytes());
         } else if attrs & NORMAL != 0 {
             match self.engine {
-                Engine::Spm(_) => out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
                 Engine::ByteLevel(_) => bpe::byte_level_decode(text, out),
+                _ => out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
             }
         } else if attrs & BYTE != 0 {
             out.push(byte_token_value(text));

@@ -103,8 +103,9 @@ pub(super) const EOG_TEXTS: &[&str] = &[
     "[e~[",
 ];
 
-/// A byte trie of the special tokens' texts. Gemma has 6,400 of them (mostly
-/// `<unusedN>`): searching the text once per token would cost 6,400 passes.
+/// A byte trie of the special tokens' texts (or of Unigram's user-defined
+/// ones). Gemma has 6,400 special tokens (mostly `<unusedN>`): searching the
+/// text once per token would cost 6,400 passes.
 pub(super) struct SpecialTrie {
     nodes: Vec<TrieNode>,
 }
@@ -134,6 +135,22 @@ impl SpecialTrie {
             nodes[node].token = Some(id);
         }
         SpecialTrie { nodes }
+    }
+
+    /// The length of the longest token text that `text` starts with.
+    pub(super) fn longest_prefix(&self, text: &[u8]) -> Option<usize> {
+        let mut node = &self.nodes[0];
+        let mut longest = None;
+        for (i, byte) in text.iter().enumerate() {
+            let Some(&(_, child)) = node.children.iter().find(|(b, _)| b == byte) else {
+                break;
+            };
+            node = &self.nodes[child as usize];
+            if node.token.is_some() {
+                longest = Some(i + 1);
+            }
+        }
+        longest
     }
 
     /// The ids of the special tokens that occur somewhere in `text`, sorted.

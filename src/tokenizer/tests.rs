@@ -266,7 +266,7 @@ fn malformed_metadata_is_a_clear_error() {
     let without = |key: &str| spm_entries(vec![]).into_iter().filter(|(k, _)| *k != key).collect();
     assert!(message(build(without("tokenizer.ggml.tokens"))).contains("tokenizer.ggml.tokens is missing"));
     assert!(message(build(without("tokenizer.ggml.model"))).contains("tokenizer.ggml.model is missing"));
-    for model in ["bert", "rwkv"] {
+    for model in ["rwkv", "plamo2"] {
         let m = message(build(spm_entries(vec![("tokenizer.ggml.model", Value::String(model.into()))])));
         assert!(m.contains(&format!("`{model}`")), "{m}");
     }
@@ -279,4 +279,76 @@ fn malformed_metadata_is_a_clear_error() {
     assert!(m.contains("no-such-pre"), "{m}");
     let m = message(build(spm_entries(vec![("tokenizer.ggml.tokens", strings(&["a", "a"]))])));
     assert!(m.contains("duplicate"), "{m}");
+}
+
+/// A small WordPiece vocabulary in the GGUF's convention: U+2581 starts a word.
+fn wpm_entries() -> Vec<(&'static str, Value)> {
+    let tokens = ["[UNK]", "[CLS]", "[SEP]", "▁hello", "▁world", "▁wor", "ld", "▁!", "!"];
+    let types = [2, 3, 3, 1, 1, 1, 1, 1, 1];
+    vec![
+        ("tokenizer.ggml.model", Value::String("bert".into())),
+        ("tokenizer.ggml.tokens", strings(&tokens)),
+        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.seperator_token_id", Value::U32(2)),
+    ]
+}
+
+#[test]
+fn wordpiece_normalizes_splits_and_wraps_in_cls_sep() {
+    let t = build(wpm_entries()).unwrap();
+    // Lowercased, accents stripped, punctuation alone; a word with no token is one UNK.
+    let got = t.encode("Hello, WÓRLD! worldx", true, false).unwrap();
+    assert_eq!(got, [vec![1], ids(&t, &["▁hello", "[UNK]", "▁world", "▁!", "[UNK]"]), vec![2]].concat());
+    // Longest first from the left: "▁world" whole, then "ld".
+    assert_eq!(t.encode("worldld", false, false).unwrap(), ids(&t, &["▁world", "ld"]));
+    assert_eq!(t.decode(&t.encode("hello world", false, false).unwrap(), false), b" hello world");
+}
+
+/// A small Unigram vocabulary with a control, an unknown and a user-defined token.
+fn ugm_entries(charsmap: Option<Vec<u8>>) -> Vec<(&'static str, Value)> {
+    let tokens = ["<s>", "</s>", "<unk>", "<u>", "▁", "a", "b", "▁a", "ab"];
+    let types = [3, 3, 2, 4, 1, 1, 1, 1, 1];
+    let scores = [0.0, 0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -1.5, -1.0];
+    let mut entries = vec![
+        ("tokenizer.ggml.model", Value::String("t5".into())),
+        ("tokenizer.ggml.tokens", strings(&tokens)),
+        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.scores", Value::Array(scores.into_iter().map(Value::F32).collect())),
+        ("tokenizer.ggml.eos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(2)),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(true)),
+        ("tokenizer.ggml.remove_extra_whitespaces", Value::Bool(true)),
+    ];
+    if let Some(blob) = charsmap {
+        entries.push(("tokenizer.ggml.precompiled_charsmap", Value::Array(blob.into_iter().map(Value::U8).collect())));
+    }
+    entries
+}
+
+#[test]
+fn unigram_best_segmentation_spaces_and_unknowns() {
+    let t = build(ugm_entries(None)).unwrap();
+    // "▁a" + "▁" + "ab" (-3.5) beats "▁a" + "▁" + "a" + "b" (-6.5); spaces merge.
+    assert_eq!(t.encode("  a   ab ", false, false).unwrap(), ids(&t, &["▁a", "▁", "ab"]));
+    // Control text is not a piece: its characters are unknown, fused into one UNK.
+    assert_eq!(t.encode("<s>", false, false).unwrap(), ids(&t, &["▁", "<unk>"]));
+    // User-defined text is matched, and UGM adds EOS by default.
+    assert_eq!(t.encode("a<u>", true, false).unwrap(), ids(&t, &["▁a", "<u>", "</s>"]));
+}
+
+#[test]
+fn malformed_charsmap_is_an_error_not_a_panic() {
+    let m = match build(ugm_entries(Some(vec![9, 0, 0, 0, 1]))) {
+        Err(Error::Tokenizer(m)) => m,
+        _ => panic!("accepted a charsmap shorter than its trie"),
+    };
+    assert!(m.contains("precompiled_charsmap"), "{m}");
+    // A trie whose root points past its end: an error when text meets it.
+    let mut blob = 4u32.to_le_bytes().to_vec();
+    blob.extend(0xffff_fc00u32.to_le_bytes());
+    blob.push(0);
+    let t = build(ugm_entries(Some(blob))).unwrap();
+    assert!(matches!(t.encode("a", false, false), Err(Error::Tokenizer(_))));
 }
