@@ -24,10 +24,9 @@ pub(super) struct Ugm {
 
 impl Ugm {
     /// The model's pieces are the NORMAL, USER_DEFINED (scored 0) and UNUSED
-    /// tokens, the ones llama.cpp's matcher holds; an UNK piece, needed by the
-    /// Hugging Face model for characters no piece covers, is added as NUL,
-    /// which llama.cpp never matches either, so a NUL in the text scores the
-    /// lowest piece score rather than 10 below it.
+    /// tokens, the ones llama.cpp's matcher holds. The Hugging Face model needs
+    /// its UNK among the pieces: it is added as NUL, which llama.cpp never
+    /// matches and so scores as unknown, with the unknown score.
     pub(super) fn new(
         tokens: &[String],
         attrs: &[u16],
@@ -40,7 +39,7 @@ impl Ugm {
         let scores = scores.ok_or_else(|| bad("a Unigram vocabulary needs tokenizer.ggml.scores"))?;
         let mut pieces = Vec::new();
         let mut ids = Vec::new();
-        let mut min_normal = f64::MAX;
+        let mut min_normal = f64::from(f32::MAX);
         for (id, text) in tokens.iter().enumerate() {
             let attr = attrs[id];
             if attr & NORMAL != 0 {
@@ -51,9 +50,14 @@ impl Ugm {
                 ids.push(id as u32);
             }
         }
-        pieces.push(("\0".to_owned(), min_normal));
+        // llama.cpp's unknown score: 10 below the lowest NORMAL score, in f32.
+        let unknown = (min_normal as f32 - 10.0) as f64;
+        pieces.push(("\0".to_owned(), unknown));
         ids.push(unk);
-        let model = Unigram::from(pieces, Some(ids.len() - 1), false).map_err(hf_error)?;
+        let mut model = Unigram::from(pieces, Some(ids.len() - 1), false).map_err(hf_error)?;
+        // Which the model takes as its lowest score minus the same 10 (this
+        // is exact: `unknown` has 24 significant bits).
+        model.min_score = unknown + 10.0;
 
         let charsmap = match get("tokenizer.ggml.precompiled_charsmap") {
             None => None,
