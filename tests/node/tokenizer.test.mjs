@@ -1,5 +1,6 @@
 // The package's Tokenizer, from vocabulary-only GGUF headers, against
-// llama.cpp's tokenizer suite (as tests/tokenizer_suite.rs does natively),
+// llama.cpp's tokenizer suite and the harder cases of
+// tests/fixtures/vocab/extra.inp (as tests/tokenizer_suite.rs does natively),
 // and the bin's `tokenize` command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +29,14 @@ function cases(inp, out) {
 }
 
 test("llama.cpp's tokenizer suite: every case of every vocabulary", async () => {
+  const fixtures = new URL('tests/fixtures/vocab/', root).pathname;
+  const extra = await read(fixtures + 'extra.inp');
   const failures = [];
   for (const [name, inpFrom] of Object.entries(SUITE)) {
     const inp = await read(inpFrom ? vocab(inpFrom) + '.inp' : vocab(name) + '.inp');
-    const out = await read(inpFrom ? new URL(`tests/fixtures/vocab/ggml-vocab-${name}.gguf.out`, root).pathname : vocab(name) + '.out');
+    const out = await read(inpFrom ? `${fixtures}ggml-vocab-${name}.gguf.out` : vocab(name) + '.out');
     const tokenizer = await Tokenizer.load(vocab(name));
-    for (const [text, ids] of cases(inp, out)) {
+    for (const [text, ids] of [...cases(inp, out), ...cases(extra, await read(`${fixtures}extra/${name}.out`))]) {
       const got = tokenizer.tokenize(text);
       if (JSON.stringify(got) !== JSON.stringify(ids)) failures.push(`${name}: ${JSON.stringify(text)}: expected ${ids}, got ${got}`);
     }
