@@ -5,7 +5,8 @@
 //! `add_special = false, parse_special = false`. Each vocabulary also runs
 //! `tests/fixtures/vocab/extra.inp`, harder cases (NUL and other controls,
 //! Unicode spaces, accents and compatibility forms, special tokens' texts, long
-//! words), against llama.cpp's ids in `tests/fixtures/vocab/extra/`.
+//! words), against llama.cpp's ids in `tests/fixtures/vocab/extra/`: as the
+//! suite (`<name>.out`), and with both flags true (`<name>.special.out`).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
@@ -75,9 +76,12 @@ fn every_vocabulary_matches_llama_cpp() {
         } else {
             manifest_path(&format!("tests/fixtures/vocab/ggml-vocab-{name}.gguf.out"))
         };
+        let extra = |file: &str| read(&manifest_path(&format!("tests/fixtures/vocab/extra/{name}{file}")));
+        // (name, cases, add_special and parse_special)
         let sets = [
-            ("suite", cases(&inp, &read(&out))),
-            ("extra", cases(&extra_inp, &read(&manifest_path(&format!("tests/fixtures/vocab/extra/{name}.out"))))),
+            ("suite", cases(&inp, &read(&out)), false),
+            ("extra", cases(&extra_inp, &extra(".out")), false),
+            ("extra special", cases(&extra_inp, &extra(".special.out")), true),
         ];
         assert!(vocab.exists(), "{} is missing: run scripts/fetch-models.sh", vocab.display());
         let header = webslm::gguf::read_header_path(&vocab).expect("the vocabulary's GGUF header reads");
@@ -90,10 +94,10 @@ fn every_vocabulary_matches_llama_cpp() {
             }
         };
         let mut counts = Vec::new();
-        for (set, cases) in &sets {
+        for (set, cases, special) in &sets {
             let mut identical = 0;
             for (text, ids) in cases {
-                match tokenizer.encode(text, false, false) {
+                match tokenizer.encode(text, *special, *special) {
                     Ok(got) if got == *ids => identical += 1,
                     got => failures.push(format!("{name} ({set}): {text:?}: expected {ids:?}, got {got:?}")),
                 }

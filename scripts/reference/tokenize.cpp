@@ -1,19 +1,33 @@
 // Prints llama.cpp's ids for each case of a tokenizer-suite input, one line per
 // case in input order, in the format of llama.cpp's own `.out` files:
-// `tokenize VOCAB.gguf CASES.inp > OUT`. Cases are split and tokenized as
-// llama.cpp's tests/test-tokenizer-0.cpp does: on "\n__ggml_vocab_test__\n",
-// with add_special = false and parse_special = false, from the vocabulary
-// alone. Built by build.sh against the llama.cpp that llama-cpp-python vendors.
+// `tokenize VOCAB.gguf CASES.inp [--add-special] [--parse-special] > OUT`.
+// Cases are split and tokenized as llama.cpp's tests/test-tokenizer-0.cpp
+// does: on "\n__ggml_vocab_test__\n", from the vocabulary alone, and with
+// add_special = false and parse_special = false unless the flags say
+// otherwise. Built by build.sh against the llama.cpp that llama-cpp-python
+// vendors.
 #include "llama.h"
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
 int main(int argc, char ** argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s VOCAB.gguf CASES.inp\n", argv[0]);
+    bool add_special = false;
+    bool parse_special = false;
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--add-special")) {
+            add_special = true;
+        } else if (!strcmp(argv[i], "--parse-special")) {
+            parse_special = true;
+        } else {
+            argc = 0;
+        }
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s VOCAB.gguf CASES.inp [--add-special] [--parse-special]\n", argv[0]);
         return 2;
     }
     llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
@@ -48,10 +62,10 @@ int main(int argc, char ** argv) {
     for (const std::string & text : cases) {
         // As common_tokenize: ask once, and again with the size it asks for.
         std::vector<llama_token> ids(text.size() + 2);
-        int n = llama_tokenize(vocab, text.data(), text.size(), ids.data(), ids.size(), false, false);
+        int n = llama_tokenize(vocab, text.data(), text.size(), ids.data(), ids.size(), add_special, parse_special);
         if (n < 0) {
             ids.resize(-n);
-            n = llama_tokenize(vocab, text.data(), text.size(), ids.data(), ids.size(), false, false);
+            n = llama_tokenize(vocab, text.data(), text.size(), ids.data(), ids.size(), add_special, parse_special);
         }
         for (int i = 0; i < n; i++) printf(" %d", ids[i]);
         printf("\n");

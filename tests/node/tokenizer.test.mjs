@@ -36,8 +36,10 @@ test("llama.cpp's tokenizer suite: every case of every vocabulary", async () => 
     const inp = await read(inpFrom ? vocab(inpFrom) + '.inp' : vocab(name) + '.inp');
     const out = await read(inpFrom ? `${fixtures}ggml-vocab-${name}.gguf.out` : vocab(name) + '.out');
     const tokenizer = await Tokenizer.load(vocab(name));
-    for (const [text, ids] of [...cases(inp, out), ...cases(extra, await read(`${fixtures}extra/${name}.out`))]) {
-      const got = tokenizer.tokenize(text);
+    const plain = [...cases(inp, out), ...cases(extra, await read(`${fixtures}extra/${name}.out`))];
+    const special = cases(extra, await read(`${fixtures}extra/${name}.special.out`));
+    for (const [text, ids, flag] of [...plain.map((c) => [...c, false]), ...special.map((c) => [...c, true])]) {
+      const got = tokenizer.tokenize(text, { addSpecial: flag, parseSpecial: flag });
       if (JSON.stringify(got) !== JSON.stringify(ids)) failures.push(`${name}: ${JSON.stringify(text)}: expected ${ids}, got ${got}`);
     }
     tokenizer.dispose();
