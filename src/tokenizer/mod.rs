@@ -47,12 +47,14 @@ enum Engine {
     ByteLevel(Box<tokenizers::Tokenizer>),
     /// `gemma4`: the file's merges over U+2581-escaped text.
     Escaped(Box<bpe::EscapedBpe>),
+    /// `bert`: BERT's normalization into words, then WordPiece.
     Wpm(Box<wpm::Wpm>),
+    /// `t5`: SentencePiece's normalization, then Unigram.
     Ugm(Box<ugm::Ugm>),
 }
 
-/// llama.cpp's vocabulary types, which set the defaults of the special tokens
-/// and of the flags below before the metadata overrides them.
+/// llama.cpp's vocabulary types, which set the default special-token ids and
+/// BOS/EOS/space-prefix/clean-up flags that the metadata then overrides.
 enum Family {
     Spm,
     Bpe(pre::PreTokenizer),

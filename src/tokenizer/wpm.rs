@@ -41,6 +41,9 @@ impl Wpm {
 
     /// A word none of whose prefixes is a token, or that runs into a
     /// character no token continues with, becomes one UNK, as in llama.cpp.
+    /// Hugging Face's WordPiece tries every end of the rest of a word, longest
+    /// first, where llama.cpp starts at its longest token: the same result,
+    /// but a word of thousands of letters costs millions of lookups.
     pub(super) fn encode(&self, text: &str, out: &mut Vec<u32>) -> Result<(), Error> {
         for word in self.words(text) {
             let tokens = self.model.tokenize(&format!("\u{2581}{word}")).map_err(hf_error)?;
