@@ -263,3 +263,19 @@ export class Generator {
   /** Frees the model once earlier requests are done. */
   dispose(): Promise<void>;
 }
+
+/**
+ * A model's tokenizer alone, built from the header of its GGUF file: the
+ * whole of a vocabulary-only file (llama.cpp's `ggml-vocab-*.gguf`), the
+ * first megabytes of a model. Tokenizes exactly as llama.cpp does.
+ */
+export class Tokenizer {
+  /** Reading stops once the header is in; `size` is for a stream of unknown length. */
+  static load(source: ModelSource, options?: { signal?: AbortSignal; size?: number }): Promise<Tokenizer>;
+  /** As `llama_tokenize(text, addSpecial, parseSpecial)`; both default to false. */
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[];
+  /** Special tokens rendered. */
+  detokenize(ids: ArrayLike<number>): string;
+  readonly vocabSize: number;
+  dispose(): void;
+}

@@ -622,3 +622,74 @@ export class Generator {
     })();
   }
 }
+
+/**
+ * A model's tokenizer alone, built from the header of its GGUF file: the
+ * whole of a vocabulary-only file (llama.cpp's `ggml-vocab-*.gguf`), the
+ * first megabytes of a model. Tokenizes exactly as llama.cpp does.
+ */
+export class Tokenizer {
+  #inner;
+  #instance;
+
+  constructor(inner, instance) {
+    this.#inner = inner;
+    this.#instance = instance;
+  }
+
+  /**
+   * `source` as for `Generator.load`; reading stops once the header is in.
+   * `options`: `signal`, and `size` for a stream of unknown length.
+   */
+  static async load(source, { signal, size } = {}) {
+    let runtime;
+    try {
+      checkAbort(signal);
+      runtime = await anyEngine();
+      const url = httpUrl(source);
+      const opened = url ? await fetchSource(url, signal) : await openSource(source, signal);
+      const { size: total, chunks } = await withSize(opened, size);
+      const loader = new runtime.glue.TokenizerLoader(total);
+      try {
+        for await (const chunk of chunks) {
+          checkAbort(signal);
+          if (loader.push(chunk)) break;
+        }
+        return new Tokenizer(loader.finish(), runtime.instance);
+      } finally {
+        loader.free();
+      }
+    } catch (e) {
+      throw wrap(e, runtime?.instance);
+    }
+  }
+
+  /** Text to ids, as `llama_tokenize(text, addSpecial, parseSpecial)`. */
+  tokenize(text, { addSpecial = false, parseSpecial = false } = {}) {
+    return Array.from(this.#call(() => this.#inner.tokenize(text, addSpecial, parseSpecial)));
+  }
+
+  /** Ids to text, special tokens rendered. */
+  detokenize(ids) {
+    return this.#call(() => this.#inner.detokenize(Uint32Array.from(ids)));
+  }
+
+  get vocabSize() {
+    return this.#call(() => this.#inner.vocabSize);
+  }
+
+  dispose() {
+    if (!this.#instance.poisoned) this.#inner?.free();
+    this.#inner = undefined;
+  }
+
+  #call(f) {
+    if (!this.#inner) throw new WebslmError('INVALID_ARGUMENT', 'this tokenizer has been disposed');
+    if (this.#instance.poisoned) throw poisonedError(this.#instance);
+    try {
+      return f();
+    } catch (e) {
+      throw wrap(e, this.#instance);
+    }
+  }
+}

@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 // webslm run <model.gguf> "<prompt>" [--chat] [--system S] [--max-tokens N] [--temperature T]
 //   [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--context N] [--json]
+// webslm tokenize <model.gguf> ["<text>"] [--file F] [--cases] [--add-special] [--parse-special]
 import { parseArgs } from 'node:util';
-import { Generator } from '../index.js';
+import { readFileSync } from 'node:fs';
+import { Generator, Tokenizer } from '../index.js';
 
 const usage = `usage: webslm run <model.gguf | URL> "<prompt>" [--chat] [--system S] [--max-tokens N]
   [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
-  [--stop S]... [--context N] [--json]`;
+  [--stop S]... [--context N] [--json]
+       webslm tokenize <model.gguf | URL> ["<text>"] [--file F] [--cases] [--add-special] [--parse-special]
+  prints the ids of the text (else of file F, else of standard input) on one line, reading
+  only the file's header (a vocabulary-only GGUF is enough); --cases: the text is
+  llama.cpp's tokenizer-suite input (cases split on "\\n__ggml_vocab_test__\\n"), one
+  line of ids per case, as its .out files`;
 
 const number = (name, value) => {
   if (value === undefined) return undefined;
@@ -37,6 +44,10 @@ try {
       stop: { type: 'string', multiple: true },
       context: { type: 'string' },
       json: { type: 'boolean' },
+      file: { type: 'string' },
+      cases: { type: 'boolean' },
+      'add-special': { type: 'boolean' },
+      'parse-special': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -49,6 +60,7 @@ if (v.help) {
   process.exit(0);
 }
 const [command, model, prompt] = positionals;
+if (command === 'tokenize') await tokenize();
 if (command !== 'run' || !model || prompt === undefined || positionals.length > 3) fail('expected: run <model> "<prompt>"');
 
 const options = Object.fromEntries(
@@ -94,4 +106,29 @@ try {
 } catch (e) {
   process.stderr.write(`error [${e.code ?? 'INTERNAL'}]: ${e.message}\n`);
   process.exit(1);
+}
+
+/** `webslm tokenize`: exits when done. */
+async function tokenize() {
+  if (!model || positionals.length > 3 || (prompt !== undefined && v.file !== undefined)) {
+    fail('expected: tokenize <model> ["<text>" | --file F]');
+  }
+  try {
+    const text = prompt ?? readFileSync(v.file ?? 0, 'utf8');
+    const tokenizer = await Tokenizer.load(model);
+    const options = { addSpecial: v['add-special'] ?? false, parseSpecial: v['parse-special'] ?? false };
+    if (v.cases) {
+      // As llama.cpp's tests/test-tokenizer-0.cpp: a separator at the very end opens no case.
+      const cases = text.split('\n__ggml_vocab_test__\n');
+      if (cases.at(-1) === '') cases.pop();
+      for (const c of cases) process.stdout.write(`${tokenizer.tokenize(c, options).map((id) => ` ${id}`).join('')}\n`);
+    } else {
+      process.stdout.write(`${tokenizer.tokenize(text, options).join(' ')}\n`);
+    }
+    tokenizer.dispose();
+    process.exit(0);
+  } catch (e) {
+    process.stderr.write(`error [${e.code ?? 'INTERNAL'}]: ${e.message}\n`);
+    process.exit(1);
+  }
 }

@@ -1,4 +1,5 @@
-//! The JavaScript edge: wasm-bindgen classes over [`Session`] and [`Loader`].
+//! The JavaScript edge: wasm-bindgen classes over [`Session`] and [`Loader`],
+//! and over a tokenizer alone (`tokenizer.rs`).
 //!
 //! The npm package's glue (pkg-template/) wraps these in the public
 //! `Generator` API; everything here is synchronous and owned, so the glue can
@@ -19,6 +20,7 @@ use wasm_bindgen::prelude::*;
 mod cache;
 mod download;
 mod idb;
+mod tokenizer;
 
 thread_local! {
     static PANIC_HANDLER: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
