@@ -17,6 +17,7 @@ echo "== GPU backend natively on lavapipe: every kernel against the CPU, then ll
 cargo test --release --features gpu --lib --test gpu_ops
 cargo test --release --features gpu --test llama_reference gpu_
 cargo test --release --features gpu --test gemma_reference gpu_top20
+cargo test --release --features gpu --test arch_reference gpu_
 
 echo "== wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels
@@ -31,6 +32,8 @@ echo "== every GPU kernel against the CPU in headless Chromium on SwiftShader's 
 # The runner's default 20 s is for the whole run; this one takes about a minute.
 WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --target wasm32-unknown-unknown --features gpu --test gpu_ops
+echo "== the tiny architecture models (tests/common/arch.rs) as files, for the Node and Chromium tests"
+cargo run --quiet --release --example reference_models -- tiny models/tiny-arch F16 Q8_0 Q4_0 > /dev/null
 echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"

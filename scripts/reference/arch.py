@@ -4,7 +4,7 @@ logits for the tiny model of each architecture in tests/common/arch.rs
 (random weights, a real tokenizer from llama.cpp's vocabularies), in each
 weight format, along three texts.
 
-The models come from `cargo run --example tiny_arch -- write`, which the
+The models come from `cargo run --example reference_models -- tiny`, which the
 tests repeat byte for byte (the fixture keeps each file's SHA-256). Their
 quantized tensors are checked to be exactly what llama.cpp's own quantizer
 (`quantize ... pure`, build.sh) makes of the F32 model, so that llama.cpp's
@@ -17,13 +17,13 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.normpath(os.path.join(here, "..", ".."))
 build = os.path.join(here, "build")
 out_dir = os.path.join(build, "arch")
-example = os.path.join(root, "target", "release", "examples", "tiny_arch")
+example = os.path.join(root, "target", "release", "examples", "reference_models")
 fixtures = os.path.join(root, "tests", "fixtures", "arch")
 FTYPES = {"F16": 1, "Q8_0": 7, "Q4_0": 2}
 TOP = 20
 
-subprocess.run(["cargo", "build", "--release", "--example", "tiny_arch"], cwd=root, check=True)
-lines = subprocess.run([example, "write", out_dir], check=True, capture_output=True, text=True).stdout
+subprocess.run(["cargo", "build", "--release", "--example", "reference_models"], cwd=root, check=True)
+lines = subprocess.run([example, "tiny", out_dir], check=True, capture_output=True, text=True).stdout
 models = [json.loads(l) for l in lines.splitlines()]
 os.makedirs(fixtures, exist_ok=True)
 

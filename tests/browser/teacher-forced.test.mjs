@@ -5,22 +5,34 @@
 // (the threaded build runs it natively with the threads feature, and in the
 // demo test), both also on two prompts of 782 and 820 tokens, past its
 // 512-token sliding window (on WebGPU only with WEBSLM_LONG_GPU=1: up to an
-// hour on SwiftShader on a 2-core VM). Node checks the SIMD128 build
-// (tests/node/generator.test.mjs).
+// hour on SwiftShader on a 2-core VM); and two of the tiny architecture
+// models on WebGPU. Node checks the SIMD128 build (tests/node/generator.test.mjs,
+// every tiny architecture model in tests/node/architectures.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { isolatedAndPlain } from './chromium.mjs';
-import { BUDGETS, assertTeacherForced, teacherForcedInputs } from '../node/teacher-forced.mjs';
+import { BUDGETS, archFixture, assertTeacherForced, teacherForcedInputs } from '../node/teacher-forced.mjs';
 
 const root = new URL('../../', import.meta.url);
 const fixture = async (dir, file = 'reference_greedy.json') =>
   JSON.parse(await readFile(new URL(`tests/fixtures/${dir}/${file}`, root)));
 const GEMMA = { url: '/models/gemma-3-270m-q4_k_m.gguf', budgets: BUDGETS.gemma3 };
+/** A tiny architecture model (tests/common/arch.rs, written into models/tiny-arch/ by scripts/test.sh). */
+const tiny = async (arch, format) => ({
+  url: `/models/tiny-arch/${arch}-${format}.gguf`,
+  fixture: archFixture(await fixture('arch', `${arch}.json`), format),
+  budgets: BUDGETS.arch,
+  tight: BUDGETS.archTight,
+});
 const MODELS = {
   SmolLM2: { url: '/models/SmolLM2-135M-Instruct.Q4_1.gguf', fixture: await fixture('smollm2-q4_1'), budgets: BUDGETS.smollm2 },
   'Gemma 3': { ...GEMMA, fixture: await fixture('gemma3-270m-q4_k_m') },
   'Gemma 3 past the window': { ...GEMMA, fixture: await fixture('gemma3-270m-q4_k_m', 'reference_long.json') },
+  // LayerNorm, GELU, biases, fused q/k/v, partial RoPE and a parallel block;
+  // per-head q/k norms, heads wider than the stream, tied output.
+  'tiny phi2 Q8_0': await tiny('phi2', 'Q8_0'),
+  'tiny qwen3 Q4_0': await tiny('qwen3', 'Q4_0'),
 };
 
 /**
@@ -76,6 +88,8 @@ for (const [name, what, server, threads, device, build, prompts, skip = false] o
   ['Gemma 3 past the window', 'a plain page, one thread', plain, 1, 'cpu', 'relaxed-simd'],
   ['Gemma 3', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd', GEMMA_ON_SWIFTSHADER],
   ['Gemma 3 past the window', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd', null, !process.env.WEBSLM_LONG_GPU && 'up to an hour on SwiftShader: WEBSLM_LONG_GPU=1 runs it'],
+  ['tiny phi2 Q8_0', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd'],
+  ['tiny qwen3 Q4_0', 'a plain page, WebGPU (SwiftShader)', plain, 1, 'webgpu', 'relaxed-simd'],
 ]) {
   test(`${name}: teacher-forced scores agree with llama.cpp on ${what} (${build})`, { skip }, async (t) => {
     const model = MODELS[name];
@@ -86,7 +100,9 @@ for (const [name, what, server, threads, device, build, prompts, skip = false] o
     assert.equal(info.backend, device);
     assert.equal(info.build, build);
     assert.equal(info.threads, threads);
-    const r = assertTeacherForced(fixture, scores, `${name}, ${device === 'cpu' ? build : `${build} on WebGPU`}`, model.budgets);
+    const what = `${name}, ${device === 'cpu' ? build : `${build} on WebGPU`}`;
+    const r = assertTeacherForced(fixture, scores, what, model.budgets);
+    if (model.tight) assertTeacherForced(fixture, scores, what, model.tight);
     t.diagnostic(
       `${fixture.prompts.length} prompts, ${r.logits} logits: ${((100 * r.within) / r.logits).toFixed(1)}% within ${model.budgets.within}, ` +
         `mean ${r.mean.toFixed(3)}, max ${r.max.toFixed(3)}; ${((Date.now() - started) / 1000).toFixed(0)} s`,

@@ -13,7 +13,6 @@
 
 use super::{quantize, type_id, GgufWriter, Rng};
 use std::path::PathBuf;
-use webslm::gguf::Value;
 use webslm::quant::GgmlType;
 
 /// The architectures with a tiny model, in the order the fixtures list them.
@@ -78,49 +77,6 @@ pub fn vocab_path(name: &str) -> PathBuf {
     path
 }
 
-/// Appends one metadata value as GGUF encodes it.
-fn encode(v: &Value, out: &mut Vec<u8>) -> u32 {
-    match v {
-        Value::U8(x) => out.push(*x),
-        Value::I8(x) => out.push(*x as u8),
-        Value::U16(x) => out.extend(x.to_le_bytes()),
-        Value::I16(x) => out.extend(x.to_le_bytes()),
-        Value::U32(x) => out.extend(x.to_le_bytes()),
-        Value::I32(x) => out.extend(x.to_le_bytes()),
-        Value::U64(x) => out.extend(x.to_le_bytes()),
-        Value::I64(x) => out.extend(x.to_le_bytes()),
-        Value::F32(x) => out.extend(x.to_le_bytes()),
-        Value::F64(x) => out.extend(x.to_le_bytes()),
-        Value::Bool(x) => out.push(*x as u8),
-        Value::String(s) => {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s.as_bytes());
-        }
-        Value::Array(items) => {
-            let mut body = Vec::new();
-            let ty = items.iter().map(|i| encode(i, &mut body)).last().unwrap_or(4);
-            out.extend(ty.to_le_bytes());
-            out.extend((items.len() as u64).to_le_bytes());
-            out.extend(body);
-        }
-    }
-    match v {
-        Value::U8(_) => 0,
-        Value::I8(_) => 1,
-        Value::U16(_) => 2,
-        Value::I16(_) => 3,
-        Value::U32(_) => 4,
-        Value::I32(_) => 5,
-        Value::F32(_) => 6,
-        Value::Bool(_) => 7,
-        Value::String(_) => 8,
-        Value::Array(_) => 9,
-        Value::U64(_) => 10,
-        Value::I64(_) => 11,
-        Value::F64(_) => 12,
-    }
-}
-
 /// Writes tensors of random values: matrices scaled so that activations
 /// stay near unit size (1/sqrt of their input width), the output matrix
 /// three times wider and embeddings of 0.3 so that logits spread over
@@ -176,9 +132,7 @@ pub fn tiny(arch: &str, format: GgmlType) -> Vec<u8> {
     let mut keys: Vec<&str> = vocab.keys().filter(|k| k.starts_with("tokenizer.")).collect();
     keys.sort_unstable();
     for key in keys {
-        let mut bytes = Vec::new();
-        let ty = encode(vocab.get(key).expect("a listed key"), &mut bytes);
-        w.raw(key, ty, bytes);
+        w.value(key, vocab.get(key).expect("a listed key"));
     }
     let n_vocab = vocab.get("tokenizer.ggml.tokens").and_then(|t| t.as_array()).expect("a token list").len();
 

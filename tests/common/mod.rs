@@ -3,11 +3,14 @@
 //! ([`reference`]).
 #![allow(dead_code)]
 
-// Reads the vocabularies from files: native only.
+// Read models and vocabularies from files: native only.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod arch;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod requant;
 
+use webslm::gguf::Value;
 use webslm::quant::{self, GgmlType};
 
 /// Writes GGUF files, including deliberately broken ones.
@@ -63,6 +66,12 @@ impl GgufWriter {
         }
         self.raw(key, 9, out)
     }
+    /// A metadata value as another file held it.
+    pub fn value(&mut self, key: &str, v: &Value) -> &mut Self {
+        let mut bytes = Vec::new();
+        let ty = encode(v, &mut bytes);
+        self.raw(key, ty, bytes)
+    }
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> &mut Self {
         self.tensors.push((name.to_string(), dims.to_vec(), ty, data));
         self
@@ -111,6 +120,49 @@ impl GgufWriter {
             out.extend_from_slice(data);
         }
         out
+    }
+}
+
+/// Appends one metadata value as GGUF encodes it.
+pub fn encode(v: &Value, out: &mut Vec<u8>) -> u32 {
+    match v {
+        Value::U8(x) => out.push(*x),
+        Value::I8(x) => out.push(*x as u8),
+        Value::U16(x) => out.extend(x.to_le_bytes()),
+        Value::I16(x) => out.extend(x.to_le_bytes()),
+        Value::U32(x) => out.extend(x.to_le_bytes()),
+        Value::I32(x) => out.extend(x.to_le_bytes()),
+        Value::U64(x) => out.extend(x.to_le_bytes()),
+        Value::I64(x) => out.extend(x.to_le_bytes()),
+        Value::F32(x) => out.extend(x.to_le_bytes()),
+        Value::F64(x) => out.extend(x.to_le_bytes()),
+        Value::Bool(x) => out.push(*x as u8),
+        Value::String(s) => {
+            out.extend((s.len() as u64).to_le_bytes());
+            out.extend(s.as_bytes());
+        }
+        Value::Array(items) => {
+            let mut body = Vec::new();
+            let ty = items.iter().map(|i| encode(i, &mut body)).last().unwrap_or(4);
+            out.extend(ty.to_le_bytes());
+            out.extend((items.len() as u64).to_le_bytes());
+            out.extend(body);
+        }
+    }
+    match v {
+        Value::U8(_) => 0,
+        Value::I8(_) => 1,
+        Value::U16(_) => 2,
+        Value::I16(_) => 3,
+        Value::U32(_) => 4,
+        Value::I32(_) => 5,
+        Value::F32(_) => 6,
+        Value::Bool(_) => 7,
+        Value::String(_) => 8,
+        Value::Array(_) => 9,
+        Value::U64(_) => 10,
+        Value::I64(_) => 11,
+        Value::F64(_) => 12,
     }
 }
 

@@ -12,7 +12,25 @@ export const BUDGETS = {
   smollm2: { within: 0.5, share: 0.95, max: 1.25, mean: 0.25, gapForTop1: 0.5 },
   // Looser: Gemma 3 turns rounding into logits (tests/gemma_reference.rs says why).
   gemma3: { within: 0.5, share: 0.85, max: 4.0, mean: 0.3, gapForTop1: 0.5 },
+  // The tiny architecture models of tests/arch_reference.rs: the real
+  // models' budgets, and a tighter one that catches what those let through.
+  arch: { within: 0.5, share: 0.95, max: 1.0, mean: 0.25, gapForTop1: 0.5 },
+  archTight: { within: 0.1, share: 0.98, max: 0.25, mean: 0.05, gapForTop1: 0.5 },
 };
+
+/**
+ * One format of a tiny architecture model's fixture (tests/fixtures/arch/)
+ * in reference_greedy.json's shape: each text scored from its first token,
+ * llama.cpp's top 3 at every position.
+ */
+export const archFixture = (json, format) => ({
+  prompts: json.formats[format].prompts.map((p, i) => ({
+    name: `text ${i}`,
+    prompt_token_ids: p.token_ids.slice(0, 1),
+    generated_token_ids: p.token_ids.slice(1),
+    step_top3: p.top20.map((top) => top.slice(0, 3)),
+  })),
+});
 
 /** The token ids to score for each fixture prompt: the prompt, then llama.cpp's greedy tokens. */
 export const teacherForcedInputs = (fixture) => fixture.prompts.map((p) => [...p.prompt_token_ids, ...p.generated_token_ids]);

@@ -1,22 +1,26 @@
-//! Writes the tiny architecture models of tests/common/arch.rs and helps
-//! scripts/reference/arch.py check them against llama.cpp:
+//! Writes the models the tests check against llama.cpp and helps
+//! scripts/reference/arch.py and requant.py make their fixtures:
 //!
 //! ```text
-//! cargo run --release --example tiny_arch -- write DIR          # DIR/<arch>-<format>.gguf, F32 included; one JSON line each
-//! cargo run --release --example tiny_arch -- same A.gguf B.gguf # exit 1 unless every tensor's bytes agree
-//! cargo run --release --example tiny_arch -- top LOGITS.bin N_VOCAB K  # top-K [id, logit] per row, JSON
+//! reference_models tiny DIR [FORMAT...]   # tests/common/arch.rs's models as DIR/<arch>-<format>.gguf
+//!                                         # (F32 and every format by default); a JSON line each
+//! reference_models tensors FILE           # {"types": {tensor: type}, "hash": tensor hash} (tests/common/requant.rs)
+//! reference_models requant SOURCE TYPES.json OUT  # SOURCE requantized into the types TYPES.json names
+//! reference_models same A.gguf B.gguf     # exit 1 unless every tensor's bytes agree
+//! reference_models top LOGITS.bin N_VOCAB K  # top-K [id, logit] per row, JSON
 //! ```
-//! `write` also tokenizes the reference texts with each model's tokenizer.
+//! (`cargo run --release --example reference_models -- ...`). `tiny` also
+//! tokenizes the reference texts with each model's tokenizer.
 #![cfg(not(target_arch = "wasm32"))]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::arch::{tiny, ARCHS, FORMATS};
+use common::requant::{requantize, tensor_hash, tensors, types};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use webslm::gguf::{GgufSink, TensorInfo};
 use webslm::quant::GgmlType;
 
 /// Texts whose tokens the references are teacher-forced along: prose, code
@@ -27,10 +31,10 @@ const TEXTS: [&str; 3] = [
     "Quelle est la capitale de la France ? La capitale de la France est Paris, une ville célèbre pour",
 ];
 
-fn write(dir: &str) {
+fn write(dir: &str, formats: &[GgmlType]) {
     std::fs::create_dir_all(dir).unwrap();
     for arch in ARCHS {
-        for ty in [GgmlType::F32].into_iter().chain(FORMATS) {
+        for &ty in formats {
             let bytes = tiny(arch, ty);
             let file = format!("{dir}/{arch}-{}.gguf", ty.name());
             std::fs::write(&file, &bytes).unwrap();
@@ -46,25 +50,10 @@ fn write(dir: &str) {
     }
 }
 
-/// Every tensor's bytes, by name.
-#[derive(Default)]
-struct Tensors(BTreeMap<String, (GgmlType, Vec<u8>)>);
-
-impl GgufSink for Tensors {
-    fn header(&mut self, _: &webslm::gguf::Header) -> webslm::Result<()> {
-        Ok(())
-    }
-    fn tensor(&mut self, info: &TensorInfo, data: std::borrow::Cow<'_, [u8]>) -> webslm::Result<()> {
-        self.0.insert(info.name.clone(), (info.ty, data.into_owned()));
-        Ok(())
-    }
-}
-
+/// Whether two files hold the same tensors, byte for byte; prints those that differ.
 fn same(a: &str, b: &str) -> bool {
-    let read = |p: &str| {
-        let mut t = Tensors::default();
-        webslm::gguf::read_path(p, &mut t).unwrap();
-        t.0
+    let read = |p: &str| -> BTreeMap<String, (GgmlType, Vec<u8>)> {
+        tensors(&std::fs::read(p).unwrap()).tensors.into_iter().map(|(i, d)| (i.name, (i.ty, d))).collect()
     };
     let (a, b) = (read(a), read(b));
     let mut ok = a.len() == b.len();
@@ -102,11 +91,29 @@ fn top(path: &str, n_vocab: usize, k: usize) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["write", dir] => write(dir),
+        ["tensors", file] => {
+            let t = tensors(&std::fs::read(file).unwrap());
+            println!("{}", serde_json::json!({ "types": types(&t), "hash": tensor_hash(&t) }));
+        }
+        ["requant", source, types, out] => {
+            let types = serde_json::from_str(&std::fs::read_to_string(types).unwrap()).unwrap();
+            std::fs::write(out, requantize(&tensors(&std::fs::read(source).unwrap()), &types)).unwrap();
+        }
+        ["tiny", dir, ref formats @ ..] => {
+            let all: Vec<GgmlType> = [GgmlType::F32].into_iter().chain(FORMATS).collect();
+            let chosen: Vec<GgmlType> = match formats {
+                [] => all,
+                names => names
+                    .iter()
+                    .map(|n| *all.iter().find(|t| t.name() == *n).expect("F32, F16, Q8_0 or Q4_0"))
+                    .collect(),
+            };
+            write(dir, &chosen)
+        }
         ["same", a, b] => return if same(a, b) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
         ["top", path, n_vocab, k] => top(path, n_vocab.parse().unwrap(), k.parse().unwrap()),
         _ => {
-            eprintln!("usage: tiny_arch write DIR | same A B | top LOGITS.bin N_VOCAB K");
+            eprintln!("usage: reference_models tiny DIR [FORMAT...] | tensors FILE | requant SOURCE TYPES.json OUT | same A B | top LOGITS.bin N_VOCAB K");
             return ExitCode::from(2);
         }
     }
