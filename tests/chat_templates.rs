@@ -1,0 +1,94 @@
+//! llama.cpp's collection of real chat templates (models/llama.cpp/templates,
+//! from scripts/fetch-models.sh) rendered by chat.rs must equal Jinja2's
+//! renderings as transformers sets Jinja2 up (tests/fixtures/templates/jinja2.json,
+//! from scripts/reference/templates.py), for a plain conversation and one with
+//! tools and a tool call; where Jinja2 raised, chat.rs must fail too.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::BTreeSet;
+use webslm::chat::ChatTemplate;
+use webslm::Message;
+
+/// `{% for tool in tools %}` without tools: Python cannot iterate None and
+/// Jinja2 raises; minijinja's `for` iterates none as empty, with no hook to
+/// change it, so these render the prompt with an empty tool list.
+const NONE_IS_ITERABLE: &str = "minijinja iterates none";
+
+/// Renderings that differ from Jinja2's: (template, conversation, why). The
+/// test fails if one of them stops differing.
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
+    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "plain", NONE_IS_ITERABLE),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "plain", NONE_IS_ITERABLE),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "plain", NONE_IS_ITERABLE),
+    // `"Use the function '"|safe + name + ...|safe + t | tojson()`: Jinja2's
+    // Markup HTML-escapes the plain strings added to it, so the tool's JSON
+    // reaches the prompt as `{&#34;name&#34;: ...`; minijinja's `+` joins
+    // safe and plain strings as they are (and offers no operator hook).
+    ("meetkai-functionary-medium-v3.1.jinja", "tools", "Markup + str escapes in Jinja2"),
+];
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where `a` and `b` first differ, with a little of each around it.
+fn first_difference(a: &str, b: &str) -> String {
+    let at = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    let around = |s: &str| format!("{:?}", s.chars().skip(at.saturating_sub(30)).take(60).collect::<String>());
+    format!("at char {at}: ours {} vs jinja2 {}", around(a), around(b))
+}
+
+#[test]
+fn templates_render_like_jinja2() {
+    let dir = root().join("models/llama.cpp/templates");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/templates/jinja2.json")).unwrap())
+            .unwrap();
+    let bos = fixture["bos_token"].as_str().unwrap();
+    let eos = fixture["eos_token"].as_str().unwrap();
+    let expected = fixture["templates"].as_object().unwrap();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-models.sh", dir.display()))
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".jinja"))
+        .collect();
+    let in_fixture: BTreeSet<String> = expected.keys().cloned().collect();
+    assert_eq!(on_disk, in_fixture, "templates on disk vs in the fixture: run scripts/fetch-models.sh");
+    assert_eq!(in_fixture.len(), 70);
+
+    let mut failures = Vec::new();
+    let mut still_known = BTreeSet::new();
+    let mut identical = 0;
+    for (name, results) in expected {
+        let source = std::fs::read_to_string(dir.join(name)).unwrap();
+        let template = ChatTemplate::new(&source, bos, eos);
+        for (key, conversation) in fixture["conversations"].as_object().unwrap() {
+            let messages: Vec<Message> = serde_json::from_value(conversation["messages"].clone()).unwrap();
+            let tools = Some(&conversation["tools"]).filter(|t| !t.is_null());
+            let add_generation_prompt = conversation["add_generation_prompt"].as_bool().unwrap();
+            let ours = template
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.render_with(&messages, tools, add_generation_prompt).map_err(|e| e.to_string()));
+            let problem = match (&ours, results[key]["text"].as_str(), results[key]["error"].as_str()) {
+                (Ok(ours), Some(theirs), _) if ours == theirs => None,
+                (Ok(ours), Some(theirs), _) => Some(first_difference(ours, theirs)),
+                (Err(_), None, Some(_)) => None,
+                (Err(e), Some(_), _) => Some(format!("we failed: {e}")),
+                (Ok(_), None, Some(theirs)) => Some(format!("jinja2 raised {theirs}, we rendered")),
+                _ => panic!("{name} {key}: the fixture has neither text nor error"),
+            };
+            let known = KNOWN_DIFFERENCES.iter().any(|(n, k, _)| n == name && k == key);
+            match problem {
+                None if known => failures.push(format!("{name} {key}: listed as a known difference, but matches")),
+                None => identical += 1,
+                Some(_) if known => {
+                    still_known.insert((name.as_str(), key.as_str()));
+                }
+                Some(problem) => failures.push(format!("{name} {key}: {problem}")),
+            }
+        }
+    }
+    eprintln!("{identical} renderings identical to jinja2's, {} known differences", still_known.len());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
