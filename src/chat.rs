@@ -109,6 +109,8 @@ impl ChatTemplate {
                 filters::rejectattr(state, value, attr.into(), test.map(Into::into), args).map(generator)
             },
         );
+        // Jinja2's undefined has length 0 (minijinja's has none).
+        env.add_filter("length", |value: &Value| if value.is_undefined() { Ok(0) } else { filters::length(value) });
         // Python's None is not iterable (minijinja iterates it as empty):
         // `tools is iterable` must be false without tools.
         env.add_test("iterable", |value: &Value| !value.is_none() && value.try_iter().is_ok());

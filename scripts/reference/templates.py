@@ -66,6 +66,23 @@ CONVERSATIONS = {
         "tools": TOOLS,
         "add_generation_prompt": True,
     },
+    # The same exchange exactly as OpenAI's API sends it: no content beside
+    # tool calls, arguments as a JSON string, no function name on the result.
+    "openai_tools": {
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What's the weather in Paris?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "call12345", "type": "function",
+                             "function": {"name": "get_weather",
+                                          "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+            {"role": "tool", "content": '{"temperature": 22, "condition": "sunny"}', "tool_call_id": "call12345"},
+            {"role": "assistant", "content": "It is 22 °C and sunny in Paris."},
+            {"role": "user", "content": "Thanks! Now add 2 and 3."},
+        ],
+        "tools": TOOLS,
+        "add_generation_prompt": True,
+    },
 }
 
 
