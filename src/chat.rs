@@ -11,8 +11,9 @@ mod pyjson;
 
 use crate::Error;
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Kwargs, Rest, Serde, ValueOrKwargs};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectExt, ObjectRepr, Rest, Serde, ValueKind, ValueOrKwargs};
 use minijinja::{filters, Environment, ErrorKind, State, Value};
+use std::sync::Arc;
 
 /// One chat turn, shaped like an OpenAI chat message. Templates see the
 /// fields that are set (`None` ones are left out, as transformers drops
@@ -109,11 +110,24 @@ impl ChatTemplate {
                 filters::rejectattr(state, value, attr.into(), test.map(Into::into), args).map(generator)
             },
         );
-        // Jinja2's undefined has length 0 (minijinja's has none).
-        env.add_filter("length", |value: &Value| if value.is_undefined() { Ok(0) } else { filters::length(value) });
+        // Jinja2's undefined has length 0 (minijinja's has none); generators have none.
+        env.add_filter("length", |value: &Value| {
+            if value.is_undefined() {
+                Ok(0)
+            } else if is_generator(value) {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, "object of type 'generator' has no len()"))
+            } else {
+                filters::length(value)
+            }
+        });
         // Python's None is not iterable (minijinja iterates it as empty):
         // `tools is iterable` must be false without tools.
         env.add_test("iterable", |value: &Value| !value.is_none() && value.try_iter().is_ok());
+        // Jinja2's `sequence` is "has a length and items": strings and dicts
+        // too (templates write `x is sequence and x is not string`).
+        env.add_test("sequence", |value: &Value| {
+            value.is_undefined() || matches!(value.kind(), ValueKind::Seq | ValueKind::Map | ValueKind::String)
+        });
         env.add_function(GENERATION, generation);
         env.add_global("bos_token", bos_token);
         env.add_global("eos_token", eos_token);
@@ -210,9 +224,28 @@ const GEMMA3: &str = r#"{{ bos_token }}
 {%- endif -%}
 "#;
 
-/// What Jinja2's lazy filters return, as a one-pass iterable.
+/// What Jinja2's lazy filters return: a Python generator, which iterates
+/// but has no length and is no JSON (unlike minijinja's lazy slices and
+/// concatenations, which stand for Python lists).
+#[derive(Debug)]
+struct Generator(Vec<Value>);
+
+impl Object for Generator {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_enumerator(|this| Box::new(this.0.iter().cloned()))
+    }
+}
+
 fn generator(items: Vec<Value>) -> Value {
-    Value::make_object_iterable(items, |items| Box::new(items.iter().cloned()))
+    Value::from_object(Generator(items))
+}
+
+fn is_generator(value: &Value) -> bool {
+    value.downcast_object_ref::<Generator>().is_some()
 }
 
 /// transformers' `{% generation %}...{% endgeneration %}` tag marks the
@@ -475,6 +508,27 @@ mod tests {
         .unwrap();
         // The body renders in its own scope, as Jinja2's call blocks do.
         assert_eq!(template.render(&[msg("user", "a")], false).unwrap(), "[a]\nunset");
+    }
+
+    /// Where minijinja's builtins differ from Jinja2's, ours follow Jinja2.
+    #[test]
+    fn tests_and_filters_behave_like_jinja2() {
+        let source = "{{ tools is iterable }} {{ messages is iterable }} {{ 'ab' is sequence }} \
+                      {{ messages[0] is sequence }} {{ 1 is sequence }} {{ missing | length }} \
+                      {{ messages | map(attribute='role') | join(',') }} {{ messages | selectattr('role') | list | length }} \
+                      {{ messages[1:] | length }} {{ messages[1:] | tojson }}";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert_eq!(
+            template.render(&[msg("user", "a"), msg("bot", "b")], false).unwrap(),
+            "False True True True False 0 user,bot 2 1 [{\"role\": \"bot\", \"content\": \"b\"}]"
+        );
+        for lazy in ["map(attribute='role')", "select", "reject", "selectattr('role')", "rejectattr('role')"] {
+            for consumer in ["length", "tojson"] {
+                let source = format!("{{{{ messages | {lazy} | {consumer} }}}}");
+                let template = ChatTemplate::new(&source, "", "").unwrap();
+                assert!(template.render(&[msg("user", "a")], false).is_err(), "{source}");
+            }
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn invalid(message: &str) -> Error {
 fn not_serializable(value: &Value) -> Error {
     let python_type = match value.kind() {
         ValueKind::Undefined => "Undefined",
-        ValueKind::Iterable => "generator",
+        _ if super::is_generator(value) => "generator",
         ValueKind::Bytes => "bytes",
         _ => "object",
     };
@@ -66,7 +66,8 @@ fn write_value(out: &mut String, value: &Value, style: &Style, depth: usize) -> 
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
         ValueKind::Number => write_number(out, value),
         ValueKind::String => write_string(out, value.as_str().unwrap_or_default(), style.ensure_ascii),
-        ValueKind::Seq => {
+        // minijinja's lazy slices and concatenations are Python lists.
+        ValueKind::Seq | ValueKind::Iterable if !super::is_generator(value) => {
             let items: Vec<Value> = value.try_iter()?.collect();
             write_container(out, ('[', ']'), &items, style, depth, |out, item, depth| {
                 write_value(out, item, style, depth)
@@ -242,7 +243,7 @@ mod tests {
     fn undefined_and_generators_are_errors() {
         let undefined = tojson(&Value::UNDEFINED, Kwargs::from_iter(None::<(&str, Value)>)).unwrap_err();
         assert!(undefined.to_string().contains("Object of type Undefined is not JSON serializable"), "{undefined}");
-        let lazy = Value::make_object_iterable(vec![Value::from(1)], |v| Box::new(v.iter().cloned()));
+        let lazy = super::super::generator(vec![Value::from(1)]);
         let generator = tojson(&lazy, Kwargs::from_iter(None::<(&str, Value)>)).unwrap_err();
         assert!(generator.to_string().contains("generator"), "{generator}");
     }
