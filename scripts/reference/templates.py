@@ -83,6 +83,23 @@ CONVERSATIONS = {
         "tools": TOOLS,
         "add_generation_prompt": True,
     },
+    # Two calls in one turn, with text beside them and a float argument; no
+    # system message, and the conversation ends on the assistant's answer.
+    "parallel_tools": {
+        "messages": [
+            {"role": "user", "content": "Weather in Paris and Tokyo, and 2 + 3.5?"},
+            {"role": "assistant", "content": "Let me check.",
+             "tool_calls": [{"id": "call00001", "type": "function",
+                             "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                            {"id": "call00002", "type": "function",
+                             "function": {"name": "add", "arguments": {"a": 2, "b": 3.5}}}]},
+            {"role": "tool", "content": "Sunny, 22 °C", "tool_call_id": "call00001", "name": "get_weather"},
+            {"role": "tool", "content": "5.5", "tool_call_id": "call00002", "name": "add"},
+            {"role": "assistant", "content": "Paris: sunny, 22 °C. 2 + 3.5 = 5.5."},
+        ],
+        "tools": TOOLS,
+        "add_generation_prompt": False,
+    },
 }
 
 
