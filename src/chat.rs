@@ -510,6 +510,32 @@ mod tests {
         assert_eq!(template.render(&[msg("user", "a")], false).unwrap(), "[a]\nunset");
     }
 
+    /// JS sends OpenAI's shape; templates see only the fields that are set, in order.
+    #[test]
+    fn messages_and_tools_reach_the_template_as_openai_shapes() {
+        let messages: Vec<Message> = serde_json::from_str(
+            r#"[{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(messages[0], msg("user", "hi"));
+        let tools =
+            serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": 2}}}]);
+        let template =
+            ChatTemplate::new("{{ messages | tojson }} {{ tools | tojson }} {{ tools is none }}", "", "").unwrap();
+        assert_eq!(
+            template.render_with(&messages, Some(&tools), false).unwrap(),
+            r#"[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "#
+                .to_owned()
+                + r#""function": {"name": "f", "arguments": "{\"x\": 1}"}}]}, "#
+                + r#"{"role": "tool", "content": "2", "tool_call_id": "c1", "name": "f"}] "#
+                + r#"[{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": 2}}}] False"#
+        );
+        assert_eq!(template.render(&messages[..1], false).unwrap(), r#"[{"role": "user", "content": "hi"}] null True"#);
+    }
+
     /// Where minijinja's builtins differ from Jinja2's, ours follow Jinja2.
     #[test]
     fn tests_and_filters_behave_like_jinja2() {
