@@ -100,6 +100,18 @@ CONVERSATIONS = {
         "tools": TOOLS,
         "add_generation_prompt": False,
     },
+    # Text that templates trim, split and escape: surrounding whitespace, a
+    # reasoning block before the answer, quotes, a backslash, non-ASCII.
+    "untidy_text": {
+        "messages": [
+            {"role": "system", "content": "  Be brief.\n"},
+            {"role": "user", "content": " Hi there\n\n"},
+            {"role": "assistant", "content": "<think>\nThey greet me.\n</think>\n\nHello! \"Quoted\" \\ naïve 😀 "},
+            {"role": "user", "content": "Again, with\ttabs?"},
+        ],
+        "tools": None,
+        "add_generation_prompt": True,
+    },
 }
 
 
