@@ -7,13 +7,13 @@
 //! `documents` (always `none`). tests/chat_templates.rs checks llama.cpp's
 //! collection of real templates against Jinja2's renderings.
 
+mod jinja2;
 mod pyjson;
 
 use crate::Error;
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectExt, ObjectRepr, Rest, Serde, ValueKind, ValueOrKwargs};
-use minijinja::{filters, Environment, ErrorKind, State, Value};
-use std::sync::Arc;
+use minijinja::value::{Kwargs, Serde};
+use minijinja::{Environment, ErrorKind, State, Value};
 
 /// One chat turn, shaped like an OpenAI chat message. Templates see the
 /// fields that are set (`None` ones are left out, as transformers drops
@@ -86,53 +86,12 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_filter("tojson", pyjson::tojson);
-        // Jinja2's `map`, `select`, `reject`, `selectattr` and `rejectattr` are
-        // lazy generators: they iterate and join, but have no length and are
-        // no JSON (`| list` makes them a list).
-        env.add_filter("map", |state: &mut State, value: Value, args: Rest<ValueOrKwargs>| {
-            filters::map(state, value, args).map(generator)
-        });
-        env.add_filter("select", |state: &mut State, value: Value, test: Option<String>, args: Rest<ValueOrKwargs>| {
-            filters::select(state, value, test.map(Into::into), args).map(generator)
-        });
-        env.add_filter("reject", |state: &mut State, value: Value, test: Option<String>, args: Rest<ValueOrKwargs>| {
-            filters::reject(state, value, test.map(Into::into), args).map(generator)
-        });
-        env.add_filter(
-            "selectattr",
-            |state: &mut State, value: Value, attr: String, test: Option<String>, args: Rest<ValueOrKwargs>| {
-                filters::selectattr(state, value, attr.into(), test.map(Into::into), args).map(generator)
-            },
-        );
-        env.add_filter(
-            "rejectattr",
-            |state: &mut State, value: Value, attr: String, test: Option<String>, args: Rest<ValueOrKwargs>| {
-                filters::rejectattr(state, value, attr.into(), test.map(Into::into), args).map(generator)
-            },
-        );
-        // Jinja2's undefined has length 0 (minijinja's has none); generators have none.
-        env.add_filter("length", |value: &Value| {
-            if value.is_undefined() {
-                Ok(0)
-            } else if is_generator(value) {
-                Err(minijinja::Error::new(ErrorKind::InvalidOperation, "object of type 'generator' has no len()"))
-            } else {
-                filters::length(value)
-            }
-        });
-        // Python's None is not iterable (minijinja iterates it as empty):
-        // `tools is iterable` must be false without tools.
-        env.add_test("iterable", |value: &Value| !value.is_none() && value.try_iter().is_ok());
-        // Jinja2's `sequence` is "has a length and items": strings and dicts
-        // too (templates write `x is sequence and x is not string`).
-        env.add_test("sequence", |value: &Value| {
-            value.is_undefined() || matches!(value.kind(), ValueKind::Seq | ValueKind::Map | ValueKind::String)
-        });
+        jinja2::install(&mut env);
         env.add_function(GENERATION, generation);
         env.add_global("bos_token", bos_token);
         env.add_global("eos_token", eos_token);
-        // transformers passes this as None when absent: `documents is not none` must be false.
-        env.add_global("documents", Value::from(()));
+        // transformers passes this as None: `documents is not none` must be false.
+        env.add_global("documents", jinja2::none());
         env.add_template_owned(TEMPLATE_NAME, generation_as_call(source)).map_err(to_error)?;
         Ok(ChatTemplate { env }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
     }
@@ -162,7 +121,7 @@ impl ChatTemplate {
     ) -> Result<String, Error> {
         let context = Value::from_pairs([
             ("messages", Value::from(Serde(messages))),
-            ("tools", tools.map_or(Value::from(()), |t| Value::from(Serde(t)))),
+            ("tools", tools.map_or_else(jinja2::none, |t| Value::from(Serde(t)))),
             ("add_generation_prompt", Value::from(add_generation_prompt)),
         ]);
         self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render(context)).map_err(to_error)
@@ -223,30 +182,6 @@ const GEMMA3: &str = r#"{{ bos_token }}
 {{'<start_of_turn>model\n'}}
 {%- endif -%}
 "#;
-
-/// What Jinja2's lazy filters return: a Python generator, which iterates
-/// but has no length and is no JSON (unlike minijinja's lazy slices and
-/// concatenations, which stand for Python lists).
-#[derive(Debug)]
-struct Generator(Vec<Value>);
-
-impl Object for Generator {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Iterable
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        self.mapped_enumerator(|this| Box::new(this.0.iter().cloned()))
-    }
-}
-
-fn generator(items: Vec<Value>) -> Value {
-    Value::from_object(Generator(items))
-}
-
-fn is_generator(value: &Value) -> bool {
-    value.downcast_object_ref::<Generator>().is_some()
-}
 
 /// transformers' `{% generation %}...{% endgeneration %}` tag marks the
 /// assistant's text for training masks and renders its body, as a call
@@ -534,6 +469,19 @@ mod tests {
                 + r#"[{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": 2}}}] False"#
         );
         assert_eq!(template.render(&messages[..1], false).unwrap(), r#"[{"role": "user", "content": "hi"}] null True"#);
+    }
+
+    /// Without tools, `tools` is Python's None: false, printed `None`, not iterable.
+    #[test]
+    fn absent_tools_are_python_none() {
+        let source = "{{ tools }} {{ tools is none }} {{ not tools }} {{ tools | tojson }} \
+                      {{ tools | selectattr('x') | list }} {{ tools | map('upper') | list }} {{ tools is iterable }} \
+                      {{ tools is mapping }} {{ tools ~ '!' }} {{ documents is none }} {{ tools or [] }}";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert_eq!(template.render(&[], false).unwrap(), "None True True null [] [] False False None! True []");
+        for source in ["{% for t in tools %}{% endfor %}", "{{ tools | length }}", "{{ tools | list }}"] {
+            assert!(ChatTemplate::new(source, "", "").unwrap().render(&[], false).is_err(), "{source}");
+        }
     }
 
     /// Where minijinja's builtins differ from Jinja2's, ours follow Jinja2.

@@ -15,12 +15,6 @@ use webslm::Message;
 /// Renderings that differ from Jinja2's: (template, conversations, why).
 /// The test fails if one of them stops differing.
 const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
-    // `{% for tool in tools %}` without tools: Python cannot iterate None and
-    // Jinja2 raises; minijinja's `for` iterates none as empty, with no hook to
-    // change it, so we render the prompt with an empty tool list.
-    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", WITHOUT_TOOLS, "minijinja iterates none"),
-    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", WITHOUT_TOOLS, "minijinja iterates none"),
-    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", WITHOUT_TOOLS, "minijinja iterates none"),
     // `"Use the function '"|safe + name + ...|safe + t | tojson()`: Jinja2's
     // Markup HTML-escapes the plain strings added to it, so the tool's JSON
     // reaches the prompt as `{&#34;name&#34;: ...`; minijinja's `+` joins
@@ -28,7 +22,6 @@ const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
     ("meetkai-functionary-medium-v3.1.jinja", WITH_TOOLS, "Markup + str escapes in Jinja2"),
 ];
 
-const WITHOUT_TOOLS: &[&str] = &["plain", "untidy_text"];
 const WITH_TOOLS: &[&str] = &["tools", "openai_tools", "parallel_tools"];
 
 fn root() -> std::path::PathBuf {

@@ -4,6 +4,7 @@
 //! arguments with it, so its spacing and escaping reach the prompt: `", "`
 //! and `": "` between items unless indented, non-ASCII kept or `\uXXXX`.
 
+use super::jinja2;
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Error, ErrorKind, Value};
 use std::fmt::Write;
@@ -53,7 +54,7 @@ fn invalid(message: &str) -> Error {
 fn not_serializable(value: &Value) -> Error {
     let python_type = match value.kind() {
         ValueKind::Undefined => "Undefined",
-        _ if super::is_generator(value) => "generator",
+        _ if jinja2::is_generator(value) => "generator",
         ValueKind::Bytes => "bytes",
         _ => "object",
     };
@@ -62,12 +63,12 @@ fn not_serializable(value: &Value) -> Error {
 
 fn write_value(out: &mut String, value: &Value, style: &Style, depth: usize) -> Result<(), Error> {
     match value.kind() {
-        ValueKind::None => out.push_str("null"),
+        _ if jinja2::is_none(value) => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
         ValueKind::Number => write_number(out, value),
         ValueKind::String => write_string(out, value.as_str().unwrap_or_default(), style.ensure_ascii),
         // minijinja's lazy slices and concatenations are Python lists.
-        ValueKind::Seq | ValueKind::Iterable if !super::is_generator(value) => {
+        ValueKind::Seq | ValueKind::Iterable if !jinja2::is_generator(value) => {
             let items: Vec<Value> = value.try_iter()?.collect();
             write_container(out, ('[', ']'), &items, style, depth, |out, item, depth| {
                 write_value(out, item, style, depth)
@@ -243,7 +244,7 @@ mod tests {
     fn undefined_and_generators_are_errors() {
         let undefined = tojson(&Value::UNDEFINED, Kwargs::from_iter(None::<(&str, Value)>)).unwrap_err();
         assert!(undefined.to_string().contains("Object of type Undefined is not JSON serializable"), "{undefined}");
-        let lazy = super::super::generator(vec![Value::from(1)]);
+        let lazy = jinja2::generator(vec![Value::from(1)]);
         let generator = tojson(&lazy, Kwargs::from_iter(None::<(&str, Value)>)).unwrap_err();
         assert!(generator.to_string().contains("generator"), "{generator}");
     }
