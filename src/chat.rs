@@ -1,11 +1,13 @@
 //! Chat templates: renders a GGUF's `tokenizer.chat_template` (a Hugging Face
 //! Jinja template) with minijinja, set up the way transformers sets up Jinja2:
 //! `trim_blocks` and `lstrip_blocks` on, Python string/dict methods
-//! (`.strip()`, `.startswith()`, `.items()`, ...), `raise_exception(msg)` and
-//! `strftime_now(fmt)`, and the variables `messages`, `add_generation_prompt`,
-//! `bos_token`, `eos_token`, `tools` (OpenAI function tools, or `none`) and
-//! `documents` (always `none`). tests/chat_templates.rs checks llama.cpp's
-//! collection of real templates against Jinja2's renderings.
+//! (`.strip()`, `.startswith()`, `.items()`, ...), `raise_exception(msg)`,
+//! `strftime_now(fmt)`, `tojson` as `json.dumps` (pyjson.rs), the
+//! `{% generation %}` tag, Jinja2's tests and lazy filters where minijinja's
+//! differ (jinja2.rs), and the variables `messages`, `add_generation_prompt`,
+//! `bos_token`, `eos_token`, `tools` (OpenAI tool objects, or None) and
+//! `documents` (None). tests/chat_templates.rs checks llama.cpp's collection
+//! of real templates against Jinja2's renderings.
 
 mod jinja2;
 mod pyjson;
