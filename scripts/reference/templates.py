@@ -195,7 +195,7 @@ def render(env, source, conversation):
 def main():
     if jinja2.__version__ != "3.1.6":
         print(f"warning: made with Jinja2 3.1.6, this is {jinja2.__version__}", file=sys.stderr)
-    names = sorted(f for f in os.listdir(templates_dir) if f.endswith(".jinja"))
+    names = sorted(f for f in os.listdir(templates_dir) if f.endswith(".jinja")) if os.path.isdir(templates_dir) else []
     if not names:
         sys.exit(f"no templates in {templates_dir}: run scripts/fetch-models.sh")
     env = environment()
