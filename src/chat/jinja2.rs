@@ -2,6 +2,15 @@
 //! Python values templates handle, so that templates take the same
 //! branches: None is not iterable, Jinja2's lazy filters return generators,
 //! undefined has length 0, strings and dicts are sequences.
+//!
+//! What still differs, for want of hooks in minijinja (none of llama.cpp's
+//! templates meets the last two with the tests' conversations):
+//! - `'x'|safe + text`: Jinja2's Markup HTML-escapes `text`; minijinja's `+`
+//!   joins them as they are (functionary v3.1 prints its tools so).
+//! - Floats printed or turned into strings (not through `tojson`) below 1e-4
+//!   or from 1e16 on: Python writes `1e-07`, minijinja `0.0000001`.
+//! - Only `tools` and `documents` are this module's Python None: a `none`
+//!   literal or a `.get()` that finds nothing iterates as empty.
 
 use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Rest, ValueKind, ValueOrKwargs};
 use minijinja::{filters, Environment, Error, ErrorKind, State, Value};
