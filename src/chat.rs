@@ -48,7 +48,7 @@ impl Message {
 pub struct ToolCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Always `"function"` in OpenAI's API.
+    /// `"function"`, OpenAI's only kind (filled in when absent).
     #[serde(rename = "type", default = "function_kind")]
     pub kind: String,
     pub function: FunctionCall,
