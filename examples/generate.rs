@@ -138,9 +138,9 @@ fn run(args: Args) -> webslm::Result<()> {
         (_, Some(c)) => {
             let mut messages = Vec::new();
             if let Some(s) = &args.system {
-                messages.push(Message { role: "system".into(), content: s.clone() });
+                messages.push(Message::new("system", s.clone()));
             }
-            messages.push(Message { role: "user".into(), content: c.clone() });
+            messages.push(Message::new("user", c.clone()));
             session.chat(&messages, args.options.clone())?
         }
         _ => unreachable!("one mode is checked in parse_args"),

@@ -116,9 +116,31 @@ export interface Piece {
   text: string;
 }
 
+/** OpenAI's message shape; the chat template sees the fields that are set. */
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | string;
-  content: string;
+  role: 'system' | 'user' | 'assistant' | 'tool' | string;
+  content?: string | null;
+  /** The functions an assistant turn called. */
+  tool_calls?: ToolCall[];
+  /** In a `tool` turn: the call it answers, and the function's name. */
+  tool_call_id?: string;
+  name?: string;
+}
+
+export interface ToolCall {
+  id?: string;
+  type?: 'function';
+  /**
+   * `arguments` reaches the template as given: most Hugging Face templates
+   * want the object, OpenAI's API sends a JSON string (JSON.parse it for those).
+   */
+  function: { name: string; arguments: Record<string, unknown> | string };
+}
+
+/** A function the model may call, as in OpenAI's `tools`. */
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown> };
 }
 
 export interface ModelInfo {
@@ -257,7 +279,7 @@ export class Generator {
   /** Streams a continuation of a prompt (text, or token ids). */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncIterableIterator<Piece>;
   /** Streams the assistant's reply, reusing the KV cache of earlier turns. */
-  chat(messages: ChatMessage[], options?: GenerateOptions): AsyncIterableIterator<Piece>;
+  chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[] }): AsyncIterableIterator<Piece>;
   /** Teacher-forced log-probabilities of every token after the first, and perplexity. */
   score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal; queue?: boolean }): Promise<Score>;
   /** Frees the model once earlier requests are done. */

@@ -512,9 +512,12 @@ export class Generator {
     return this.#stream(() => (typeof prompt === 'string' ? this.#live().tokenize(prompt, true) : Uint32Array.from(prompt)), options);
   }
 
-  /** Streams the assistant's reply to `messages` ([{role, content}]); the KV cache is reused across turns. */
-  chat(messages, options = {}) {
-    return this.#stream(() => this.#live().chatTokens(messages), options);
+  /**
+   * Streams the assistant's reply to `messages` (OpenAI's shape: [{role, content, tool_calls, ...}]),
+   * offering the template `tools` if given; the KV cache is reused across turns.
+   */
+  chat(messages, { tools, ...options } = {}) {
+    return this.#stream(() => this.#live().chatTokens(messages, tools), options);
   }
 
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */

@@ -1,20 +1,71 @@
 //! Chat templates: renders a GGUF's `tokenizer.chat_template` (a Hugging Face
 //! Jinja template) with minijinja, set up the way transformers sets up Jinja2:
 //! `trim_blocks` and `lstrip_blocks` on, Python string/dict methods
-//! (`.strip()`, `.startswith()`, `.items()`, ...), `raise_exception(msg)` and
-//! `strftime_now(fmt)`, and the variables `messages`, `add_generation_prompt`,
-//! `bos_token`, `eos_token`, `tools` and `documents` (the last two are `none`,
-//! as transformers passes them when there are none).
+//! (`.strip()`, `.startswith()`, `.items()`, ...), `raise_exception(msg)`,
+//! `strftime_now(fmt)`, `tojson` as `json.dumps` (pyjson.rs), the
+//! `{% generation %}` tag, Jinja2's tests and lazy filters where minijinja's
+//! differ (jinja2.rs), and the variables `messages`, `add_generation_prompt`,
+//! `bos_token`, `eos_token`, `tools` (OpenAI tool objects, or None) and
+//! `documents` (None). tests/chat_templates.rs checks llama.cpp's collection
+//! of real templates against Jinja2's renderings.
+
+mod jinja2;
+mod pyjson;
 
 use crate::Error;
 use minijinja::syntax::SyntaxConfig;
-use minijinja::{Environment, ErrorKind, Value};
+use minijinja::value::{Kwargs, Serde};
+use minijinja::{Environment, ErrorKind, State, Value};
 
-/// One chat turn.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+/// One chat turn, shaped like an OpenAI chat message. Templates see the
+/// fields that are set (`None` ones are left out, as transformers drops
+/// `None` values), in this order.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Message {
     pub role: String,
-    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The functions an assistant turn calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// In a `tool` turn, the call this is the result of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// In a `tool` turn, the function that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    /// A turn with just a role and text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Message { role: role.into(), content: Some(content.into()), ..Default::default() }
+    }
+}
+
+/// A function call in an assistant turn: `{id, type: "function", function: {name, arguments}}`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ToolCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `"function"`, OpenAI's only kind (filled in when absent).
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+/// What a [`ToolCall`] calls.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    /// Passed to the template as given. OpenAI sends a JSON string; most
+    /// Hugging Face templates expect the object (transformers' documented
+    /// form), so parse it first for those.
+    pub arguments: serde_json::Value,
 }
 
 /// A compiled chat template.
@@ -36,12 +87,14 @@ impl ChatTemplate {
         env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(to_error)?);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
+        env.add_filter("tojson", pyjson::tojson);
+        jinja2::install(&mut env);
+        env.add_function(GENERATION, generation);
         env.add_global("bos_token", bos_token);
         env.add_global("eos_token", eos_token);
-        // transformers passes these as None when absent: `tools is not none` must be false.
-        env.add_global("tools", Value::from(()));
-        env.add_global("documents", Value::from(()));
-        env.add_template_owned(TEMPLATE_NAME, source.to_owned()).map_err(to_error)?;
+        // transformers passes this as None: `documents is not none` must be false.
+        env.add_global("documents", jinja2::none());
+        env.add_template_owned(TEMPLATE_NAME, generation_as_call(source)).map_err(to_error)?;
         Ok(ChatTemplate { env }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
     }
 
@@ -56,12 +109,21 @@ impl ChatTemplate {
     }
 
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|m| Value::from_pairs([("role", m.role.as_str()), ("content", m.content.as_str())]))
-            .collect();
+        self.render_with(messages, None, add_generation_prompt)
+    }
+
+    /// [`ChatTemplate::render`] with `tools`: a list of OpenAI tool objects
+    /// (`{type: "function", function: {name, description, parameters}}`),
+    /// which templates receive as given (they are `none` without them).
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, Error> {
         let context = Value::from_pairs([
-            ("messages", Value::from(messages)),
+            ("messages", Value::from(Serde(messages))),
+            ("tools", tools.map_or_else(jinja2::none, |t| Value::from(Serde(t)))),
             ("add_generation_prompt", Value::from(add_generation_prompt)),
         ]);
         self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render(context)).map_err(to_error)
@@ -122,6 +184,47 @@ const GEMMA3: &str = r#"{{ bos_token }}
 {{'<start_of_turn>model\n'}}
 {%- endif -%}
 "#;
+
+/// transformers' `{% generation %}...{% endgeneration %}` tag marks the
+/// assistant's text for training masks and renders its body, as a call
+/// block (its own scope). minijinja has no custom tags, so the tags become
+/// `{% call GENERATION() %}...{% endcall %}`, whitespace control kept.
+const GENERATION: &str = "_generation";
+
+fn generation(state: &mut State, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
+    let caller: Value = kwargs.get("caller")?;
+    kwargs.assert_all_used()?;
+    caller.call(state, &[])
+}
+
+/// `source` with each `{%- generation -%}`/`{% endgeneration %}` tag (any
+/// whitespace control) turned into a call block.
+fn generation_as_call(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let Some(end) = tag[2..].find("%}").map(|end| end + 4) else {
+            rest = tag;
+            break;
+        };
+        let inner = tag[2..end - 2].trim_start_matches(['-', '+']).trim_end_matches(['-', '+']).trim();
+        let replacement = match inner {
+            "generation" => format!("call {GENERATION}()"),
+            "endgeneration" => "endcall".to_owned(),
+            _ => {
+                out.push_str(&tag[..2]);
+                rest = &tag[2..];
+                continue;
+            }
+        };
+        out.push_str(&tag[..end].replacen(inner, &replacement, 1));
+        rest = &tag[end..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Templates call this to reject a conversation; the message becomes the error.
 fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
@@ -214,7 +317,7 @@ mod tests {
     use super::*;
 
     fn msg(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: content.into() }
+        Message::new(role, content)
     }
 
     fn fixture(name: &str) -> serde_json::Value {
@@ -326,6 +429,82 @@ mod tests {
                       {% if eos_token.startswith('</') %}ok{% endif %}";
         let template = ChatTemplate::new(source, "<s>", "</s>").unwrap();
         assert_eq!(template.render(&[msg("user", "hi")], false).unwrap(), "role=USER;content=HI;ok");
+    }
+
+    #[test]
+    fn generation_tags_become_call_blocks() {
+        assert_eq!(
+            generation_as_call("a{%- generation -%}b{%+endgeneration%} {% if x %}{%}{% y"),
+            "a{%- call _generation() -%}b{%+endcall%} {% if x %}{%}{% y"
+        );
+        let template = ChatTemplate::new(
+            "{% for m in messages %}\n  {%- generation %}\n{% set x = 1 %}[{{ m.content }}]\n  {% endgeneration -%}\n{{ x | default('unset') }}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        // The body renders in its own scope, as Jinja2's call blocks do.
+        assert_eq!(template.render(&[msg("user", "a")], false).unwrap(), "[a]\nunset");
+    }
+
+    /// JS sends OpenAI's shape; templates see only the fields that are set, in order.
+    #[test]
+    fn messages_and_tools_reach_the_template_as_openai_shapes() {
+        let messages: Vec<Message> = serde_json::from_str(
+            r#"[{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(messages[0], msg("user", "hi"));
+        let tools =
+            serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": 2}}}]);
+        let template =
+            ChatTemplate::new("{{ messages | tojson }} {{ tools | tojson }} {{ tools is none }}", "", "").unwrap();
+        assert_eq!(
+            template.render_with(&messages, Some(&tools), false).unwrap(),
+            r#"[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "#
+                .to_owned()
+                + r#""function": {"name": "f", "arguments": "{\"x\": 1}"}}]}, "#
+                + r#"{"role": "tool", "content": "2", "tool_call_id": "c1", "name": "f"}] "#
+                + r#"[{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": 2}}}] False"#
+        );
+        assert_eq!(template.render(&messages[..1], false).unwrap(), r#"[{"role": "user", "content": "hi"}] null True"#);
+    }
+
+    /// Without tools, `tools` is Python's None: false, printed `None`, not iterable.
+    #[test]
+    fn absent_tools_are_python_none() {
+        let source = "{{ tools }} {{ tools is none }} {{ not tools }} {{ tools | tojson }} \
+                      {{ tools | selectattr('x') | list }} {{ tools | map('upper') | list }} {{ tools is iterable }} \
+                      {{ tools is mapping }} {{ tools ~ '!' }} {{ documents is none }} {{ tools or [] }}";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert_eq!(template.render(&[], false).unwrap(), "None True True null [] [] False False None! True []");
+        for source in ["{% for t in tools %}{% endfor %}", "{{ tools | length }}", "{{ tools | list }}"] {
+            assert!(ChatTemplate::new(source, "", "").unwrap().render(&[], false).is_err(), "{source}");
+        }
+    }
+
+    /// Where minijinja's builtins differ from Jinja2's, ours follow Jinja2.
+    #[test]
+    fn tests_and_filters_behave_like_jinja2() {
+        let source = "{{ tools is iterable }} {{ messages is iterable }} {{ 'ab' is sequence }} \
+                      {{ messages[0] is sequence }} {{ 1 is sequence }} {{ missing | length }} \
+                      {{ messages | map(attribute='role') | join(',') }} {{ messages | selectattr('role') | list | length }} \
+                      {{ messages[1:] | length }} {{ messages[1:] | tojson }}";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert_eq!(
+            template.render(&[msg("user", "a"), msg("bot", "b")], false).unwrap(),
+            "False True True True False 0 user,bot 2 1 [{\"role\": \"bot\", \"content\": \"b\"}]"
+        );
+        for lazy in ["map(attribute='role')", "select", "reject", "selectattr('role')", "rejectattr('role')"] {
+            for consumer in ["length", "tojson"] {
+                let source = format!("{{{{ messages | {lazy} | {consumer} }}}}");
+                let template = ChatTemplate::new(&source, "", "").unwrap();
+                assert!(template.render(&[msg("user", "a")], false).is_err(), "{source}");
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod sampler;
 pub mod session;
 pub mod tokenizer;
 
-pub use chat::Message;
+pub use chat::{FunctionCall, Message, ToolCall};
 pub use error::{Error, Result};
 pub use sampler::SamplerConfig;
 pub use session::{GenerateOptions, LoadOptions, Session};

@@ -389,8 +389,14 @@ impl<B: Backend> Session<B> {
 
     /// Renders a conversation with the model's chat template and tokenizes it.
     pub fn chat_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.chat_tokens_with(messages, None)
+    }
+
+    /// [`Session::chat_tokens`] offering the model `tools` (a list of OpenAI
+    /// tool objects; see [`ChatTemplate::render_with`]).
+    pub fn chat_tokens_with(&self, messages: &[Message], tools: Option<&serde_json::Value>) -> Result<Vec<u32>> {
         let template = self.template.as_ref().map_err(|why| Error::ChatTemplate(why.clone()))?;
-        let text = template.render(messages, true)?;
+        let text = template.render_with(messages, tools, true)?;
         let mut ids = self.tokenizer.encode(&text, false, true)?;
         // Templates often write the BOS text themselves; never add a second one.
         if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {

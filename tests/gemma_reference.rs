@@ -113,7 +113,7 @@ fn chat_uses_gemma3_template() {
             p["formatted"],
             "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
         );
-        let messages = [Message { role: "user".into(), content: "What is the capital of France?".into() }];
+        let messages = [Message::new("user", "What is the capital of France?")];
         assert_eq!(s.chat_tokens(&messages).unwrap(), reference::ids(&p["prompt_token_ids"]));
     }
 }

@@ -90,7 +90,7 @@ fn prompts_tokenize_and_render_like_llama_cpp() {
         let expected = ids(&p["prompt_token_ids"]);
         let text = p["user_text"].as_str().unwrap();
         let ours = match p["kind"].as_str().unwrap() {
-            "chat" => s.chat_tokens(&[Message { role: "user".into(), content: text.into() }]).unwrap(),
+            "chat" => s.chat_tokens(&[Message::new("user", text)]).unwrap(),
             _ => s.tokenize(text, true).unwrap(),
         };
         assert_eq!(ours, expected, "{}", p["name"]);

@@ -191,7 +191,7 @@ fn a_gemma3_with_rings_reuses_the_cache_only_as_far_back_as_they_hold() {
 #[test]
 fn chat_uses_the_template_and_a_second_turn_prefills_only_the_new_part() {
     let mut s = session();
-    let mut messages = vec![Message { role: "user".into(), content: "hello".into() }];
+    let mut messages = vec![Message::new("user", "hello")];
     let first = s.chat_tokens(&messages).unwrap();
     assert_eq!(s.detokenize(&first), "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n");
     let pieces: Vec<_> = s.chat(&messages, greedy(6)).unwrap().collect();
@@ -199,8 +199,8 @@ fn chat_uses_the_template_and_a_second_turn_prefills_only_the_new_part() {
     let mut cached = first.clone();
     cached.extend(pieces.iter().map(|p| p.token).take(pieces.len() - 1));
 
-    messages.push(Message { role: "assistant".into(), content: pieces.iter().map(|p| p.text.as_str()).collect() });
-    messages.push(Message { role: "user".into(), content: "the end".into() });
+    messages.push(Message::new("assistant", pieces.iter().map(|p| p.text.as_str()).collect::<String>()));
+    messages.push(Message::new("user", "the end"));
     let second = s.chat_tokens(&messages).unwrap();
     s.chat(&messages, greedy(3)).unwrap().for_each(drop);
     let common = cached.iter().zip(&second).take_while(|(a, b)| a == b).count();
@@ -287,7 +287,7 @@ fn no_chat_template_is_a_clear_error() {
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
     bytes[at..at + key.len()].copy_from_slice(b"tokenizer.chat_templatX");
     let mut s = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
-    let messages = [Message { role: "user".into(), content: "hi".into() }];
+    let messages = [Message::new("user", "hi")];
     match s.chat(&messages, greedy(1)) {
         Err(e @ Error::ChatTemplate(_)) => assert!(e.to_string().contains("no chat template"), "{e}"),
         Err(e) => panic!("wrong error {e:?}"),

@@ -21,7 +21,7 @@ fn tokenizes_runs_forward_passes_and_generates() {
 
     let ids = s.tokenize("hello there", true).unwrap();
     assert_eq!(s.detokenize(&ids), "hello there");
-    let chat = s.chat_tokens(&[Message { role: "user".into(), content: "hi".into() }]).unwrap();
+    let chat = s.chat_tokens(&[Message::new("user", "hi")]).unwrap();
     assert_eq!(chat[0], 1, "<|im_start|> is parsed as a special token");
 
     // Batched prefill and one token at a time agree.
@@ -105,7 +105,7 @@ mod js_api {
         assert_eq!(get(&e.stats(), "reusedTokens").as_f64().unwrap() as usize, prompt.len() - 1);
 
         let messages = js_sys::JSON::parse(r#"[{"role":"user","content":"hi"}]"#).unwrap();
-        assert!(!e.chat_tokens(messages).unwrap().is_empty());
+        assert!(!e.chat_tokens(messages, JsValue::UNDEFINED).unwrap().is_empty());
         e.cancel();
         let score = e.score(&prompt, 1, 3).unwrap();
         assert!(get(&score, "perplexity").as_f64().unwrap() > 0.0);
@@ -117,8 +117,8 @@ mod js_api {
         let long = e.tokenize(&"hello there ".repeat(8), true).unwrap();
         assert_eq!(code(e.start(&long, JsValue::UNDEFINED).unwrap_err()), "CONTEXT_OVERFLOW");
         assert_eq!(code(e.start(&[1], options(&[("maxTokenz", 3.into())])).unwrap_err()), "INVALID_ARGUMENT");
-        let messages = js_sys::JSON::parse(r#"[{"role":"user"}]"#).unwrap();
-        assert_eq!(code(e.chat_tokens(messages).unwrap_err()), "INVALID_ARGUMENT");
+        let messages = js_sys::JSON::parse(r#"[{"content":"hi"}]"#).unwrap();
+        assert_eq!(code(e.chat_tokens(messages, JsValue::UNDEFINED).unwrap_err()), "INVALID_ARGUMENT");
 
         let mut loader = ModelLoader::new(12.0, None, None, None).unwrap();
         assert_eq!(code(loader.push(b"GGML\x03\0\0\0\0\0\0\0").unwrap_err()), "INVALID_GGUF");

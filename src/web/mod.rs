@@ -422,12 +422,16 @@ impl Engine {
         on!(&self.session, s => s.detokenize(ids))
     }
 
-    /// The tokens of a conversation (`[{role, content}]`) rendered with the
-    /// model's chat template, ready to generate the assistant's reply.
+    /// The tokens of a conversation (`[{role, content, tool_calls,
+    /// tool_call_id, name}]`, OpenAI's shape) rendered with the model's chat
+    /// template, ready to generate the assistant's reply; `tools` (OpenAI
+    /// tool objects, or undefined) go to the template as given.
     #[wasm_bindgen(js_name = chatTokens)]
-    pub fn chat_tokens(&self, messages: JsValue) -> Result<Vec<u32>, JsValue> {
+    pub fn chat_tokens(&self, messages: JsValue, tools: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages: Vec<Message> = from_js(messages, "messages")?;
-        on!(&self.session, s => s.chat_tokens(&messages)).map_err(js_error)
+        let tools: Option<serde_json::Value> =
+            if tools.is_undefined() || tools.is_null() { None } else { Some(from_js(tools, "tools")?) };
+        on!(&self.session, s => s.chat_tokens_with(&messages, tools.as_ref())).map_err(js_error)
     }
 
     /// Prefills `prompt` and starts a generation; `next` yields its pieces.

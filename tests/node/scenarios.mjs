@@ -253,7 +253,7 @@ export function scenarios({ worker }) {
     const small = await load(modelPath, { contextLength: 16 });
     try {
       await rejectsWith(collect(small.generate('word '.repeat(40))), 'CONTEXT_OVERFLOW');
-      await rejectsWith(collect(small.chat([{ role: 'user' }])), 'INVALID_ARGUMENT');
+      await rejectsWith(collect(small.chat([{ content: 'hi' }])), 'INVALID_ARGUMENT');
       assert.equal((await collect(small.generate('x', { maxTokens: 1 }))).length, 1, 'usable after an error');
     } finally {
       await small.dispose();
