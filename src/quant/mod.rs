@@ -353,11 +353,10 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], str
     }
 }
 
-/// Reference round-to-nearest quantizer for weights of any supported type
-/// (for tests and tiny generated models). The 32-element formats follow
-/// ggml's `quantize_row_*_ref` exactly; the K-quants use plain min/max scale
-/// fits rather than llama.cpp's search, so they are valid but somewhat less
-/// accurate than llama-quantize's output.
+/// Reference quantizer for weights of any supported type (for tests and
+/// tiny generated models): ggml's `quantize_row_*_ref`, byte for byte, so the
+/// files it writes match llama-quantize's without an importance matrix (the
+/// K-quants included, with their scale searches).
 ///
 /// Panics for a type that is not [`GgmlType::is_supported`].
 pub fn quantize_row_ref(ty: GgmlType, src: &[f32], dst: &mut [u8]) {

@@ -770,30 +770,173 @@ pub fn quantize_row_q5_1_ref(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// Q4_K/Q5_K with plain min/max fits per 32-element sub-block instead of
-/// llama.cpp's iterative search: the sub-block scales (max - min)/nmax and
-/// mins -min (min clamped to <= 0, as the format subtracts a non-negative
-/// min) are quantized to 6 bits against their maxima, then every element is
-/// rounded with the scale and min it will actually be decoded with.
+/// ggml's `GROUP_MAX_EPS`: a group whose largest magnitude is below this
+/// counts as all zero.
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+// The K-quant reference quantizers below port ggml-quants.c (llama.cpp
+// 0c1e570) line by line, float operations in ggml's order and association,
+// so that f32 rounding, and with it every output byte, agrees with
+// llama.cpp's quantizer without an importance matrix.
+
+/// ggml's `make_qx_quants` with rmse_type 1 (weights x², no importance
+/// matrix), as Q6_K uses it: the signed extreme maps to -nmax, then the 18
+/// scales -(nmax ± 0.1·k)/max are tried and the one whose codes give the best
+/// weighted least-squares fit kept. Writes codes 0..2·nmax to `l` and returns
+/// the fitted scale (0 for an all-zero group, whose codes are all 0).
+fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
+    let (max, amax) = signed_absmax(x);
+    if amax < GROUP_MAX_EPS {
+        l.fill(0);
+        return 0.0;
+    }
+    let code = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+    let fit = |iscale: f32| {
+        let (mut sumlx, mut suml2) = (0f32, 0f32);
+        for &v in x {
+            let q = code(iscale, v) as f32;
+            let w = v * v;
+            sumlx += w * v * q;
+            suml2 += w * q * q;
+        }
+        (sumlx, suml2)
+    };
+    let mut iscale = -nmax as f32 / max;
+    for (l, &v) in l.iter_mut().zip(x) {
+        *l = (code(iscale, v) + nmax) as u8;
+    }
+    let (sumlx, suml2) = fit(iscale);
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    for is in (-9..=9).filter(|&is| is != 0) {
+        iscale = -(nmax as f32 + 0.1 * is as f32) / max;
+        let (sumlx, suml2) = fit(iscale);
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            for (l, &v) in l.iter_mut().zip(x) {
+                *l = (code(iscale, v) + nmax) as u8;
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// ggml's `make_qkx2_quants` with squared errors (use_mad false) on a
+/// 32-element sub-block: x ≈ scale·l - the_min with codes 0..=nmax, starting
+/// from the min/max fit, then for each of the nstep + 1 (nstep ≥ 1) scales
+/// (rmin + rdelta·is + nmax)/(max - min) refitting scale and min by weighted
+/// least squares and keeping the smallest weighted error. As in ggml, a better
+/// fit's min replaces `min` for the later candidates. Writes the codes to `l`;
+/// returns (scale, the_min), the_min ≥ 0.
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32; 32],
+    weights: &[f32; 32],
+    l: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> (f32, f32) {
+    let (mut min, mut max) = (x[0], x[0]);
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for (&v, &w) in x.iter().zip(weights).skip(1) {
+        if v < min {
+            min = v;
+        }
+        if v > max {
+            max = v;
+        }
+        sum_w += w;
+        sum_x += w * v;
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l.fill(0);
+        return (0.0, -min);
+    }
+    let iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0f32;
+    for ((l, &v), &w) in l.iter_mut().zip(x).zip(weights) {
+        *l = nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
+        let diff = scale * *l as f32 + min - v;
+        best_error += w * (diff * diff);
+    }
+    let mut aux = [0u8; 32];
+    for is in 0..=nstep {
+        let iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
+        for ((a, &v), &w) in aux.iter_mut().zip(x).zip(weights) {
+            let q = nearest_int(iscale * (v - min)).clamp(0, nmax);
+            *a = q as u8;
+            let q = q as f32;
+            sum_l += w * q;
+            sum_l2 += w * q * q;
+            sum_xl += w * q * v;
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        if det > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0f32;
+            for ((&a, &v), &w) in aux.iter().zip(x).zip(weights) {
+                let diff = this_scale * a as f32 + this_min - v;
+                cur_error += w * (diff * diff);
+            }
+            if cur_error < best_error {
+                l.copy_from_slice(&aux);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// The common part of ggml's `quantize_row_q4_K_ref` and
+/// `quantize_row_q5_K_ref`: a [`make_qkx2_quants`] fit per 32-element
+/// sub-block, weighted by rms(sub-block) + |x|; sub-block scales and mins
+/// quantized to 6 bits against their maxima; then every element re-rounded
+/// with the scale and min it will be decoded with (a sub-block whose scale
+/// rounds to zero keeps its fit's codes, as in ggml).
 /// Returns (d, dmin, packed scales, codes 0..=nmax).
-fn quantize_k_asym(x: &[f32], nmax: u8) -> (f16, f16, [u8; 12], [u8; QK_K]) {
+fn quantize_k_asym(x: &[f32], nmax: i32, rmin: f32, nstep: i32) -> (f16, f16, [u8; 12], [u8; QK_K]) {
+    let mut q = [0u8; QK_K];
     let mut scales = [0f32; 8];
     let mut mins = [0f32; 8];
-    for (j, sub) in x.chunks_exact(32).enumerate() {
-        let (min, max) = min_max(sub);
-        let min = min.min(0.0);
-        scales[j] = if max > min { (max - min) / nmax as f32 } else { 0.0 };
-        mins[j] = -min;
+    let (mut max_scale, mut max_min) = (0f32, 0f32);
+    for (j, (sub, q)) in x.chunks_exact(32).zip(q.chunks_exact_mut(32)).enumerate() {
+        let sub: &[f32; 32] = sub.try_into().unwrap();
+        let mut sum_x2 = 0f32;
+        for &v in sub {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let weights = sub.map(|v| av_x + v.abs());
+        (scales[j], mins[j]) = make_qkx2_quants(nmax, sub, &weights, q, rmin, 0.1, nstep);
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
     }
-    let max_scale = scales.iter().fold(0f32, |a, &b| a.max(b));
-    let max_min = mins.iter().fold(0f32, |a, &b| a.max(b));
     let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    let ls: [u8; 8] = core::array::from_fn(|j| nearest_int(inv_scale * scales[j]).clamp(0, 63) as u8);
-    let lm: [u8; 8] = core::array::from_fn(|j| nearest_int(inv_min * mins[j]).clamp(0, 63) as u8);
+    // ggml stores nearest_int's result in a u8 before the min with 63.
+    let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
+    let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
     let d = f16::from_f32(max_scale / 63.0);
     let dmin = f16::from_f32(max_min / 63.0);
-    let mut q = [0u8; QK_K];
     for (j, (sub, q)) in x.chunks_exact(32).zip(q.chunks_exact_mut(32)).enumerate() {
         let dq = d.to_f32() * ls[j] as f32;
         if dq == 0.0 {
@@ -801,16 +944,18 @@ fn quantize_k_asym(x: &[f32], nmax: u8) -> (f16, f16, [u8; 12], [u8; QK_K]) {
         }
         let dm = dmin.to_f32() * lm[j] as f32;
         for (q, &v) in q.iter_mut().zip(sub) {
-            *q = nearest_int((v + dm) / dq).clamp(0, nmax as i32) as u8;
+            *q = nearest_int((v + dm) / dq).clamp(0, nmax) as u8;
         }
     }
     (d, dmin, pack_scales_mins_k4(&ls, &lm), q)
 }
 
+/// As ggml's `quantize_row_q4_K_ref` (codes 0..=15, scale search from
+/// 15 - 1 in 21 steps of 0.1).
 pub fn quantize_row_q4_k_ref(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK_K == 0 && dst.len() == src.len() / QK_K * Q4_K_BYTES);
     for (x, y) in src.chunks_exact(QK_K).zip(blocks_mut::<Q4_K_BYTES>(dst)) {
-        let (d, dmin, scales, q) = quantize_k_asym(x, 15);
+        let (d, dmin, scales, q) = quantize_k_asym(x, 15, -1.0, 20);
         y[..2].copy_from_slice(&d.to_le_bytes());
         y[2..4].copy_from_slice(&dmin.to_le_bytes());
         y[4..16].copy_from_slice(&scales);
@@ -822,10 +967,12 @@ pub fn quantize_row_q4_k_ref(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// As ggml's `quantize_row_q5_K_ref` (codes 0..=31, scale search from
+/// 31 - 0.5 in 16 steps of 0.1).
 pub fn quantize_row_q5_k_ref(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK_K == 0 && dst.len() == src.len() / QK_K * Q5_K_BYTES);
     for (x, y) in src.chunks_exact(QK_K).zip(blocks_mut::<Q5_K_BYTES>(dst)) {
-        let (d, dmin, scales, q) = quantize_k_asym(x, 31);
+        let (d, dmin, scales, q) = quantize_k_asym(x, 31, -0.5, 15);
         y[..2].copy_from_slice(&d.to_le_bytes());
         y[2..4].copy_from_slice(&dmin.to_le_bytes());
         y[4..16].copy_from_slice(&scales);
@@ -841,23 +988,28 @@ pub fn quantize_row_q5_k_ref(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// Q6_K as ggml's `quantize_row_q6_K_ref` without its per-sub-block scale
-/// search: each 16-element sub-block's signed extreme maps to -32, those
-/// scales are quantized to i8 against the largest (which maps to -128), and
-/// elements are rounded with the decoded scale.
+/// As ggml's `quantize_row_q6_K_ref`: a [`make_qx_quants`] fit per
+/// 16-element sub-block; those scales quantized to i8 against the one of
+/// largest magnitude (which maps to -128); then elements re-rounded with the
+/// decoded scale (a sub-block whose scale rounds to zero keeps its fit's
+/// codes). A block whose scales are all below `GROUP_MAX_EPS` is all zero.
 pub fn quantize_row_q6_k_ref(src: &[f32], dst: &mut [u8]) {
     debug_assert!(src.len() % QK_K == 0 && dst.len() == src.len() / QK_K * Q6_K_BYTES);
     for (x, y) in src.chunks_exact(QK_K).zip(blocks_mut::<Q6_K_BYTES>(dst)) {
-        let scales: [f32; 16] = core::array::from_fn(|j| signed_absmax(&x[16 * j..16 * j + 16]).0 / -32.0);
+        let mut q = [0u8; QK_K];
+        let mut scales = [0f32; 16];
+        for (s, (sub, q)) in scales.iter_mut().zip(x.chunks_exact(16).zip(q.chunks_exact_mut(16))) {
+            *s = make_qx_quants(32, sub, q);
+        }
         let (max_scale, max_abs_scale) = signed_absmax(&scales);
         y.fill(0);
-        if max_abs_scale < 1e-15 {
+        if max_abs_scale < GROUP_MAX_EPS {
             continue;
         }
         let iscale = -128.0 / max_scale;
         let d = f16::from_f32(1.0 / iscale);
-        let sc: [i8; 16] = core::array::from_fn(|j| nearest_int(iscale * scales[j]).clamp(-128, 127) as i8);
-        let mut q = [32u8; QK_K];
+        // ggml stores min(127, nearest_int(..)) in an i8.
+        let sc = scales.map(|s| nearest_int(iscale * s).min(127) as i8);
         for (j, (sub, q)) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)).enumerate() {
             let dq = d.to_f32() * sc[j] as f32;
             if dq == 0.0 {

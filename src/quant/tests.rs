@@ -248,6 +248,74 @@ fn roundtrip_extreme_blocks() {
     }
 }
 
+// ------------------------------------------------ ggml's K-quant reference bytes
+
+/// Eight super-blocks for [`k_quants_match_ggml_bytes`], built from exact
+/// operations only (no libm), each aimed at a branch of ggml's search:
+/// plain data, small data with outliers, one-signed blocks (the min clamps
+/// to 0 or is all of the range), sub-blocks 10⁴ apart (the smaller 6-bit and
+/// i8 scales round to zero, keeping the fit's codes), zero sub-blocks, an
+/// all-zero block and one below `GROUP_MAX_EPS`.
+fn kquant_inputs() -> Vec<f32> {
+    const SUB_SCALES: [f32; 8] = [1.0, 0.5, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0001];
+    let mut rng = Rng(20);
+    let mut x = Vec::with_capacity(8 * QK_K);
+    for block in 0..8 {
+        for i in 0..QK_K {
+            let u = rng.uniform();
+            x.push(match block {
+                0 => u,
+                1 => u * if i % 37 == 0 { 0.16 } else { 0.02 },
+                2 => 1.0 + 0.5 * u,
+                3 => u * SUB_SCALES[i / 32],
+                4 => {
+                    if i < 128 {
+                        0.0
+                    } else {
+                        0.3 * u
+                    }
+                }
+                5 => 0.0,
+                6 => 1e-20 * u,
+                _ => -1.0 + 0.25 * u,
+            });
+        }
+    }
+    x
+}
+
+/// FNV-1a 64 of one quantized block.
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &v| (h ^ v as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The K-quant reference quantizers are byte-identical to ggml's
+/// (`quantize_row_q{4,5,6}_K_ref`, what llama-quantize runs without an
+/// importance matrix). The expected per-block hashes were made by writing
+/// [`kquant_inputs`] to a file of little-endian f32s and feeding it, with a
+/// small C program, to `ggml_quantize_chunk(type, x, q, 0, 8, 256, NULL)` from
+/// llama.cpp 0c1e570's libggml-base (built as scripts/reference/build.sh
+/// does), hashing each block with [`fnv1a`].
+#[test]
+fn k_quants_match_ggml_bytes() {
+    #[rustfmt::skip]
+    let expected: [(GgmlType, [u64; 8]); 3] = [
+        (Q4K, [0x4fd04ad5e1ec7058, 0xc88ce49c095a1f4d, 0x48cc82250ac3de51, 0x1747a434046b394e,
+               0xe31193f5ebd8b2c8, 0xec32669a74fcae65, 0x24843428ec0c38f8, 0xd3ca8e75229aea7d]),
+        (Q5K, [0x207364d9de5e9bdb, 0x4ac3673ef97a1d79, 0xa5814a8297aa76ec, 0xffcb4fe1a85dfa9b,
+               0x01c4f0d86fc22f59, 0xad7f8afd9dfb20e5, 0xa81a5a821c7aa2ed, 0xee52b9c79c982af4]),
+        (Q6K, [0x3171f377d45c3f32, 0x28a4b2ca821e5db1, 0x82cb829ee70ab008, 0x8abec077e5f7b33c,
+               0x3dfd52566b01835f, 0x51d8f4040b006a2d, 0x51d8f4040b006a2d, 0x9619fb47fc9ed11b]),
+    ];
+    let x = kquant_inputs();
+    for (ty, hashes) in expected {
+        let q = quantize_ref(ty, &x);
+        for (b, (block, want)) in q.chunks(row_bytes(ty, QK_K)).zip(hashes).enumerate() {
+            assert_eq!(fnv1a(block), want, "{} block {b}", ty.name());
+        }
+    }
+}
+
 // ------------------------------------------------------------- dot products
 
 /// Per 32-element block of a Q4_1/Q5_1 row `wq` against Q8_1 activations
