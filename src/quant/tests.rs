@@ -293,7 +293,7 @@ fn fnv1a(b: &[u8]) -> u64 {
 /// (`quantize_row_q{4,5,6}_K_ref`, what llama-quantize runs without an
 /// importance matrix). The expected per-block hashes were made by writing
 /// [`kquant_inputs`] to a file of little-endian f32s and feeding it, with a
-/// small C program, to `ggml_quantize_chunk(type, x, q, 0, 8, 256, NULL)` from
+/// scripts/reference/kquant_hashes.c, to `ggml_quantize_chunk(type, x, q, 0, 8, 256, NULL)` from
 /// llama.cpp 0c1e570's libggml-base (built as scripts/reference/build.sh
 /// does), hashing each block with [`fnv1a`].
 #[test]
