@@ -581,12 +581,14 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
         other => unreachable!("no kernel `{other}`"),
     };
-    let format = match format {
-        "" => "",
-        f => layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")),
+    // What a kernel's source calls and another file defines.
+    let appended = match (kernel, format) {
+        ("gelu" | "geglu", _) => include_str!("../../shaders/gelu_f16.wgsl"),
+        (_, "") => "",
+        (_, f) => layout::format_source(f).unwrap_or_else(|| unreachable!("no format `{f}`")),
     };
     debug_assert!(access.len() <= MAX_BUFFERS);
-    (format!("{wgsl}\n{format}"), access)
+    (format!("{wgsl}\n{appended}"), access)
 }
 
 /// A grid of `n` workgroups: `[x, y, 1]` with `x · y ≥ n`, x ≤ 65535.

@@ -108,6 +108,10 @@ impl Gemma3 {
         Ok(Gemma3 { hparams, local, global, embd, head, layers })
     }
 
+    pub fn hparams(&self) -> &Hparams {
+        &self.hparams
+    }
+
     pub fn forward<B: Backend>(
         &self,
         b: &mut B,

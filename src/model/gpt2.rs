@@ -56,6 +56,10 @@ impl Gpt2 {
         Ok(Gpt2 { hparams, attn, embd, positions, head, layers })
     }
 
+    pub fn hparams(&self) -> &Hparams {
+        &self.hparams
+    }
+
     pub fn forward<B: Backend>(
         &self,
         b: &mut B,

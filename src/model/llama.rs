@@ -69,43 +69,80 @@ impl Layer {
     }
 }
 
-pub struct Llama {
+/// Llama's decoder: the embeddings, a stack of llama layers and the head.
+/// qwen2, qwen3, smollm3 and phi3 are this too, with layers of their own
+/// making or other rotations.
+pub(crate) struct Decoder {
     pub hparams: Hparams,
-    rope: Rope,
-    attn: Attention,
+    pub rope: Rope,
+    pub attn: Attention,
     embd: usize,
     head: Head,
     layers: Vec<Layer>,
 }
 
+impl Decoder {
+    /// The decoder of `hparams` with `layer(slots, i)` for its layers, an
+    /// RMSNorm before the head and the output bias as `output_bias` says.
+    pub(crate) fn new<W>(
+        header: &Header,
+        slots: &mut WeightSlots<W>,
+        hparams: Hparams,
+        rope: Rope,
+        output_bias: Bias,
+        mut layer: impl FnMut(&mut WeightSlots<W>, usize) -> Result<Layer>,
+    ) -> Result<Decoder> {
+        let (e, v) = (hparams.n_embd, hparams.n_vocab);
+        let embd = slots.want(header, "token_embd.weight", &[e, v])?;
+        let norm = Norm::rms(slots, header, "output_norm", e)?;
+        let head = Head::want(slots, header, norm, embd, e, v, output_bias)?;
+        let layers = (0..hparams.n_layer).map(|i| layer(slots, i)).collect::<Result<_>>()?;
+        let attn = Attention::new(&hparams, None);
+        Ok(Decoder { hparams, rope, attn, embd, head, layers })
+    }
+
+    /// The forward pass, layer `i`'s q and k rotated where `rotates(i)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward<B: Backend>(
+        &self,
+        b: &mut B,
+        w: &[B::Weight],
+        cache: &mut B::Cache,
+        tokens: &[u32],
+        pos: usize,
+        logits: Logits,
+        rotates: impl Fn(usize) -> bool,
+    ) -> B::Act {
+        let eps = self.hparams.norm_eps;
+        let mut x = b.embed(&w[self.embd], tokens);
+        for (i, l) in self.layers.iter().enumerate() {
+            let rope = rotates(i).then_some(&self.rope);
+            l.forward(b, w, &mut x, cache, i, pos, rope, &self.attn, eps);
+        }
+        self.head.forward(b, w, x, tokens.len(), logits, eps)
+    }
+}
+
+pub struct Llama(Decoder);
+
 impl Llama {
     pub(crate) fn new<W>(header: &Header, slots: &mut WeightSlots<W>) -> Result<Self> {
         let keys = Keys::new(&header.metadata, "llama");
         keys.dense()?;
-        let hparams = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-5)?;
-        let rope = keys.rope(hparams.head_dim, 10_000.0, false)?;
-        if let Some(t) = header.tensor(ROPE_FREQS) {
-            if t.ty != GgmlType::F32 || t.dims != [rope.dims as u64 / 2] {
-                return Err(Error::BadModel(format!(
-                    "tensor `{ROPE_FREQS}` should be F32 [{}], is {} {:?}",
-                    rope.dims / 2,
-                    t.ty.name(),
-                    t.dims
-                )));
-            }
-        }
-        let (e, v) = (hparams.n_embd, hparams.n_vocab);
-        let embd = slots.want(header, "token_embd.weight", &[e, v])?;
-        let norm = Norm::rms(slots, header, "output_norm", e)?;
-        let head = Head::want(slots, header, norm, embd, e, v, Bias::No)?;
-        let layers = (0..hparams.n_layer).map(|i| Layer::want(slots, header, i, &hparams)).collect::<Result<_>>()?;
-        let attn = Attention::new(&hparams, None);
-        Ok(Llama { hparams, rope, attn, embd, head, layers })
+        let h = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-5)?;
+        let rope = keys.rope(h.head_dim, 10_000.0, false)?;
+        check_f32_vector(header, ROPE_FREQS, rope.dims / 2)?;
+        let layer = |slots: &mut WeightSlots<W>, i| Layer::want(slots, header, i, &h);
+        Ok(Llama(Decoder::new(header, slots, h.clone(), rope, Bias::No, layer)?))
     }
 
-    /// Keeps `rope_freqs.weight` (checked F32 of `dims / 2` above).
+    pub fn hparams(&self) -> &Hparams {
+        &self.0.hparams
+    }
+
+    /// Keeps `rope_freqs.weight` (checked above).
     pub(crate) fn rope_freqs(&mut self, _info: &TensorInfo, data: &[u8]) -> Result<()> {
-        self.rope.factors = Some(data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect());
+        self.0.rope.factors = Some(f32s(data));
         Ok(())
     }
 
@@ -118,11 +155,22 @@ impl Llama {
         pos: usize,
         logits: Logits,
     ) -> B::Act {
-        let eps = self.hparams.norm_eps;
-        let mut x = b.embed(&w[self.embd], tokens);
-        for (i, l) in self.layers.iter().enumerate() {
-            l.forward(b, w, &mut x, cache, i, pos, Some(&self.rope), &self.attn, eps);
-        }
-        self.head.forward(b, w, x, tokens.len(), logits, eps)
+        self.0.forward(b, w, cache, tokens, pos, logits, |_| true)
     }
+}
+
+/// Checks that tensor `name`, where the file has it, is F32 of `n` values
+/// (RoPE's per-frequency divisors, read by the architecture itself).
+pub(crate) fn check_f32_vector(header: &Header, name: &str, n: usize) -> Result<()> {
+    match header.tensor(name) {
+        Some(t) if t.ty != GgmlType::F32 || t.dims != [n as u64] => {
+            Err(Error::BadModel(format!("tensor `{name}` should be F32 [{n}], is {} {:?}", t.ty.name(), t.dims)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Little-endian f32s.
+pub(crate) fn f32s(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("four bytes"))).collect()
 }

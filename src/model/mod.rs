@@ -531,7 +531,7 @@ macro_rules! each_arch {
 
 impl Spec {
     fn hparams(&self) -> &Hparams {
-        each_arch!(self, m => &m.hparams)
+        each_arch!(self, m => m.hparams())
     }
 }
 

@@ -58,6 +58,10 @@ impl Phi2 {
         Ok(Phi2 { hparams, rope, attn, embd, head, layers })
     }
 
+    pub fn hparams(&self) -> &Hparams {
+        &self.hparams
+    }
+
     pub fn forward<B: Backend>(
         &self,
         b: &mut B,

@@ -4,33 +4,25 @@
 //! biases on the query, key and value projections, NeoX RoPE (base 1e6 in
 //! the released models), and an `output.bias` where the file has one.
 
-use super::blocks::{Bias, Head, Norm};
-use super::llama::Layer;
-use super::{Attention, Backend, Hparams, Keys, Logits, Rope, WeightSlots};
+use super::blocks::Bias;
+use super::llama::{Decoder, Layer};
+use super::{Backend, Hparams, Keys, Logits, WeightSlots};
 use crate::gguf::Header;
 use crate::Result;
 
-pub struct Qwen2 {
-    pub hparams: Hparams,
-    rope: Rope,
-    attn: Attention,
-    embd: usize,
-    head: Head,
-    layers: Vec<Layer>,
-}
+pub struct Qwen2(Decoder);
 
 impl Qwen2 {
     pub(crate) fn new<W>(header: &Header, slots: &mut WeightSlots<W>) -> Result<Self> {
         let keys = Keys::new(&header.metadata, "qwen2");
-        let hparams = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
-        let rope = keys.rope(hparams.head_dim, 10_000.0, true)?;
-        let (e, v) = (hparams.n_embd, hparams.n_vocab);
-        let embd = slots.want(header, "token_embd.weight", &[e, v])?;
-        let norm = Norm::rms(slots, header, "output_norm", e)?;
-        let head = Head::want(slots, header, norm, embd, e, v, Bias::Optional)?;
-        let layers = (0..hparams.n_layer).map(|i| Layer::want(slots, header, i, &hparams)).collect::<Result<_>>()?;
-        let attn = Attention::new(&hparams, None);
-        Ok(Qwen2 { hparams, rope, attn, embd, head, layers })
+        let h = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
+        let rope = keys.rope(h.head_dim, 10_000.0, true)?;
+        let layer = |slots: &mut WeightSlots<W>, i| Layer::want(slots, header, i, &h);
+        Ok(Qwen2(Decoder::new(header, slots, h.clone(), rope, Bias::Optional, layer)?))
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        &self.0.hparams
     }
 
     pub fn forward<B: Backend>(
@@ -42,11 +34,6 @@ impl Qwen2 {
         pos: usize,
         logits: Logits,
     ) -> B::Act {
-        let eps = self.hparams.norm_eps;
-        let mut x = b.embed(&w[self.embd], tokens);
-        for (i, l) in self.layers.iter().enumerate() {
-            l.forward(b, w, &mut x, cache, i, pos, Some(&self.rope), &self.attn, eps);
-        }
-        self.head.forward(b, w, x, tokens.len(), logits, eps)
+        self.0.forward(b, w, cache, tokens, pos, logits, |_| true)
     }
 }

@@ -4,40 +4,31 @@
 //! with a per-head RMSNorm of q and k before NeoX RoPE; heads may be wider
 //! than `n_embd / n_head` (`attention.key_length`).
 
-use super::blocks::{Bias, Head, Norm};
-use super::llama::Layer;
-use super::{Attention, Backend, Hparams, Keys, Logits, Rope, WeightSlots};
+use super::blocks::Bias;
+use super::llama::{Decoder, Layer};
+use super::{Backend, Hparams, Keys, Logits, WeightSlots};
 use crate::gguf::Header;
 use crate::Result;
 
-pub struct Qwen3 {
-    pub hparams: Hparams,
-    rope: Rope,
-    attn: Attention,
-    embd: usize,
-    head: Head,
-    layers: Vec<Layer>,
-}
+pub struct Qwen3(Decoder);
 
 impl Qwen3 {
     pub(crate) fn new<W>(header: &Header, slots: &mut WeightSlots<W>) -> Result<Self> {
         let keys = Keys::new(&header.metadata, "qwen3");
-        let hparams = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
-        let rope = keys.rope(hparams.head_dim, 10_000.0, true)?;
-        let (e, v, hd) = (hparams.n_embd, hparams.n_vocab, hparams.head_dim);
-        let embd = slots.want(header, "token_embd.weight", &[e, v])?;
-        let norm = Norm::rms(slots, header, "output_norm", e)?;
-        let head = Head::want(slots, header, norm, embd, e, v, Bias::No)?;
-        let mut layers = Vec::with_capacity(hparams.n_layer);
-        for i in 0..hparams.n_layer {
-            let mut l = Layer::want(slots, header, i, &hparams)?;
-            let q = slots.want(header, &format!("blk.{i}.attn_q_norm.weight"), &[hd])?;
-            let k = slots.want(header, &format!("blk.{i}.attn_k_norm.weight"), &[hd])?;
+        let h = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
+        let rope = keys.rope(h.head_dim, 10_000.0, true)?;
+        let layer = |slots: &mut WeightSlots<W>, i| {
+            let mut l = Layer::want(slots, header, i, &h)?;
+            let q = slots.want(header, &format!("blk.{i}.attn_q_norm.weight"), &[h.head_dim])?;
+            let k = slots.want(header, &format!("blk.{i}.attn_k_norm.weight"), &[h.head_dim])?;
             l.attn.qk_norm = Some([q, k]);
-            layers.push(l);
-        }
-        let attn = Attention::new(&hparams, None);
-        Ok(Qwen3 { hparams, rope, attn, embd, head, layers })
+            Ok(l)
+        };
+        Ok(Qwen3(Decoder::new(header, slots, h.clone(), rope, Bias::No, layer)?))
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        &self.0.hparams
     }
 
     pub fn forward<B: Backend>(
@@ -49,11 +40,6 @@ impl Qwen3 {
         pos: usize,
         logits: Logits,
     ) -> B::Act {
-        let eps = self.hparams.norm_eps;
-        let mut x = b.embed(&w[self.embd], tokens);
-        for (i, l) in self.layers.iter().enumerate() {
-            l.forward(b, w, &mut x, cache, i, pos, Some(&self.rope), &self.attn, eps);
-        }
-        self.head.forward(b, w, x, tokens.len(), logits, eps)
+        self.0.forward(b, w, cache, tokens, pos, logits, |_| true)
     }
 }

@@ -5,36 +5,28 @@
 //! (llama.cpp's `n_no_rope_layer_step`, fixed at 4 for this architecture:
 //! the GGUF does not say).
 
-use super::blocks::{Bias, Head, Norm};
-use super::llama::Layer;
-use super::{Attention, Backend, Hparams, Keys, Logits, Rope, WeightSlots};
+use super::blocks::Bias;
+use super::llama::{Decoder, Layer};
+use super::{Backend, Hparams, Keys, Logits, WeightSlots};
 use crate::gguf::Header;
 use crate::Result;
 
 /// Layer `i` is rotated unless `(i + 1) % NO_ROPE_LAYER_STEP == 0`.
 const NO_ROPE_LAYER_STEP: usize = 4;
 
-pub struct Smollm3 {
-    pub hparams: Hparams,
-    rope: Rope,
-    attn: Attention,
-    embd: usize,
-    head: Head,
-    layers: Vec<Layer>,
-}
+pub struct Smollm3(Decoder);
 
 impl Smollm3 {
     pub(crate) fn new<W>(header: &Header, slots: &mut WeightSlots<W>) -> Result<Self> {
         let keys = Keys::new(&header.metadata, "smollm3");
-        let hparams = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
-        let rope = keys.rope(hparams.head_dim, 10_000.0, false)?;
-        let (e, v) = (hparams.n_embd, hparams.n_vocab);
-        let embd = slots.want(header, "token_embd.weight", &[e, v])?;
-        let norm = Norm::rms(slots, header, "output_norm", e)?;
-        let head = Head::want(slots, header, norm, embd, e, v, Bias::No)?;
-        let layers = (0..hparams.n_layer).map(|i| Layer::want(slots, header, i, &hparams)).collect::<Result<_>>()?;
-        let attn = Attention::new(&hparams, None);
-        Ok(Smollm3 { hparams, rope, attn, embd, head, layers })
+        let h = keys.decoder(header, "attention.layer_norm_rms_epsilon", 1e-6)?;
+        let rope = keys.rope(h.head_dim, 10_000.0, false)?;
+        let layer = |slots: &mut WeightSlots<W>, i| Layer::want(slots, header, i, &h);
+        Ok(Smollm3(Decoder::new(header, slots, h.clone(), rope, Bias::No, layer)?))
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        &self.0.hparams
     }
 
     pub fn forward<B: Backend>(
@@ -46,12 +38,6 @@ impl Smollm3 {
         pos: usize,
         logits: Logits,
     ) -> B::Act {
-        let eps = self.hparams.norm_eps;
-        let mut x = b.embed(&w[self.embd], tokens);
-        for (i, l) in self.layers.iter().enumerate() {
-            let rope = ((i + 1) % NO_ROPE_LAYER_STEP != 0).then_some(&self.rope);
-            l.forward(b, w, &mut x, cache, i, pos, rope, &self.attn, eps);
-        }
-        self.head.forward(b, w, x, tokens.len(), logits, eps)
+        self.0.forward(b, w, cache, tokens, pos, logits, |i| (i + 1) % NO_ROPE_LAYER_STEP != 0)
     }
 }
