@@ -16,7 +16,8 @@ const ADVICE = {
   QUOTA_EXCEEDED: 'Browser storage is full. Delete a cached model under “Cached models”, then load again.',
   NETWORK: 'The model could not be downloaded. Check the URL and the connection; loading again resumes where it stopped.',
   INVALID_GGUF: 'That is not a GGUF model file (or it is damaged). Pick a .gguf file.',
-  UNSUPPORTED_ARCH: 'This model architecture is not supported yet. Try a Llama-family model such as SmolLM2, or Gemma 3.',
+  UNSUPPORTED_ARCH:
+    'This model architecture is not supported yet. webslm runs llama (SmolLM2, TinyLlama, Llama 3.x), gemma3, qwen2, qwen3, smollm3, phi3, phi2 and gpt2 models.',
   UNSUPPORTED_QUANT: 'This model uses a quantization this engine cannot run. Try a Q4_0, Q4_1, Q4_K_M or Q8_0 file.',
   INTEGRITY: 'The download does not match its checksum and was discarded. Load it again.',
   CONTEXT_OVERFLOW: 'The conversation no longer fits in the model’s context. Start a new chat.',

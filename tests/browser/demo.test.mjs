@@ -190,6 +190,18 @@ test('the WebGPU backend (SwiftShader here) loads the model and replies; then ba
   assert.deepEqual(problems, [], 'no uncaught errors in the page');
 });
 
+test('a GGUF of another architecture (the tiny qwen2 model, Qwen 2.5\'s template) loads by URL and replies', async () => {
+  await page.fill('#model-url', `${server.url}/models/tiny-arch/qwen2-Q4_0.gguf`);
+  await page.click('#load');
+  await waitForModel();
+  assert.equal(await page.isHidden('#error'), true, await text('#error'));
+  assert.match(await text('#status'), /^tiny qwen2 \(Q4_0\) · CPU /);
+  await setting('max-tokens', '4');
+  assert.ok((await chat('Hello!')).length > 0);
+  assert.match(await text('#stats'), /4 tokens · /);
+  assert.deepEqual(problems, [], 'no uncaught errors in the page');
+});
+
 test('Gemma 3 270M, picked from the Model menu, loads and replies through its chat template', async () => {
   // llama.cpp's tokens of Gemma 3's template around this one message (the fixture's turn_markup prompt).
   const greedy = JSON.parse(await readFile(new URL('../fixtures/gemma3-270m-q4_k_m/reference_greedy.json', import.meta.url)));
