@@ -274,7 +274,7 @@ fn unknown_architecture() {
 
 #[test]
 fn unsupported_tokenizer_model() {
-    let e = load_error(&with_str("tokenizer.ggml.model", "bert"));
+    let e = load_error(&with_str("tokenizer.ggml.model", "rwkv"));
     assert_eq!(e.code(), "TOKENIZER", "{e}");
 }
 
