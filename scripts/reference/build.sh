@@ -22,7 +22,7 @@ cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=O
   -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF >/dev/null
 cmake --build "$src/build" --target llama -j 2 >/dev/null
-for tool in logits greedy quantize tokenize; do
+for tool in logits greedy quantize tokenize layers; do
   g++ -O2 -std=c++17 ../$tool.cpp -I"$src/include" -I"$src/ggml/include" -o $tool \
     "$src/build/src/libllama.a" "$src/build/ggml/src/libggml.a" "$src/build/ggml/src/libggml-cpu.a" \
     "$src/build/ggml/src/libggml-base.a" -lpthread
