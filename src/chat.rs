@@ -94,7 +94,8 @@ impl ChatTemplate {
         env.add_global("eos_token", eos_token);
         // transformers passes this as None: `documents is not none` must be false.
         env.add_global("documents", jinja2::none());
-        env.add_template_owned(TEMPLATE_NAME, generation_as_call(source)).map_err(to_error)?;
+        let source = jinja2::markup_concat(&generation_as_call(source));
+        env.add_template_owned(TEMPLATE_NAME, source).map_err(to_error)?;
         Ok(ChatTemplate { env }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
     }
 
