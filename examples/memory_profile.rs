@@ -52,12 +52,17 @@ fn mib(b: usize) -> String {
 }
 
 fn report(step: &str) {
-    println!("{step:<40} in use {:>12}   peak {:>12}", mib(IN_USE.load(Ordering::Relaxed)), mib(PEAK.load(Ordering::Relaxed)));
+    println!(
+        "{step:<40} in use {:>12}   peak {:>12}",
+        mib(IN_USE.load(Ordering::Relaxed)),
+        mib(PEAK.load(Ordering::Relaxed))
+    );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: memory_profile MODEL.gguf [--context N] [--prompt-tokens N] [--max-tokens N]")?;
+    let path =
+        args.next().ok_or("usage: memory_profile MODEL.gguf [--context N] [--prompt-tokens N] [--max-tokens N]")?;
     let (mut context, mut prompt_tokens, mut max_tokens) = (1024, 128, 128);
     while let Some(flag) = args.next() {
         let value: usize = args.next().ok_or(format!("{flag} needs a value"))?.parse()?;

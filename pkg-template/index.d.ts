@@ -65,7 +65,7 @@ export interface LoadOptions {
   cache?: boolean;
   /** Expected SHA-256 of the file, in hex: a mismatch fails with INTEGRITY and nothing is cached. */
   sha256?: string;
-  /** Bytes per download request chunk and cache record (default 16 MiB). */
+  /** Bytes per cache record (default 4 MiB; a half-cached download resumes with its own). */
   chunkSize?: number;
   signal?: AbortSignal;
   /**

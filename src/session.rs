@@ -658,6 +658,12 @@ impl<B: Backend> Loader<B> {
         self.stream.push(chunk, &mut self.sink)
     }
 
+    /// Reads and checks the header from what has been pushed, if it is all
+    /// there (see [`GgufStream::try_header`]); true once it has been.
+    pub fn try_header(&mut self) -> Result<bool> {
+        self.stream.try_header(&mut self.sink)
+    }
+
     pub fn finish(self) -> Result<Session<B>> {
         let header = self.stream.finish()?;
         let LoadSink { mut backend, options, builder, tokenizer, template } = self.sink;
@@ -722,14 +728,37 @@ impl<B: Backend> LoaderOrCpu<B> {
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let l = match &mut self.loader {
-            Either::Cpu(l) => return l.push(chunk),
-            Either::On(l) => l,
-        };
+        if let Either::Cpu(l) = &mut self.loader {
+            return l.push(chunk);
+        }
         if let Some(pushed) = &mut self.pushed {
             pushed.extend_from_slice(chunk);
         }
-        match l.push(chunk) {
+        self.on_or_cpu(|l| l.push(chunk))
+    }
+
+    /// [`Loader::try_header`] on whichever loader has the model.
+    pub fn try_header(&mut self) -> Result<bool> {
+        if let Either::Cpu(l) = &mut self.loader {
+            return l.try_header();
+        }
+        self.on_or_cpu(|l| l.try_header().map(|_| ()))?;
+        Ok(self.has_header())
+    }
+
+    /// Whether the header has been read and checked.
+    pub fn has_header(&self) -> bool {
+        match &self.loader {
+            Either::On(l) => l.has_header(),
+            Either::Cpu(l) => l.has_header(),
+        }
+    }
+
+    /// Runs `f` on the loader onto `B`; when the header shows that `B`
+    /// cannot hold the model, the CPU starts over from the bytes pushed.
+    fn on_or_cpu(&mut self, f: impl FnOnce(&mut Loader<B>) -> Result<()>) -> Result<()> {
+        let Either::On(l) = &mut self.loader else { unreachable!("called while the model is on B") };
+        match f(l) {
             Err(Error::UnsupportedQuant { .. } | Error::OutOfMemory(_)) if self.pushed.is_some() && !l.has_header() => {
                 let pushed = self.pushed.take().unwrap_or_default();
                 let mut cpu = Loader::new(Cpu::default(), self.file_len, self.options.clone());

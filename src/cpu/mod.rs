@@ -76,12 +76,32 @@ impl Act {
 
 /// Keys and values of every layer, in f16 as llama.cpp keeps them: half the
 /// memory of f32, and the same rounding as the reference. Layer `i` is a
-/// ring of `positions[i]` rows (see [`Backend::new_cache`]).
+/// ring of `positions[i]` rows (see [`Backend::new_cache`]), held in pages
+/// of [`PAGE`] rows allocated as the positions are first written: memory
+/// follows the context used, not the context allowed, and pages of one size
+/// leave no holes in a wasm memory that never shrinks.
 pub struct Cache {
     positions: Vec<usize>,
     kv_dim: usize,
-    k: Vec<Vec<f16>>,
-    v: Vec<Vec<f16>>,
+    k: Vec<Vec<Vec<f16>>>,
+    v: Vec<Vec<Vec<f16>>>,
+}
+
+/// Rows of a KV cache page.
+const PAGE: usize = 256;
+
+impl Cache {
+    /// Allocates the pages of `layer` that its slots `0..slots` need.
+    fn grow(&mut self, layer: usize, slots: usize) {
+        let ring = self.positions[layer];
+        let pages = slots.min(ring).div_ceil(PAGE);
+        for list in [&mut self.k[layer], &mut self.v[layer]] {
+            while list.len() < pages {
+                let rows = PAGE.min(ring - list.len() * PAGE);
+                list.push(vec![f16::ZERO; rows * self.kv_dim]);
+            }
+        }
+    }
 }
 
 /// Allocates `n` zeroed elements, reporting failure instead of aborting.
@@ -90,6 +110,52 @@ fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{what}: {n} elements")))?;
     v.resize(n, T::default());
     Ok(v)
+}
+
+/// The memory this engine can address: 4 GiB for wasm32, whose linear
+/// memory never grows past it (natively, the allocator says when it fails).
+const ADDRESSABLE: u64 = if cfg!(target_pointer_width = "32") { 1 << 32 } else { u64::MAX };
+
+/// What a forward pass needs beside the weights and the cache (activations,
+/// the logits, the tokenizer and the loader's buffers), with room to spare.
+const WORKING_MEMORY: u64 = 128 << 20;
+
+/// Memory already taken: wasm32's linear memory as it stands.
+fn memory_in_use() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
+}
+
+/// Refuses, from the header alone, a model whose weights (matrices as they
+/// are in the file, vectors widened to f32), KV cache and working memory
+/// exceed `available` bytes, saying which part to make smaller.
+fn fits_in(available: u64, tensors: &[TensorInfo], positions: &[usize], kv_dim: usize) -> Result<()> {
+    let weights: u64 = tensors.iter().map(|t| if t.dims.len() == 1 { t.n_elements() * 4 } else { t.size }).sum();
+    let per_position = (kv_dim * 2 * std::mem::size_of::<f16>()) as u64;
+    let cache: u64 = positions.iter().map(|&p| p as u64 * per_position).sum();
+    if weights.saturating_add(cache).saturating_add(WORKING_MEMORY) <= available {
+        return Ok(());
+    }
+    let mib = |b: u64| format!("{} MiB", b.div_ceil(1 << 20));
+    let context = positions.iter().max().copied().unwrap_or(0);
+    let what = format!(
+        "this model needs {} of weights, {} of KV cache for {context} positions and {} to work in, more than the {} \
+         this engine can still address (wasm32 has 4 GiB)",
+        mib(weights),
+        mib(cache),
+        mib(WORKING_MEMORY),
+        mib(available)
+    );
+    let advice = if weights + WORKING_MEMORY <= available {
+        let layers_per_position: u64 = positions.iter().map(|&p| (p == context) as u64).sum::<u64>().max(1);
+        let room = (available - weights - WORKING_MEMORY) / (per_position * layers_per_position);
+        format!("load with a smaller contextLength (at most about {room}), or run it on WebGPU (device: 'webgpu')")
+    } else {
+        "choose a smaller quantization of it (Q4_0 or Q4_K_M), or run it on WebGPU (device: 'webgpu')".to_string()
+    };
+    Err(Error::OutOfMemory(format!("{what}: {advice}")))
 }
 
 impl Cpu {
@@ -159,6 +225,10 @@ impl Backend for Cpu {
     type Act = Act;
     type Cache = Cache;
 
+    fn check_fits(&self, tensors: &[TensorInfo], positions: &[usize], kv_dim: usize) -> Result<()> {
+        fits_in(ADDRESSABLE.saturating_sub(memory_in_use()), tensors, positions, kv_dim)
+    }
+
     fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Weight> {
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
@@ -190,13 +260,8 @@ impl Backend for Cpu {
                 "a KV cache of {context} positions does not fit in this device's memory; load with a smaller context length"
             ))
         })?;
-        let mut k = Vec::with_capacity(positions.len());
-        let mut v = Vec::with_capacity(positions.len());
-        for &n in positions {
-            k.push(try_zeroed(n * kv_dim, "KV cache")?);
-            v.push(try_zeroed(n * kv_dim, "KV cache")?);
-        }
-        Ok(Cache { positions: positions.to_vec(), kv_dim, k, v })
+        let layers = vec![Vec::new(); positions.len()];
+        Ok(Cache { positions: positions.to_vec(), kv_dim, k: layers.clone(), v: layers })
     }
 
     fn rows(&self, x: &Act) -> usize {
@@ -298,13 +363,15 @@ impl Backend for Cpu {
         let span = model::attention_span(pos, q.rows, shape.window);
         let (kv_dim, ring) = (cache.kv_dim, cache.positions[layer]);
         assert!(span <= ring, "a batch of {} at {pos} reads more positions than layer {layer}'s {ring}", q.rows);
+        cache.grow(layer, pos + k.rows);
         let (kc, vc) = (&mut cache.k[layer], &mut cache.v[layer]);
         for i in 0..k.rows {
-            let at = (pos + i) % ring * kv_dim;
-            for (d, s) in kc[at..at + kv_dim].iter_mut().zip(k.row(i)) {
+            let slot = (pos + i) % ring;
+            let (page, at) = (slot / PAGE, slot % PAGE * kv_dim);
+            for (d, s) in kc[page][at..at + kv_dim].iter_mut().zip(k.row(i)) {
                 *d = f16::from_f32(*s);
             }
-            for (d, s) in vc[at..at + kv_dim].iter_mut().zip(v.row(i)) {
+            for (d, s) in vc[page][at..at + kv_dim].iter_mut().zip(v.row(i)) {
                 *d = f16::from_f32(*s);
             }
         }
@@ -379,16 +446,26 @@ impl Backend for Cpu {
 
 /// One layer's cache, read by attention: position `j` at slot `j % ring`.
 struct CacheView<'a> {
-    k: &'a [f16],
-    v: &'a [f16],
+    k: &'a [Vec<f16>],
+    v: &'a [Vec<f16>],
     ring: usize,
     kv_dim: usize,
 }
 
 impl CacheView<'_> {
-    /// Where position `p`'s keys (and values) start.
-    fn slot(&self, p: usize) -> usize {
-        p % self.ring * self.kv_dim
+    /// Position `p`'s keys.
+    fn k(&self, p: usize) -> &[f16] {
+        self.row(self.k, p)
+    }
+
+    /// Position `p`'s values.
+    fn v(&self, p: usize) -> &[f16] {
+        self.row(self.v, p)
+    }
+
+    fn row<'b>(&self, pages: &'b [Vec<f16>], p: usize) -> &'b [f16] {
+        let slot = p % self.ring;
+        &pages[slot / PAGE][slot % PAGE * self.kv_dim..][..self.kv_dim]
     }
 }
 
@@ -431,7 +508,7 @@ fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, sha
             // One row of `seen` scores per head of the group.
             let scores = &mut scores[..group * seen];
             for j in 0..seen {
-                ops::widen_f16(&kv.k[kv.slot(start + j) + off..][..hd], row);
+                ops::widen_f16(&kv.k(start + j)[off..][..hd], row);
                 for (h, qh) in qs.chunks_exact(hd).enumerate() {
                     scores[h * seen + j] = ops::dot(qh, row) * shape.scale;
                 }
@@ -440,7 +517,7 @@ fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, sha
                 ops::softmax(s);
             }
             for j in 0..seen {
-                ops::widen_f16(&kv.v[kv.slot(start + j) + off..][..hd], row);
+                ops::widen_f16(&kv.v(start + j)[off..][..hd], row);
                 for (h, dh) in dst.chunks_exact_mut(hd).enumerate() {
                     ops::axpy(to_f16_precision(scores[h * seen + j]), row, dh);
                 }
@@ -478,7 +555,7 @@ fn one_token_attention(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attentio
             row.resize(hd, 0.0);
             for j in 0..block.row(0).len() {
                 for g in 0..n_kv {
-                    ops::widen_f16(&kv.k[kv.slot(start + first + j) + g * hd..][..hd], row);
+                    ops::widen_f16(&kv.k(start + first + j)[g * hd..][..hd], row);
                     for head in g * group..(g + 1) * group {
                         block.row(head)[j] = ops::dot(&qs[head * hd..][..hd], row) * shape.scale;
                     }
@@ -499,7 +576,7 @@ fn one_token_attention(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attentio
             for (r, sum) in (first..).zip(dst.chunks_exact_mut(width)) {
                 for j in r * VALUE_RUN..((r + 1) * VALUE_RUN).min(seen) {
                     for g in 0..n_kv {
-                        ops::widen_f16(&kv.v[kv.slot(start + j) + g * hd..][..hd], row);
+                        ops::widen_f16(&kv.v(start + j)[g * hd..][..hd], row);
                         for head in g * group..(g + 1) * group {
                             ops::axpy(scores[head * seen + j], row, &mut sum[head * hd..][..hd]);
                         }
@@ -518,6 +595,34 @@ fn one_token_attention(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attentio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_that_cannot_fit_is_refused_saying_what_to_shrink() {
+        let matrix = |rows: u64, cols: u64| TensorInfo {
+            name: "w".into(),
+            dims: vec![cols, rows],
+            ty: GgmlType::Q4_0,
+            offset: 0,
+            size: GgmlType::Q4_0.bytes_for(rows * cols).unwrap(),
+        };
+        let norm = TensorInfo { name: "n".into(), dims: vec![4096], ty: GgmlType::F32, offset: 0, size: 4 * 4096 };
+        let gib = 1u64 << 30;
+        // 2 GiB of Q4_0 weights and a KV cache of 32 layers x 1024 wide x 2 x f16 = 128 KiB a position.
+        let tensors = vec![matrix(65536, 65536), norm];
+        let weights = tensors[0].size + 4 * 4096;
+        let layers = vec![4096; 32];
+        assert!(fits_in(4 * gib, &tensors, &layers, 1024).is_ok());
+        let err = fits_in(4 * gib, &tensors, &vec![32768; 32], 1024).unwrap_err();
+        let Error::OutOfMemory(m) = &err else { panic!("{err}") };
+        assert!(m.contains("4096 MiB of KV cache for 32768 positions") && m.contains("smaller contextLength"), "{m}");
+        // The room left after the weights, in positions: (4 GiB - weights - working) / 128 KiB.
+        let room = (4 * gib - weights - WORKING_MEMORY) / (128 << 10);
+        assert!(m.contains(&format!("at most about {room}")), "{m}");
+        let err = fits_in(2 * gib, &tensors, &layers, 1024).unwrap_err();
+        let Error::OutOfMemory(m) = &err else { panic!("{err}") };
+        assert!(m.contains("smaller quantization") && m.contains("WebGPU"), "{m}");
+        assert_eq!(err.code(), "OUT_OF_MEMORY");
+    }
 
     fn weight(cpu: &mut Cpu, ty: GgmlType, rows: usize, cols: usize, seed: u32) -> Weight {
         let values: Vec<f32> =
@@ -692,8 +797,12 @@ mod tests {
         {
             let kv_dim = n_head_kv * hd;
             let shape = Attention { n_head, n_head_kv, head_dim: hd, scale: 0.125, window };
-            let k: Vec<f16> = values(ring * kv_dim, 2).into_iter().map(f16::from_f32).collect();
-            let v: Vec<f16> = values(ring * kv_dim, 3).into_iter().map(f16::from_f32).collect();
+            // A ring of 300 spans two pages.
+            let paged = |seed: usize| -> Vec<Vec<f16>> {
+                let flat: Vec<f16> = values(ring * kv_dim, seed).into_iter().map(f16::from_f32).collect();
+                flat.chunks(PAGE * kv_dim).map(<[f16]>::to_vec).collect()
+            };
+            let (k, v) = (paged(2), paged(3));
             let kv = CacheView { k: &k, v: &v, ring, kv_dim };
             for pos in [0, 1, 7, ring / 2, ring - 1, ring + 17] {
                 if window.is_none() && pos >= ring {

@@ -78,6 +78,21 @@ impl GgufStream {
         if self.head.len() < self.retry_at && self.pos < self.file_len {
             return Ok(());
         }
+        self.parse(sink)
+    }
+
+    /// Tries to parse the header from the bytes pushed so far, however
+    /// recently that was tried: for a caller that knows no more will come
+    /// soon (the end of a ranged request for the header). True once the
+    /// header is parsed.
+    pub fn try_header(&mut self, sink: &mut impl GgufSink) -> Result<bool> {
+        if self.header.is_none() && !self.head.is_empty() {
+            self.parse(sink)?;
+        }
+        Ok(self.header.is_some())
+    }
+
+    fn parse(&mut self, sink: &mut impl GgufSink) -> Result<()> {
         match parse_header(&self.head, self.file_len)? {
             None => {
                 self.retry_at = self.head.len().saturating_mul(2);

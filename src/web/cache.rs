@@ -146,31 +146,27 @@ impl Cache {
         idb::commit(&tx).await.map_err(storage_error)
     }
 
-    /// Stores chunk `record.chunks_stored` and counts it in the record, atomically.
-    pub async fn append_chunk(&self, record: &mut Record, bytes: &[u8]) -> Result<(), JsValue> {
+    /// Stores chunk `record.chunks_stored` and counts it in the record,
+    /// atomically. `bytes` is cloned before this returns: the caller may
+    /// reuse it at once.
+    pub async fn append_chunk(&self, record: &mut Record, bytes: &Uint8Array) -> Result<(), JsValue> {
         let mut next = record.clone();
         next.chunks_stored += 1;
         next.updated_at = js_sys::Date::now();
         let (tx, models, chunks) = self.both().map_err(storage_error)?;
-        // A copy owned by JS: a view of wasm memory cannot be stored when that memory is shared.
-        let copy = Uint8Array::from(bytes);
-        chunks.put_with_key(&copy, &chunk_key(&record.url, record.chunks_stored)).map_err(storage_error)?;
+        chunks.put_with_key(bytes, &chunk_key(&record.url, record.chunks_stored)).map_err(storage_error)?;
         models.put_with_key(&to_js(&next), &record.url.as_str().into()).map_err(storage_error)?;
         idb::commit(&tx).await.map_err(storage_error)?;
         *record = next;
         Ok(())
     }
 
-    /// Reads chunk `index` of `url` into `buf`; false if it is missing.
-    pub async fn read_chunk(&self, url: &str, index: u32, buf: &mut Vec<u8>) -> Result<bool, JsValue> {
+    /// Chunk `index` of `url`; `None` if it is missing.
+    pub async fn read_chunk(&self, url: &str, index: u32) -> Result<Option<Uint8Array>, JsValue> {
         let (_, store) = self.store(CHUNKS, IdbTransactionMode::Readonly).map_err(storage_error)?;
         let value =
             idb::request(&store.get(&chunk_key(url, index)).map_err(storage_error)?).await.map_err(storage_error)?;
-        let Some(bytes) = value.dyn_ref::<Uint8Array>() else { return Ok(false) };
-        buf.clear();
-        buf.resize(bytes.length() as usize, 0);
-        bytes.copy_to(buf);
-        Ok(true)
+        Ok(value.dyn_into::<Uint8Array>().ok())
     }
 
     /// How many chunks of `url` are stored.

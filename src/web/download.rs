@@ -1,20 +1,30 @@
-//! Loading a model from a URL. The file arrives through HTTP Range requests
-//! and is cut into fixed-size chunks; each whole chunk goes into the engine's
-//! streaming loader and, where IndexedDB exists, into the model cache, in one
-//! pass. A dropped connection resumes from the last whole chunk (a few times
-//! within one load, and from the cache in a later one); a cached model loads
-//! from IndexedDB without touching the network.
+//! Loading a model from a URL. The file arrives through HTTP Range requests:
+//! first its header alone, so that a model that cannot fit is refused before
+//! any weight is sent, then the rest. Bytes go into the engine's streaming
+//! loader as they arrive and, where IndexedDB exists, into fixed-size chunks
+//! of the model cache, gathered in JS memory. A dropped connection resumes
+//! where it stopped within one load, and from the last whole chunk in a later
+//! one; a cached model loads from IndexedDB without touching the network.
 
 use super::cache::{request_persistence, Cache, Record};
-use super::{coded_error, from_js, Engine, GpuDevice, ModelLoader};
+use super::{coded_error, from_js, Engine, GpuDevice, ModelLoader, PIECE};
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response};
+use web_sys::{
+    AbortSignal, Headers, ReadableStream, ReadableStreamByobReader, ReadableStreamDefaultReader, Request, RequestInit,
+    Response,
+};
 
-/// 16 MiB: few enough requests and records, small enough to lose little on a drop.
-const DEFAULT_CHUNK_SIZE: u32 = 16 << 20;
+/// 4 MiB: the one chunk gathered in JS memory while a download is cached
+/// (and each copy IndexedDB makes of it) stays small, with a few hundred
+/// records for the largest models.
+const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+/// The first request's bytes; each further request for the header asks for
+/// as many again as it has, so that what is fetched past a header is less
+/// than the header itself (6 MiB in a model with 262144 tokens).
+const FIRST_REQUEST: u64 = 1 << 20;
 /// Resumes within one load after a dropped connection, with a growing pause.
 const RETRIES: u32 = 3;
 const RETRY_PAUSE_MS: f64 = 250.0;
@@ -50,7 +60,7 @@ pub async fn load_url(
 ) -> Result<Engine, JsValue> {
     let options: UrlOptions = from_js(options, "load options")?;
     let chunk_size = options.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
-    if chunk_size == 0 {
+    if options.chunk_size == Some(0) {
         return Err(coded_error("INVALID_ARGUMENT", "chunkSize must be positive"));
     }
     let cache = if options.cache.unwrap_or(true) { Cache::open().await } else { None };
@@ -59,6 +69,7 @@ pub async fn load_url(
         context_length: options.context_length,
         sha256: options.sha256.map(|s| s.to_ascii_lowercase()),
         chunk_size,
+        chunk_size_given: options.chunk_size.is_some(),
         cache,
         progress: Progress { callback: on_progress, total: 0, reported: None },
         signal,
@@ -81,10 +92,11 @@ impl Validators {
     }
 }
 
-/// An open response: its body starts at byte `start` of the file.
+/// An open response: its body holds bytes `at..end` of the file still to read.
 struct Reply {
-    reader: ReadableStreamDefaultReader,
-    start: u64,
+    reader: Reader,
+    at: u64,
+    end: u64,
     file: Validators,
 }
 
@@ -118,6 +130,9 @@ struct Job {
     context_length: Option<u32>,
     sha256: Option<String>,
     chunk_size: u32,
+    /// Whether the caller chose `chunk_size`; if not, a half-cached
+    /// download resumes with the chunks it began with.
+    chunk_size_given: bool,
     cache: Option<Cache>,
     progress: Progress,
     signal: Option<AbortSignal>,
@@ -138,6 +153,10 @@ impl Job {
         match record {
             Some(r) if r.complete => self.load_cached(r).await,
             Some(r) if r.chunk_size == self.chunk_size => self.download(Some(r)).await,
+            Some(r) if !self.chunk_size_given && r.chunk_size > 0 => {
+                self.chunk_size = r.chunk_size;
+                self.download(Some(r)).await
+            }
             Some(_) => {
                 self.forget().await;
                 self.download(None).await
@@ -178,20 +197,20 @@ impl Job {
     }
 
     /// Reads chunks `0..count` from the cache into `loader`; returns the bytes read.
+    /// Reads chunks `0..count` from the cache into `loader`; returns the bytes read.
     async fn replay(&mut self, cache: &Cache, count: u32, loader: &mut ModelLoader) -> Result<u64, JsValue> {
-        let mut buf = Vec::new();
         let mut loaded = 0;
         for index in 0..count {
             self.check_abort()?;
-            if !cache.read_chunk(&self.url, index, &mut buf).await? {
+            let Some(chunk) = cache.read_chunk(&self.url, index).await? else {
                 self.forget().await;
                 return Err(coded_error(
                     "IO",
                     &format!("chunk {index} of the cached {} is missing; it was removed, load it again", self.url),
                 ));
-            }
-            self.unless_bad(loader.push(&buf)).await?;
-            loaded += buf.len() as u64;
+            };
+            self.unless_bad(loader.push(&chunk)).await?;
+            loaded += chunk.length() as u64;
             self.progress.report("load", loaded);
         }
         Ok(loaded)
@@ -222,13 +241,18 @@ impl Job {
         .await
     }
 
-    /// Opens the file from byte `from`. `None` when the server cannot serve
+    /// Opens bytes `from..to` of the file (`to`: `None` for all the rest; the
+    /// server may send more than asked). `None` when the server cannot serve
     /// that range (the file shrank).
-    async fn request(&self, from: u64) -> Result<Option<Reply>, JsValue> {
+    async fn request(&self, from: u64, to: Option<u64>) -> Result<Option<Reply>, JsValue> {
         let url = &self.url;
         let network = |what: &str| coded_error("NETWORK", &format!("could not fetch {url}: {what}"));
         let headers = Headers::new()?;
-        headers.set("Range", &format!("bytes={from}-"))?;
+        let range = match to {
+            Some(to) => format!("bytes={from}-{}", to - 1),
+            None => format!("bytes={from}-"),
+        };
+        headers.set("Range", &range)?;
         let init = RequestInit::new();
         init.set_headers(&headers);
         init.set_signal(self.signal.as_ref());
@@ -242,22 +266,30 @@ impl Job {
         };
         let header = |name: &str| response.headers().get(name).ok().flatten();
         let length = header("content-length").and_then(|l| l.trim().parse::<u64>().ok());
-        let (start, size) = match response.status() {
-            // Content-Range is hidden from cross-origin pages that do not expose it.
+        let body = || -> Result<Reader, JsValue> {
+            Ok(Reader::new(response.body().ok_or_else(|| network("the response has no body"))?))
+        };
+        let (start, end, size) = match response.status() {
             206 => match header("content-range").as_deref().and_then(parse_content_range) {
-                Some((start, total)) => (start, total.or(length.map(|l| start + l))),
-                None => (from, length.map(|l| from + l)),
+                Some(ContentRange { start, end, total }) => (start, end, total.or(length.map(|l| start + l))),
+                // Content-Range is hidden from cross-origin pages that do not
+                // expose it: the file's size is then known only from an
+                // open range's length.
+                None if to.is_some() => {
+                    cancel_body(&response);
+                    return Box::pin(self.request(from, None)).await;
+                }
+                None => (from, length.map(|l| from + l), length.map(|l| from + l)),
             },
-            200 => (0, length),
+            200 => (0, length, length),
             416 if from > 0 => return Ok(None),
             status => return Err(network(&format!("HTTP {status} {}", response.status_text()))),
         };
-        let body = response.body().ok_or_else(|| network("the response has no body"))?;
-        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
         let Some(size) = size else {
             // Pages are often sent without a length; a model file rarely is.
-            let head = read(&reader).await.ok().flatten().map(|b| b.to_vec()).unwrap_or_default();
-            cancel(&reader);
+            let reader = body()?;
+            let head = reader.read().await.ok().flatten().map(|b| b.to_vec()).unwrap_or_default();
+            reader.cancel();
             if start == 0 && !head.starts_with(b"GGUF") {
                 return Err(coded_error(
                     "INVALID_GGUF",
@@ -267,19 +299,24 @@ impl Job {
             return Err(network("the server did not send the file's size (Content-Length)"));
         };
         if start > from {
-            cancel(&reader);
+            cancel_body(&response);
             return Err(network(&format!("asked for bytes from {from}, the server sent them from {start}")));
         }
         Ok(Some(Reply {
-            reader,
-            start,
+            reader: body()?,
+            at: start,
+            end: end.unwrap_or(size).min(size),
             file: Validators { size, etag: header("etag"), last_modified: header("last-modified") },
         }))
     }
 
     async fn download(&mut self, resume: Option<Record>) -> Result<Engine, JsValue> {
         let mut record = resume;
-        let mut reply = self.request(record.as_ref().map_or(0, Record::stored_bytes)).await?;
+        let from = record.as_ref().map_or(0, Record::stored_bytes);
+        // A fresh download asks for the start of the file: the header, which
+        // says whether the model fits, before any weight is sent.
+        let first = |from: u64| (from == 0).then_some(FIRST_REQUEST);
+        let mut reply = self.request(from, first(from)).await?;
         let changed = match (&record, &reply) {
             (Some(r), Some(reply)) => Validators::of(r) != reply.file,
             (Some(_), None) => true,
@@ -289,15 +326,22 @@ impl Job {
             // The file on the server is not the one half downloaded: start over.
             self.forget().await;
             record = None;
-            reply = self.request(0).await?;
+            reply = self.request(0, first(0)).await?;
         }
         let reply = reply.ok_or_else(|| coded_error("NETWORK", &format!("{} cannot be fetched by range", self.url)))?;
         let size = reply.file.size;
         self.progress.total = size;
-        let mut loader = self.loader(size, self.sha256.is_some())?;
+        let mut loader = match self.loader(size, self.sha256.is_some()) {
+            Ok(loader) => loader,
+            Err(e) => {
+                reply.reader.cancel();
+                return Err(e);
+            }
+        };
         let cache = self.cache.clone();
         let result = async {
             if let (None, Some(cache)) = (&record, &cache) {
+                check_quota(size).await?;
                 let fresh = Record {
                     url: self.url.clone(),
                     size,
@@ -317,12 +361,34 @@ impl Job {
             if let (Some(r), Some(cache)) = (&record, &cache) {
                 pos = self.replay(cache, r.chunks_stored, &mut loader).await?;
             }
-            let mut sink = ChunkSink { record: record.as_mut().zip(cache.as_ref()), pos, pending: Vec::new() };
-            self.stream(reply, size, &mut sink, &mut loader).await?;
+            let staging = cache.is_some().then(|| Uint8Array::new_with_length(self.chunk_size));
+            let mut sink = Sink { cache: record.as_mut().zip(cache.as_ref()).zip(staging), pos, staged: 0 };
+            let mut reply = Some(reply);
+            while sink.pos < size {
+                // The header first, in requests that double what has come,
+                // until the loader has read and checked it; then the rest.
+                let header = loader.read_header();
+                if let (Err(_), Some(r)) = (&header, &reply) {
+                    r.reader.cancel();
+                }
+                let to = if self.unless_bad(header).await? { size } else { (sink.pos * 2).clamp(FIRST_REQUEST, size) };
+                let open = match reply.take() {
+                    Some(r) if r.end > sink.pos => r,
+                    Some(r) => {
+                        r.reader.cancel();
+                        self.open(sink.pos, to, &r.file).await?
+                    }
+                    None => unreachable!("a reply is kept between requests"),
+                };
+                reply = Some(self.stream(open, to, &mut sink, &mut loader).await?);
+            }
+            if let Some(r) = reply {
+                r.reader.cancel();
+            }
             // Every byte is in; what remains is building the engine.
             self.progress.report("load", size);
             self.unless_bad(loader.verify()).await?;
-            if let Some((record, cache)) = sink.record {
+            if let Some(((record, cache), _)) = sink.cache {
                 record.complete = true;
                 record.sha256.clone_from(&self.sha256);
                 cache.put_record(record).await?;
@@ -330,9 +396,21 @@ impl Job {
             loader.finish()
         }
         .await;
+        let refused = |e: &JsValue| {
+            matches!(
+                code_of(e).as_deref(),
+                Some("OUT_OF_MEMORY" | "UNSUPPORTED_ARCH" | "UNSUPPORTED_QUANT" | "TOKENIZER")
+            )
+        };
         match result {
             Err(e) if code_of(&e).as_deref() == Some("QUOTA_EXCEEDED") => {
                 // Give the space back; every other cached model stays as it was.
+                self.forget().await;
+                Err(e)
+            }
+            // The engine refused the file before it was whole: what was
+            // stored of it would never load.
+            Err(e) if refused(&e) && record.as_ref().is_some_and(|r| !r.complete) => {
                 self.forget().await;
                 Err(e)
             }
@@ -340,32 +418,53 @@ impl Job {
         }
     }
 
-    /// Reads the network into `sink` until the file is whole, resuming from
-    /// the last whole chunk after a dropped connection.
+    /// Opens bytes `from..to` of `file`, which must not have changed since the download began.
+    async fn open(&self, from: u64, to: u64, file: &Validators) -> Result<Reply, JsValue> {
+        let to = (to < file.size).then_some(to);
+        let reply = self.request(from, to).await?.ok_or_else(|| self.changed())?;
+        if reply.file != *file {
+            reply.reader.cancel();
+            return Err(self.changed());
+        }
+        Ok(reply)
+    }
+
+    /// Reads `reply` into `sink` until byte `to` is in (or the reply ends),
+    /// asking again from where it stopped after a dropped connection. Returns
+    /// the reply it read last, which may hold more.
     async fn stream(
         &mut self,
         mut reply: Reply,
-        size: u64,
-        sink: &mut ChunkSink<'_>,
+        to: u64,
+        sink: &mut Sink<'_>,
         loader: &mut ModelLoader,
-    ) -> Result<(), JsValue> {
-        let file = Validators { size, etag: reply.file.etag.clone(), last_modified: reply.file.last_modified.clone() };
-        let mut skip = sink.pos - reply.start;
+    ) -> Result<Reply, JsValue> {
+        let file = Validators {
+            size: reply.file.size,
+            etag: reply.file.etag.clone(),
+            last_modified: reply.file.last_modified.clone(),
+        };
         let mut retries = 0;
-        while sink.pos < size {
-            self.check_abort()?;
-            let failure = match read(&reply.reader).await {
+        while sink.pos < to.min(reply.end) {
+            if let Err(e) = self.check_abort() {
+                reply.reader.cancel();
+                return Err(e);
+            }
+            let failure = match reply.reader.read().await {
                 Ok(Some(bytes)) => {
-                    let skipped = skip.min(bytes.length() as u64);
-                    skip -= skipped;
-                    let advanced = sink.pos;
+                    // A server may start before the byte asked for.
+                    let skipped = (sink.pos - reply.at).min(bytes.length() as u64);
+                    reply.at += bytes.length() as u64;
                     let fresh = bytes.subarray(skipped as u32, bytes.length());
-                    let result = sink.take(&fresh, self.chunk_size, size, loader).await;
+                    let result = sink.take(&fresh, self.chunk_size, file.size, loader).await;
+                    if result.is_err() {
+                        reply.reader.cancel();
+                    }
                     self.unless_bad(result).await?;
-                    if sink.pos > advanced {
+                    if fresh.length() > 0 {
                         retries = 0;
                     }
-                    self.progress.report("download", sink.pos + sink.pending.len() as u64);
+                    self.progress.report("download", sink.pos);
                     continue;
                 }
                 Ok(None) => "the connection closed early".to_string(),
@@ -374,25 +473,19 @@ impl Job {
                     message(&e)
                 }
             };
-            cancel(&reply.reader);
+            reply.reader.cancel();
             if retries == RETRIES {
                 return Err(coded_error(
                     "NETWORK",
-                    &format!("downloading {} failed at byte {} of {size}: {failure}", self.url, sink.pos),
+                    &format!("downloading {} failed at byte {} of {}: {failure}", self.url, sink.pos, file.size),
                 ));
             }
             retries += 1;
             sleep(RETRY_PAUSE_MS * f64::from(1 << retries)).await;
             self.check_abort()?;
-            sink.pending.clear();
-            reply = self.request(sink.pos).await?.ok_or_else(|| self.changed())?;
-            if reply.file != file {
-                return Err(self.changed());
-            }
-            skip = sink.pos - reply.start;
+            reply = self.open(sink.pos, to.max(reply.end), &file).await?;
         }
-        cancel(&reply.reader);
-        Ok(())
+        Ok(reply)
     }
 
     fn changed(&self) -> JsValue {
@@ -400,18 +493,48 @@ impl Job {
     }
 }
 
-/// Where downloaded bytes go: cut into chunks, each whole chunk pushed into
-/// the loader and appended to the cache.
-struct ChunkSink<'a> {
-    record: Option<(&'a mut Record, &'a Cache)>,
-    /// File offset of the first byte not yet in a whole chunk.
-    pos: u64,
-    pending: Vec<u8>,
+/// Refuses a download that the origin's storage quota cannot take, before it
+/// starts (where the runtime can tell: `navigator.storage.estimate()`).
+async fn check_quota(size: u64) -> Result<(), JsValue> {
+    let global = js_sys::global();
+    let estimate = (|| {
+        let storage = Reflect::get(&Reflect::get(&global, &"navigator".into()).ok()?, &"storage".into()).ok()?;
+        let estimate: Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+        estimate.call0(&storage).ok()?.dyn_into::<Promise>().ok()
+    })();
+    let Some(estimate) = estimate else { return Ok(()) };
+    let Ok(estimate) = JsFuture::from(estimate).await else { return Ok(()) };
+    let number = |key: &str| Reflect::get(&estimate, &key.into()).ok().and_then(|v| v.as_f64());
+    let (Some(quota), usage) = (number("quota"), number("usage").unwrap_or(0.0)) else { return Ok(()) };
+    let free = (quota - usage).max(0.0);
+    if (size as f64) > free {
+        let mib = |b: f64| format!("{:.0} MiB", b / (1u64 << 20) as f64);
+        return Err(coded_error(
+            "QUOTA_EXCEEDED",
+            &format!(
+                "the model ({}) is larger than the storage this site may still use ({} of {}): delete a cached model \
+                 (Generator.cache.delete) or load with cache: false",
+                mib(size as f64),
+                mib(free),
+                mib(quota)
+            ),
+        ));
+    }
+    Ok(())
 }
 
-impl ChunkSink<'_> {
-    /// Takes the next `bytes` of the file; each chunk that completes goes
-    /// into `loader` and the cache before the rest is taken.
+/// Where downloaded bytes go: into the loader as they arrive and, when the
+/// download is cached, into a chunk gathered in JS memory (`staging`, one
+/// chunk long, reused) that is appended to the cache once whole.
+struct Sink<'a> {
+    cache: Option<((&'a mut Record, &'a Cache), Uint8Array)>,
+    /// File offset of the next byte.
+    pos: u64,
+    /// Bytes of the chunk being gathered.
+    staged: u32,
+}
+
+impl Sink<'_> {
     async fn take(
         &mut self,
         bytes: &Uint8Array,
@@ -421,40 +544,88 @@ impl ChunkSink<'_> {
     ) -> Result<(), JsValue> {
         let mut offset = 0;
         while offset < bytes.length() && self.pos < size {
-            let want = (chunk_size as u64).min(size - self.pos) as usize;
-            let take = (bytes.length() - offset).min((want - self.pending.len()) as u32);
-            let old = self.pending.len();
-            self.pending.resize(old + take as usize, 0);
-            bytes.subarray(offset, offset + take).copy_to(&mut self.pending[old..]);
+            let chunk_end = (self.pos - self.staged as u64 + chunk_size as u64).min(size);
+            let take = (bytes.length() - offset).min((chunk_end - self.pos) as u32);
+            let piece = bytes.subarray(offset, offset + take);
+            loader.push(&piece)?;
             offset += take;
-            if self.pending.len() == want {
-                loader.push(&self.pending)?;
-                if let Some((record, cache)) = &mut self.record {
-                    cache.append_chunk(record, &self.pending).await?;
-                }
-                self.pos += want as u64;
-                self.pending.clear();
+            self.pos += take as u64;
+            let Some(((record, cache), staging)) = &mut self.cache else { continue };
+            staging.set(&piece, self.staged);
+            self.staged += take;
+            if self.pos == chunk_end {
+                // IndexedDB clones what it stores as `put` is called: the
+                // staging buffer is free again at once. A short last chunk is
+                // stored as a copy of its own length.
+                let whole = self.staged == chunk_size;
+                let chunk = if whole { staging.clone() } else { staging.slice(0, self.staged) };
+                cache.append_chunk(record, &chunk).await?;
+                self.staged = 0;
             }
         }
         Ok(())
     }
 }
 
-/// The next piece of a response body, `None` at its end.
-async fn read(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, JsValue> {
-    let result = JsFuture::from(reader.read()).await?;
-    if Reflect::get(&result, &"done".into())?.is_truthy() {
-        return Ok(None);
-    }
-    Ok(Some(Reflect::get(&result, &"value".into())?.unchecked_into()))
+/// A response body's reader: bring-your-own-buffer where the runtime's
+/// fetch offers it, so that reading a model allocates one buffer in all
+/// instead of one per piece (garbage the collector may leave for long).
+enum Reader {
+    Byob { reader: ReadableStreamByobReader, buffer: std::cell::RefCell<Option<js_sys::ArrayBuffer>> },
+    Default(ReadableStreamDefaultReader),
 }
 
-/// Closes a response early; the runtime's rejection of that is expected, not unhandled.
-fn cancel(reader: &ReadableStreamDefaultReader) {
-    let closing = JsFuture::from(reader.cancel());
-    wasm_bindgen_futures::spawn_local(async move {
-        let _ = closing.await;
-    });
+impl Reader {
+    fn new(body: ReadableStream) -> Reader {
+        match ReadableStreamByobReader::new(&body) {
+            Ok(reader) => Reader::Byob { reader, buffer: Default::default() },
+            Err(_) => Reader::Default(body.get_reader().unchecked_into()),
+        }
+    }
+
+    /// The next piece of the body, `None` at its end. The piece is valid
+    /// until the next read.
+    async fn read(&self) -> Result<Option<Uint8Array>, JsValue> {
+        let result = match self {
+            Reader::Default(reader) => JsFuture::from(reader.read()).await?,
+            Reader::Byob { reader, buffer } => {
+                let buf = buffer.borrow_mut().take().unwrap_or_else(|| js_sys::ArrayBuffer::new(PIECE));
+                let view = Uint8Array::new_with_byte_offset_and_length(&buf, 0, buf.byte_length());
+                JsFuture::from(reader.read_with_array_buffer_view(&view)).await?
+            }
+        };
+        let value = Reflect::get(&result, &"value".into())?;
+        if let (Reader::Byob { buffer, .. }, Some(view)) = (self, value.dyn_ref::<Uint8Array>()) {
+            // The buffer came back (transferred) with the bytes read into it.
+            *buffer.borrow_mut() = Some(view.buffer());
+        }
+        if Reflect::get(&result, &"done".into())?.is_truthy() {
+            return Ok(None);
+        }
+        Ok(Some(value.unchecked_into()))
+    }
+
+    /// Closes a response early; the runtime's rejection of that is expected, not unhandled.
+    fn cancel(&self) {
+        let promise = match self {
+            Reader::Default(reader) => reader.cancel(),
+            Reader::Byob { reader, .. } => reader.cancel(),
+        };
+        let closing = JsFuture::from(promise);
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = closing.await;
+        });
+    }
+}
+
+/// Closes a response that will not be read.
+fn cancel_body(response: &Response) {
+    if let Some(body) = response.body() {
+        let closing = JsFuture::from(body.cancel());
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = closing.await;
+        });
+    }
 }
 
 async fn sleep(ms: f64) {
@@ -468,9 +639,17 @@ fn message(e: &JsValue) -> String {
     Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// `bytes START-END/TOTAL` (TOTAL may be `*`).
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+/// `bytes START-END/TOTAL` (TOTAL may be `*`): bytes `start..end` of `total`.
+#[derive(Debug, PartialEq)]
+struct ContentRange {
+    start: u64,
+    end: Option<u64>,
+    total: Option<u64>,
+}
+
+fn parse_content_range(value: &str) -> Option<ContentRange> {
     let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
-    let start = range.split_once('-')?.0.trim().parse().ok()?;
-    Some((start, total.trim().parse().ok()))
+    let (start, last) = range.split_once('-')?;
+    let end = last.trim().parse::<u64>().ok().map(|last| last + 1);
+    Some(ContentRange { start: start.trim().parse().ok()?, end, total: total.trim().parse().ok() })
 }

@@ -169,7 +169,15 @@ macro_rules! on {
 pub struct ModelLoader {
     inner: Option<AnyLoader>,
     integrity: Option<Integrity>,
+    /// The one buffer in wasm memory that pushed bytes pass through, of
+    /// [`PIECE`] bytes: a chunk of any size costs no more (and allocating
+    /// one of its size per push would leave holes in memory that never
+    /// shrinks).
+    piece: Vec<u8>,
 }
+
+/// The bytes copied from a pushed JS array into wasm memory at a time.
+pub(crate) const PIECE: u32 = 1 << 20;
 
 /// The SHA-256 a file must have, and the hash of what was pushed so far.
 struct Integrity {
@@ -209,18 +217,40 @@ impl ModelLoader {
             }
             _ => AnyLoader::Cpu(Loader::new(Cpu::default(), file_len, options)),
         };
-        Ok(ModelLoader { inner: Some(inner), integrity })
+        Ok(ModelLoader { inner: Some(inner), integrity, piece: Vec::with_capacity(PIECE as usize) })
     }
 
-    /// Feeds the next chunk of the file.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
-        if let Some(i) = &mut self.integrity {
-            i.hasher.update(chunk);
+    /// Feeds the next chunk of the file (a `Uint8Array` of any size).
+    pub fn push(&mut self, chunk: &js_sys::Uint8Array) -> Result<(), JsValue> {
+        let inner = self.inner.as_mut().ok_or_else(finished)?;
+        let mut offset = 0;
+        while offset < chunk.length() {
+            let n = (chunk.length() - offset).min(PIECE);
+            self.piece.resize(n as usize, 0);
+            chunk.subarray(offset, offset + n).copy_to(&mut self.piece);
+            if let Some(i) = &mut self.integrity {
+                i.hasher.update(&self.piece);
+            }
+            match inner {
+                AnyLoader::Cpu(l) => l.push(&self.piece),
+                #[cfg(feature = "gpu")]
+                AnyLoader::Gpu(l, _) => l.push(&self.piece),
+            }
+            .map_err(js_error)?;
+            offset += n;
         }
+        Ok(())
+    }
+
+    /// Reads the file's header from what has been pushed, if it is all
+    /// there: true once it has been read and the model found to fit (an
+    /// `OUT_OF_MEMORY` error where it cannot).
+    #[wasm_bindgen(js_name = readHeader)]
+    pub fn read_header(&mut self) -> Result<bool, JsValue> {
         match self.inner.as_mut().ok_or_else(finished)? {
-            AnyLoader::Cpu(l) => l.push(chunk),
+            AnyLoader::Cpu(l) => l.try_header(),
             #[cfg(feature = "gpu")]
-            AnyLoader::Gpu(l, _) => l.push(chunk),
+            AnyLoader::Gpu(l, _) => l.try_header(),
         }
         .map_err(js_error)
     }
