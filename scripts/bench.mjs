@@ -8,7 +8,7 @@
 //
 //   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model smollm2|gemma3|all]
 import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +90,8 @@ for (const model of models) {
     process.exit(1);
   });
 }
+/** Each model's file size in bytes. */
+const fileBytes = Object.fromEntries(await Promise.all(models.map(async (m) => [m, (await stat(new URL(MODELS[m].file, root))).size])));
 
 /** CPU ticks of the machine (busy, total) and of this process with every descendant, live or reaped. */
 async function cpuTicks() {
@@ -147,6 +149,8 @@ async function browserRun(config, server) {
     const call = (name, arg) => page.evaluate(([name, arg]) => window.bench.then((b) => b[name](arg)), [name, arg]);
     const pid = await rendererPid(page);
     const peakReset = await resetPeak(pid);
+    // The loaded page before the library is imported: what the run adds is measured from here.
+    const { rss: idleBytes } = await memory(pid);
     const { file, prompt, endOfGeneration } = MODELS[config.model];
     const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, contextLength: CONTEXT, endOfGeneration });
     await call('warmup', prompt);
@@ -154,7 +158,7 @@ async function browserRun(config, server) {
     const { peak } = await memory(pid);
     const cacheLoad = await call('reload');
     if ((await rendererPid(page)) !== pid) throw new Error('the page moved to another renderer process during the run');
-    return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
+    return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, idleBytes, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
   } catch (e) {
     throw timedOut ? new Error(`the run took longer than ${RUN_LIMIT_MS / 60000} minutes`) : e;
   } finally {
@@ -222,6 +226,7 @@ for (const result of results) {
         loadMs: m((r) => r.load.loadMs),
         cacheLoadMs: m((r) => r.cacheLoad?.loadMs),
         peakBytes: m((r) => r.peakBytes),
+        peakOverIdleBytes: m((r) => r.peakBytes - r.idleBytes),
         othersCpu: m((r) => r.othersCpu),
       }
     : null;
@@ -277,6 +282,7 @@ const first = (f) => results.flatMap((r) => r.runs).map(f).find(Boolean);
 const meta = {
   date: new Date().toISOString(),
   models: Object.fromEntries(models.map((m) => [m, MODELS[m].file])),
+  fileBytes,
   maxTokens: MAX_TOKENS,
   contextLength: CONTEXT,
   runs,
@@ -287,7 +293,7 @@ const meta = {
   wllama: JSON.parse(await readFile(new URL('node_modules/@wllama/wllama/package.json', root), 'utf8')).version,
 };
 
-const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'tokens', "others' CPU"];
+const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'peak − idle', 'tokens', "others' CPU"];
 const rowOf = (r) => {
   const name = `${r.library}, ${r.where}, threads: ${r.threads}`;
   const m = r.median;
@@ -304,6 +310,7 @@ const rowOf = (r) => {
     `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
     m.cacheLoadMs === null ? '—' : `${seconds(m.cacheLoadMs)} (${sources(r.runs.map((x) => x.cacheLoad))})`,
     mib(m.peakBytes),
+    mib(m.peakOverIdleBytes),
     tokens(r.runs),
     percent(m.othersCpu),
   ];
@@ -313,7 +320,7 @@ const times = (x) => (x === null ? '—' : `${x.toFixed(2)}x`);
 const sections = models.map((model) => {
   const mine = results.filter((r) => r.model === model);
   const ratioRows = ratios.filter((r) => r.model === model && (r.prefill !== null || r.decode !== null));
-  return `### ${MODELS[model].name}
+  return `### ${MODELS[model].name} (file ${mib(fileBytes[model])})
 
 ${table(header, mine.map(rowOf))}
 ${ratioRows.length ? `\n${table(['ratio', 'prefill', 'decode'], ratioRows.map((r) => [r.name, times(r.prefill), times(r.decode)]))}\n` : ''}`;
@@ -326,7 +333,7 @@ webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${met
 
 ${sections.join('\n')}
 
-Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
+Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
 ${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;
 
 console.log(markdown);
