@@ -14,6 +14,8 @@ try {
   const start = performance.now();
   const gen = await Generator.load(model, { threads, contextLength });
   const loadMs = performance.now() - start;
+  // The package falls back to fewer threads where it cannot start them: such a run would measure another configuration.
+  if (gen.info.threads !== threads) throw new Error(`${threads} threads asked for, the package runs ${gen.info.threads} here`);
   const bias = await banEndOfGeneration(gen, endOfGeneration);
   const ids = await promptIds(gen, { ids: given, text });
   await warmup(gen, ids, bias);
