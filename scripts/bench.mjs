@@ -1,14 +1,15 @@
-// The benchmark: SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M, the
-// benchmark prompt and 128 greedy tokens, through webslm in headless Chromium
-// (a plain page, a cross-origin-isolated one asking for 2 threads, WebGPU on
-// SwiftShader) and in Node, and through wllama on the same two pages, in one
-// run. Prints the medians as a markdown table per model and writes every
+// The benchmark: SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M (and, on
+// request, TinyLlama-1.1B's shape with random weights), the benchmark prompt
+// and 128 greedy tokens, through webslm in headless Chromium (a plain page, a
+// cross-origin-isolated one asking for 2 threads, WebGPU on SwiftShader) and in
+// Node (1 thread, and 2 where the package starts them), and through wllama on
+// the same two pages, in one run. Prints the medians as a markdown table per model and writes every
 // figure to target/bench/results.json. A measurement, not a test: a
 // configuration that fails shows its error in its row and the others still run.
 //
-//   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model smollm2|gemma3|all]
-import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+//   node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model all|large|ID,...]
+import { execFile, execFileSync } from 'node:child_process';
+import { access, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,26 @@ const MODELS = {
     prompt: { ids: null, text: fixture.bench_prompt },
     endOfGeneration: ['<eos>', '<end_of_turn>', '</s>'],
   },
+  // TinyLlama-1.1B's shape with random weights (no 1B file can be fetched
+  // here): speed and memory only, its text is noise. `synth` is what
+  // scripts/synth-models.sh takes to write the file where it is missing.
+  tinyllama: {
+    name: 'TinyLlama-1.1B shape, random weights, Q4_0',
+    file: 'models/synth/tinyllama-1.1b-Q4_0.gguf',
+    synth: ['tinyllama-1.1b', 'Q4_0'],
+    // The same text, tokenized by each library with llama's BOS.
+    prompt: { ids: null, text: fixture.bench_prompt },
+    endOfGeneration: ['</s>'],
+    large: true,
+  },
+  'tinyllama-q4km': {
+    name: 'TinyLlama-1.1B shape, random weights, Q4_K_M',
+    file: 'models/synth/tinyllama-1.1b-Q4_K_M.gguf',
+    synth: ['tinyllama-1.1b', 'Q4_K_M'],
+    prompt: { ids: null, text: fixture.bench_prompt },
+    endOfGeneration: ['</s>'],
+    large: true,
+  },
 };
 const MAX_TOKENS = 128;
 /** The same KV cache for both libraries (wllama's n_ctx), room for 128 + 128 positions. */
@@ -44,6 +65,7 @@ const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
   { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
+  { id: 'webslm-node-2', library: 'webslm', where: 'Node', threads: 2 },
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
   { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
@@ -51,11 +73,18 @@ const CONFIGS = [
   { id: 'wllama-coop-coep', library: 'wllama', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
 ];
 
-const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model smollm2|gemma3|all]
+/** The models `--model` names: `all` the small real ones, `large` the others (slow), or a list of ids. */
+const MODEL_SETS = {
+  all: Object.keys(MODELS).filter((m) => !MODELS[m].large),
+  large: Object.keys(MODELS).filter((m) => MODELS[m].large),
+};
+
+const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model all|large|ID,...]
   --runs N   runs of each configuration, medians printed (default 3)
   --quick    one run of each
   --only     configurations to run: ${CONFIGS.map((c) => c.id).join(', ')}
-  --model    the models to run them with (default all: ${Object.keys(MODELS).join(', ')})`;
+  --model    the models to run them with: all (the default: ${MODEL_SETS.all.join(', ')}),
+             large (${MODEL_SETS.large.join(', ')}), or a comma-separated list of these`;
 
 let options;
 try {
@@ -73,10 +102,11 @@ if (options.help) {
 const runs = options.quick ? 1 : Number(options.runs);
 const only = options.only?.split(',');
 const unknown = only?.filter((id) => !CONFIGS.some((c) => c.id === id)) ?? [];
-const models = options.model === 'all' ? Object.keys(MODELS) : [options.model];
+const models = MODEL_SETS[options.model] ?? options.model.split(',');
+const unknownModels = models.filter((m) => !Object.hasOwn(MODELS, m));
 const problem = !Number.isInteger(runs) || runs < 1 ? '--runs takes a positive integer'
   : unknown.length ? `unknown configuration ${unknown.join(', ')}`
-  : !MODELS[models[0]] ? `unknown model ${options.model}`
+  : unknownModels.length ? `unknown model ${unknownModels.join(', ')}`
   : null;
 if (problem) {
   console.error(`${problem}\n${USAGE}`);
@@ -85,11 +115,18 @@ if (problem) {
 const configs = models.flatMap((model) => CONFIGS.filter((c) => !only || only.includes(c.id)).map((c) => ({ ...c, model })));
 
 for (const model of models) {
-  await access(new URL(MODELS[model].file, root)).catch(() => {
-    console.error(`${MODELS[model].file} is missing: run scripts/setup.sh`);
-    process.exit(1);
+  const { file, synth } = MODELS[model];
+  await access(new URL(file, root)).catch(() => {
+    if (!synth) {
+      console.error(`${file} is missing: run scripts/setup.sh`);
+      process.exit(1);
+    }
+    console.error(`${file} is missing: writing it with scripts/synth-models.sh ${synth.join(' ')}`);
+    execFileSync('bash', [fileURLToPath(new URL('scripts/synth-models.sh', root)), ...synth], { stdio: 'inherit' });
   });
 }
+/** Each model's file size in bytes. */
+const fileBytes = Object.fromEntries(await Promise.all(models.map(async (m) => [m, (await stat(new URL(MODELS[m].file, root))).size])));
 
 /** CPU ticks of the machine (busy, total) and of this process with every descendant, live or reaped. */
 async function cpuTicks() {
@@ -147,6 +184,8 @@ async function browserRun(config, server) {
     const call = (name, arg) => page.evaluate(([name, arg]) => window.bench.then((b) => b[name](arg)), [name, arg]);
     const pid = await rendererPid(page);
     const peakReset = await resetPeak(pid);
+    // The loaded page before the library is imported: what the run adds is measured from here.
+    const { rss: idleBytes } = await memory(pid);
     const { file, prompt, endOfGeneration } = MODELS[config.model];
     const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, contextLength: CONTEXT, endOfGeneration });
     await call('warmup', prompt);
@@ -154,7 +193,7 @@ async function browserRun(config, server) {
     const { peak } = await memory(pid);
     const cacheLoad = await call('reload');
     if ((await rendererPid(page)) !== pid) throw new Error('the page moved to another renderer process during the run');
-    return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
+    return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, idleBytes, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
   } catch (e) {
     throw timedOut ? new Error(`the run took longer than ${RUN_LIMIT_MS / 60000} minutes`) : e;
   } finally {
@@ -222,6 +261,7 @@ for (const result of results) {
         loadMs: m((r) => r.load.loadMs),
         cacheLoadMs: m((r) => r.cacheLoad?.loadMs),
         peakBytes: m((r) => r.peakBytes),
+        peakOverIdleBytes: m((r) => r.peakBytes - r.idleBytes),
         othersCpu: m((r) => r.othersCpu),
       }
     : null;
@@ -236,6 +276,7 @@ function ratiosOf(model) {
     ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
     ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
     ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
+    ['webslm, Node 2 threads / 1 thread', 'webslm-node-2', 'webslm-node'],
   ].map(([name, a, b]) => ({ model, name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
 }
 const ratios = models.flatMap(ratiosOf);
@@ -277,6 +318,7 @@ const first = (f) => results.flatMap((r) => r.runs).map(f).find(Boolean);
 const meta = {
   date: new Date().toISOString(),
   models: Object.fromEntries(models.map((m) => [m, MODELS[m].file])),
+  fileBytes,
   maxTokens: MAX_TOKENS,
   contextLength: CONTEXT,
   runs,
@@ -287,7 +329,7 @@ const meta = {
   wllama: JSON.parse(await readFile(new URL('node_modules/@wllama/wllama/package.json', root), 'utf8')).version,
 };
 
-const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'tokens', "others' CPU"];
+const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'peak − idle', 'tokens', "others' CPU"];
 const rowOf = (r) => {
   const name = `${r.library}, ${r.where}, threads: ${r.threads}`;
   const m = r.median;
@@ -304,6 +346,7 @@ const rowOf = (r) => {
     `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
     m.cacheLoadMs === null ? '—' : `${seconds(m.cacheLoadMs)} (${sources(r.runs.map((x) => x.cacheLoad))})`,
     mib(m.peakBytes),
+    mib(m.peakOverIdleBytes),
     tokens(r.runs),
     percent(m.othersCpu),
   ];
@@ -313,7 +356,7 @@ const times = (x) => (x === null ? '—' : `${x.toFixed(2)}x`);
 const sections = models.map((model) => {
   const mine = results.filter((r) => r.model === model);
   const ratioRows = ratios.filter((r) => r.model === model && (r.prefill !== null || r.decode !== null));
-  return `### ${MODELS[model].name}
+  return `### ${MODELS[model].name} (file ${mib(fileBytes[model])})
 
 ${table(header, mine.map(rowOf))}
 ${ratioRows.length ? `\n${table(['ratio', 'prefill', 'decode'], ratioRows.map((r) => [r.name, times(r.prefill), times(r.decode)]))}\n` : ''}`;
@@ -321,12 +364,12 @@ ${ratioRows.length ? `\n${table(['ratio', 'prefill', 'decode'], ratioRows.map((r
 const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- ${r.model} ${r.id}: ${r.errors.join('; ')}`);
 const markdown = `## webslm benchmark
 
-The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json (SmolLM2: its 128 tokens; Gemma 3: the same text in Gemma's tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
+The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json (SmolLM2: its 128 tokens; the other models: the same text in their own tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
 webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node}; ${meta.cpu}; ${meta.date}.
 
 ${sections.join('\n')}
 
-Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
+Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
 ${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;
 
 console.log(markdown);

@@ -10,6 +10,8 @@ pub mod reference;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod requant;
 
+use std::borrow::Cow;
+use std::io::{self, Write};
 use webslm::gguf::Value;
 use webslm::quant::{self, GgmlType};
 
@@ -18,7 +20,17 @@ pub struct GgufWriter {
     pub version: u32,
     pub alignment: u64,
     kvs: Vec<(String, u32, Vec<u8>)>,
-    tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
+    tensors: Vec<Tensor>,
+}
+
+/// One tensor of the file: its bytes, or only their size where
+/// [`GgufWriter::write`] asks for them.
+struct Tensor {
+    name: String,
+    dims: Vec<u64>,
+    ty: u32,
+    size: u64,
+    data: Option<Vec<u8>>,
 }
 
 fn string(s: &str) -> Vec<u8> {
@@ -73,7 +85,15 @@ impl GgufWriter {
         self.raw(key, ty, bytes)
     }
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> &mut Self {
-        self.tensors.push((name.to_string(), dims.to_vec(), ty, data));
+        let size = data.len() as u64;
+        self.tensors.push(Tensor { name: name.to_string(), dims: dims.to_vec(), ty, size, data: Some(data) });
+        self
+    }
+    /// A tensor of `ty` whose bytes [`GgufWriter::write`] asks for when it
+    /// reaches it, so that a file larger than memory can be written.
+    pub fn declare(&mut self, name: &str, dims: &[u64], ty: GgmlType) -> &mut Self {
+        let size = ty.bytes_for(dims.iter().product()).expect("whole blocks");
+        self.tensors.push(Tensor { name: name.to_string(), dims: dims.to_vec(), ty: type_id(ty), size, data: None });
         self
     }
     /// Adds a tensor of random values quantized to `ty`.
@@ -86,40 +106,55 @@ impl GgufWriter {
     }
 
     pub fn tensor_names(&self) -> Vec<String> {
-        self.tensors.iter().map(|t| t.0.clone()).collect()
+        self.tensors.iter().map(|t| t.name.clone()).collect()
     }
 
     /// The file, with each tensor at the next aligned offset.
     pub fn build(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        let mut out = Vec::new();
+        self.write(&mut out, |i| panic!("`{}` is declared: write() streams it", self.tensors[i].name))
+            .expect("writes to memory");
+        out
+    }
+
+    /// Writes the file to `out`, each tensor at the next aligned offset; a
+    /// declared tensor's bytes come from `fill(i)` (`i` its place among the
+    /// tensors) as the writing reaches it, one tensor in memory at a time.
+    pub fn write(&self, out: &mut impl Write, mut fill: impl FnMut(usize) -> Vec<u8>) -> io::Result<()> {
+        let mut head = b"GGUF".to_vec();
+        head.extend_from_slice(&self.version.to_le_bytes());
+        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        head.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
         for (k, ty, v) in &self.kvs {
-            out.extend(string(k));
-            out.extend_from_slice(&ty.to_le_bytes());
-            out.extend_from_slice(v);
+            head.extend(string(k));
+            head.extend_from_slice(&ty.to_le_bytes());
+            head.extend_from_slice(v);
         }
         let mut offset = 0u64;
         let mut offsets = Vec::new();
-        for (name, dims, ty, data) in &self.tensors {
-            out.extend(string(name));
-            out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-            for d in dims {
-                out.extend_from_slice(&d.to_le_bytes());
+        for t in &self.tensors {
+            head.extend(string(&t.name));
+            head.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            for d in &t.dims {
+                head.extend_from_slice(&d.to_le_bytes());
             }
-            out.extend_from_slice(&ty.to_le_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
+            head.extend_from_slice(&t.ty.to_le_bytes());
+            head.extend_from_slice(&offset.to_le_bytes());
             offsets.push(offset);
-            offset = (offset + data.len() as u64).next_multiple_of(self.alignment);
+            offset = (offset + t.size).next_multiple_of(self.alignment);
         }
-        let data_start = (out.len() as u64).next_multiple_of(self.alignment);
-        out.resize(data_start as usize, 0);
-        for ((_, _, _, data), off) in self.tensors.iter().zip(offsets) {
-            out.resize((data_start + off) as usize, 0);
-            out.extend_from_slice(data);
+        let data_start = (head.len() as u64).next_multiple_of(self.alignment);
+        head.resize(data_start as usize, 0);
+        out.write_all(&head)?;
+        let mut written = 0;
+        for (i, (t, off)) in self.tensors.iter().zip(offsets).enumerate() {
+            out.write_all(&vec![0; (off - written) as usize])?;
+            let data = t.data.as_deref().map_or_else(|| Cow::Owned(fill(i)), Cow::Borrowed);
+            assert_eq!(data.len() as u64, t.size, "`{}`: {} bytes, declared {}", t.name, data.len(), t.size);
+            out.write_all(&data)?;
+            written = off + t.size;
         }
-        out
+        Ok(())
     }
 }
 
@@ -317,7 +352,7 @@ pub fn tiny_gemma() -> Vec<u8> {
         .u32("gemma3.attention.sliding_window", 4)
         .f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6)
         .f32("gemma3.rope.freq_base", 1_000_000.0);
-    let n_vocab = llama.tensors.iter().find(|t| t.0 == "token_embd.weight").expect("an embedding table").1[1];
+    let n_vocab = llama.tensors.iter().find(|t| t.name == "token_embd.weight").expect("an embedding table").dims[1];
     let mut rng = Rng::new(11);
     let (e, f, h) = (TINY_EMBD, TINY_FF, 32);
     use GgmlType::*;
