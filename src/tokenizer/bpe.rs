@@ -71,11 +71,11 @@ fn read_merges(tokens: &[String], get: Lookup<'_>) -> Result<(Vocab, Vec<(String
     let list = get("tokenizer.ggml.merges")
         .ok_or_else(|| bad("tokenizer.ggml.merges is missing (needed by BPE tokenizers)"))?
         .as_array()
-        .ok_or_else(|| bad("tokenizer.ggml.merges is not an array"))?;
+        .and_then(|a| a.strings())
+        .ok_or_else(|| bad("tokenizer.ggml.merges is not an array of strings"))?;
     let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
     let mut merges = Vec::with_capacity(list.len());
     for (i, merge) in list.iter().enumerate() {
-        let merge = merge.as_str().ok_or_else(|| bad(format!("tokenizer.ggml.merges[{i}] is not a string")))?;
         // As llama.cpp: the separator is the first space after the first byte.
         let (left, right) = merge
             .bytes()

@@ -572,10 +572,10 @@ fn read_tokens(get: Lookup<'_>) -> Result<Vec<String>, Error> {
     let list = get("tokenizer.ggml.tokens")
         .ok_or_else(|| bad("tokenizer.ggml.tokens is missing"))?
         .as_array()
-        .ok_or_else(|| bad("tokenizer.ggml.tokens is not an array"))?;
+        .and_then(|a| a.strings())
+        .ok_or_else(|| bad("tokenizer.ggml.tokens is not an array of strings"))?;
     let mut tokens = Vec::with_capacity(list.len());
-    for (id, value) in list.iter().enumerate() {
-        let text = value.as_str().ok_or_else(|| bad(format!("tokenizer.ggml.tokens[{id}] is not a string")))?;
+    for (id, text) in list.iter().enumerate() {
         tokens.push(if text.is_empty() { format!("[EMPTY_{id}]") } else { text.to_owned() });
     }
     let mut seen = std::collections::HashMap::with_capacity(tokens.len());
@@ -597,9 +597,8 @@ fn read_numbers(get: Lookup<'_>, key: &str, n: usize) -> Result<Option<Vec<f64>>
     if list.len() < n {
         return Err(bad(format!("{key} has {} entries for {n} tokens", list.len())));
     }
-    list[..n]
-        .iter()
-        .map(|v| v.as_f64().ok_or_else(|| bad(format!("{key} holds a non-number"))))
+    (0..n)
+        .map(|i| list.get(i).and_then(|v| v.as_f64()).ok_or_else(|| bad(format!("{key} holds a non-number"))))
         .collect::<Result<_, _>>()
         .map(Some)
 }

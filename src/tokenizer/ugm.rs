@@ -64,9 +64,8 @@ impl Ugm {
             Some(value) => {
                 let list =
                     value.as_array().ok_or_else(|| bad("tokenizer.ggml.precompiled_charsmap is not an array"))?;
-                let blob = list
-                    .iter()
-                    .map(|v| v.as_i64().map(|b| b as u8))
+                let blob = (0..list.len())
+                    .map(|i| list.get(i).and_then(|v| v.as_i64()).map(|b| b as u8))
                     .collect::<Option<Vec<u8>>>()
                     .ok_or_else(|| bad("tokenizer.ggml.precompiled_charsmap holds a non-integer"))?;
                 Some(Charsmap::new(&blob)?)
