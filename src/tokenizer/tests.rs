@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use super::bpe::byte_of_char;
+use super::bpe::{byte_of_char, char_of_byte};
 use super::stream::{clean_up_spaces, stable_clean_prefix};
 use super::*;
 use crate::gguf::Array;
@@ -180,6 +180,28 @@ fn stream_drops_the_first_space_like_decode() {
     assert_eq!(text, "ab ab");
 }
 
+/// Text is merged word by word, cut before each U+2581 that follows another
+/// character, except where a token spans the cut (Gemma's `>▁</`).
+#[test]
+fn spm_merges_across_a_cut_that_a_token_spans() {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
+    tokens.extend(byte_tokens());
+    let pieces = ["▁", "a", ">", "<", "/", "</", ">▁", ">▁</", "▁a"];
+    tokens.extend(pieces.map(String::from));
+    let mut types = vec![2, 3, 3];
+    types.extend([6; 256]);
+    types.extend([1; 9]);
+    // No scores: tokens merge in the order of their ids.
+    let t = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens.into_iter().collect()))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+    ])
+    .unwrap();
+    assert_eq!(t.encode("a> </a", false, false).unwrap(), ids(&t, &["▁a", ">▁</", "a"]));
+    assert_eq!(t.encode("a> /a> </", false, false).unwrap(), ids(&t, &["▁a", ">▁", "/", "a", ">▁</"]));
+}
+
 /// GPT-2 byte-level vocabulary: the 256 byte symbols, then merged pieces.
 fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
     let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_symbol(b).to_string()).collect();
@@ -198,7 +220,15 @@ fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
 }
 
 fn byte_symbol(b: u8) -> char {
-    (0..=0x143u32).filter_map(char::from_u32).find(|&c| byte_of_char(c) == Some(b)).unwrap()
+    char_of_byte(b)
+}
+
+#[test]
+fn gpt2_byte_map_goes_both_ways() {
+    for b in 0..=255u8 {
+        assert_eq!(byte_of_char(char_of_byte(b)), Some(b));
+    }
+    assert_eq!((0..0x400).filter_map(char::from_u32).filter_map(byte_of_char).count(), 256);
 }
 
 #[test]
