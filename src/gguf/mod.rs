@@ -138,6 +138,11 @@ impl Metadata {
         self.entries.get(key)
     }
 
+    /// Takes a value out, freeing what it holds once it has been read.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.entries.remove(key)
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }

@@ -112,6 +112,16 @@ enum Fragment {
 }
 
 impl Tokenizer {
+    /// The metadata arrays a tokenizer is built from: most of a header, and of
+    /// no use once the tokenizer is built.
+    pub const TABLES: &'static [&'static str] = &[
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.precompiled_charsmap",
+    ];
+
     /// Builds the tokenizer llama.cpp would build from this metadata.
     pub fn from_metadata(md: &Metadata) -> Result<Tokenizer, Error> {
         Self::from_lookup(&|key| md.get(key))
