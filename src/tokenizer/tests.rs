@@ -204,7 +204,7 @@ fn spm_merges_across_a_cut_that_a_token_spans() {
 
 /// GPT-2 byte-level vocabulary: the 256 byte symbols, then merged pieces.
 fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_symbol(b).to_string()).collect();
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| char_of_byte(b).to_string()).collect();
     tokens.extend(["Ġa", "Ġb", "ab", "<|endoftext|>", "<|im_start|>"].map(String::from));
     let mut types = vec![1; tokens.len()];
     let n = types.len();
@@ -217,10 +217,6 @@ fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
         ("tokenizer.ggml.token_type", Value::Array(Array::I32(types.to_vec()))),
         ("tokenizer.ggml.merges", strings(merges)),
     ]
-}
-
-fn byte_symbol(b: u8) -> char {
-    char_of_byte(b)
 }
 
 #[test]
