@@ -80,7 +80,11 @@ pub(super) fn merge_all(symbols: &mut Vec<Symbol>, mut merge: impl FnMut(&Symbol
     let n = symbols.len() as u32;
     let mut nodes: Vec<Node> = (0..n)
         .zip(symbols.iter())
-        .map(|(i, &symbol)| Node { symbol, prev: i.wrapping_sub(1), next: if i + 1 < n { i + 1 } else { NONE } })
+        .map(|(i, &symbol)| Node {
+            symbol,
+            prev: if i > 0 { i - 1 } else { NONE },
+            next: if i + 1 < n { i + 1 } else { NONE },
+        })
         .collect();
     let mut queue = QuaternaryHeap::with_capacity(symbols.len());
     for (pos, pair) in (0..).zip(symbols.windows(2)) {
