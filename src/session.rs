@@ -815,7 +815,7 @@ fn model_info(header: &Header, h: &Hparams, context: usize, kv_cache_bytes: usiz
 }
 
 impl<B: Backend> GgufSink for LoadSink<B> {
-    fn header(&mut self, header: &Header) -> Result<()> {
+    fn header(&mut self, header: &mut Header) -> Result<()> {
         // Everything that can be checked before the weights arrive is checked here.
         let builder = Builder::for_header(header)?;
         let h = builder.hparams();
@@ -831,6 +831,10 @@ impl<B: Backend> GgufSink for LoadSink<B> {
                     .map_err(|e| e.to_string())
             }
         };
+        // The tokenizer holds what it needs of its tables; the header's go.
+        for key in Tokenizer::TABLES {
+            header.metadata.remove(key);
+        }
         self.builder = Some(builder);
         self.tokenizer = Some(tokenizer);
         self.template = Some(template);

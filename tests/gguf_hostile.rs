@@ -21,7 +21,7 @@ struct Count {
 }
 
 impl GgufSink for Count {
-    fn header(&mut self, _: &Header) -> webslm::Result<()> {
+    fn header(&mut self, _: &mut Header) -> webslm::Result<()> {
         self.headers += 1;
         Ok(())
     }

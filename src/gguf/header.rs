@@ -1,7 +1,8 @@
 //! Parsing of the GGUF header: magic, version, metadata and tensor infos.
 
-use super::{GgufError, Header, Metadata, TensorInfo, Value};
+use super::{Array, GgufError, Header, Metadata, Strings, TensorInfo, Value};
 use crate::quant::GgmlType;
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -65,16 +66,16 @@ impl<'a> Cursor<'a> {
         Ok(bytes)
     }
 
-    fn array<const N: usize>(&mut self) -> Parse<[u8; N]> {
+    fn bytes<const N: usize>(&mut self) -> Parse<[u8; N]> {
         Ok(self.take(N as u64)?.try_into().expect("take returns N bytes"))
     }
 
     fn u32(&mut self) -> Parse<u32> {
-        Ok(u32::from_le_bytes(self.array()?))
+        Ok(u32::from_le_bytes(self.bytes()?))
     }
 
     fn u64(&mut self) -> Parse<u64> {
-        Ok(u64::from_le_bytes(self.array()?))
+        Ok(u64::from_le_bytes(self.bytes()?))
     }
 
     /// Checks a count of items, each at least `min_size` bytes, against what
@@ -92,12 +93,23 @@ impl<'a> Cursor<'a> {
     }
 
     fn string(&mut self) -> Parse<String> {
+        Ok(self.str()?.into_owned())
+    }
+
+    /// A string, borrowed from the buffer where it is valid UTF-8.
+    fn str(&mut self) -> Parse<Cow<'a, str>> {
         let len = self.count("string length", 1)?;
-        Ok(String::from_utf8_lossy(self.take(len as u64)?).into_owned())
+        Ok(String::from_utf8_lossy(self.take(len as u64)?))
+    }
+
+    /// `n` numbers of `N` bytes each, little-endian.
+    fn numbers<T, const N: usize>(&mut self, n: usize, from: fn([u8; N]) -> T) -> Parse<Vec<T>> {
+        let bytes = self.take(n as u64 * N as u64)?;
+        Ok(bytes.chunks_exact(N).map(|b| from(b.try_into().expect("N bytes"))).collect())
     }
 
     fn header(&mut self) -> Parse<Header> {
-        let magic: [u8; 4] = self.array()?;
+        let magic: [u8; 4] = self.bytes()?;
         if &magic != MAGIC {
             return Err(GgufError::BadMagic(magic).into());
         }
@@ -149,31 +161,58 @@ impl<'a> Cursor<'a> {
 
     fn value(&mut self, ty: u32, depth: usize) -> Parse<Value> {
         Ok(match ty {
-            0 => Value::U8(u8::from_le_bytes(self.array()?)),
-            1 => Value::I8(i8::from_le_bytes(self.array()?)),
-            2 => Value::U16(u16::from_le_bytes(self.array()?)),
-            3 => Value::I16(i16::from_le_bytes(self.array()?)),
+            0 => Value::U8(u8::from_le_bytes(self.bytes()?)),
+            1 => Value::I8(i8::from_le_bytes(self.bytes()?)),
+            2 => Value::U16(u16::from_le_bytes(self.bytes()?)),
+            3 => Value::I16(i16::from_le_bytes(self.bytes()?)),
             4 => Value::U32(self.u32()?),
-            5 => Value::I32(i32::from_le_bytes(self.array()?)),
-            6 => Value::F32(f32::from_le_bytes(self.array()?)),
-            7 => Value::Bool(self.array::<1>()?[0] != 0),
+            5 => Value::I32(i32::from_le_bytes(self.bytes()?)),
+            6 => Value::F32(f32::from_le_bytes(self.bytes()?)),
+            7 => Value::Bool(self.bytes::<1>()?[0] != 0),
             8 => Value::String(self.string()?),
-            9 => {
-                if depth >= MAX_NESTING {
-                    return Err(GgufError::NestingTooDeep(MAX_NESTING).into());
+            9 => Value::Array(self.array(depth)?),
+            10 => Value::U64(self.u64()?),
+            11 => Value::I64(i64::from_le_bytes(self.bytes()?)),
+            12 => Value::F64(f64::from_le_bytes(self.bytes()?)),
+            other => return Err(GgufError::UnknownValueType(other).into()),
+        })
+    }
+
+    /// An array's element type, count and elements, held by element type.
+    fn array(&mut self, depth: usize) -> Parse<Array> {
+        if depth >= MAX_NESTING {
+            return Err(GgufError::NestingTooDeep(MAX_NESTING).into());
+        }
+        let elem_ty = self.u32()?;
+        let min_size = min_value_size(elem_ty).ok_or(GgufError::UnknownValueType(elem_ty))?;
+        let n = self.count("array element", min_size)?;
+        Ok(match elem_ty {
+            0 => Array::U8(self.numbers(n, u8::from_le_bytes)?),
+            1 => Array::I8(self.numbers(n, i8::from_le_bytes)?),
+            2 => Array::U16(self.numbers(n, u16::from_le_bytes)?),
+            3 => Array::I16(self.numbers(n, i16::from_le_bytes)?),
+            4 => Array::U32(self.numbers(n, u32::from_le_bytes)?),
+            5 => Array::I32(self.numbers(n, i32::from_le_bytes)?),
+            6 => Array::F32(self.numbers(n, f32::from_le_bytes)?),
+            7 => Array::Bool(self.numbers(n, |[b]| b != 0)?),
+            8 => {
+                let mut strings = Strings::with_capacity(n, 0);
+                for _ in 0..n {
+                    strings.push(&self.str()?)?;
                 }
-                let elem_ty = self.u32()?;
-                let min_size = min_value_size(elem_ty).ok_or(GgufError::UnknownValueType(elem_ty))?;
-                let n = self.count("array element", min_size)?;
+                strings.shrink_to_fit();
+                Array::String(strings)
+            }
+            9 => {
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    items.push(self.value(elem_ty, depth + 1)?);
+                    items.push(self.array(depth + 1)?);
                 }
-                Value::Array(items)
+                Array::Array(items)
             }
-            10 => Value::U64(self.u64()?),
-            11 => Value::I64(i64::from_le_bytes(self.array()?)),
-            12 => Value::F64(f64::from_le_bytes(self.array()?)),
+            10 => Array::U64(self.numbers(n, u64::from_le_bytes)?),
+            11 => Array::I64(self.numbers(n, i64::from_le_bytes)?),
+            12 => Array::F64(self.numbers(n, f64::from_le_bytes)?),
             other => return Err(GgufError::UnknownValueType(other).into()),
         })
     }

@@ -7,9 +7,11 @@
 //! response or a file straight into the engine. Every count, size and offset is
 //! checked against the declared file size before anything is allocated.
 
+mod array;
 mod header;
 mod stream;
 
+pub use array::{Array, Strings};
 pub use header::parse_header;
 pub use stream::{GgufSink, GgufStream};
 
@@ -66,7 +68,7 @@ pub enum Value {
     F64(f64),
     Bool(bool),
     String(String),
-    Array(Vec<Value>),
+    Array(Array),
 }
 
 impl Value {
@@ -117,7 +119,7 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
@@ -134,6 +136,11 @@ pub struct Metadata {
 impl Metadata {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.get(key)
+    }
+
+    /// Takes a value out, freeing what it holds once it has been read.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.entries.remove(key)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {

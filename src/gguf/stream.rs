@@ -8,8 +8,9 @@ use crate::Result;
 /// Receives what a [`GgufStream`] finds, in file order.
 pub trait GgufSink {
     /// Called once, before any tensor: the place to check the architecture and
-    /// reserve memory.
-    fn header(&mut self, header: &Header) -> Result<()>;
+    /// reserve memory. The sink may take out metadata that it has read and
+    /// that nothing reads later (a tokenizer's tables, once it is built).
+    fn header(&mut self, header: &mut Header) -> Result<()>;
     /// Called once per tensor with exactly its bytes, as soon as they are all
     /// in: borrowed from the chunk that held them whole, or owned when they
     /// were gathered across chunks, so that a sink keeping them need not copy
@@ -98,8 +99,8 @@ impl GgufStream {
                 self.retry_at = self.head.len().saturating_mul(2);
                 Ok(())
             }
-            Some(header) => {
-                sink.header(&header)?;
+            Some(mut header) => {
+                sink.header(&mut header)?;
                 let mut order: Vec<usize> = (0..header.tensors.len()).collect();
                 order.sort_by_key(|&i| header.tensors[i].offset);
                 self.order = order;

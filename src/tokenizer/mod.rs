@@ -11,46 +11,55 @@
 //! - `bert`: WordPiece after BERT's normalization (`wpm.rs`);
 //! - `t5`: Unigram after SentencePiece's precompiled normalization (`ugm.rs`).
 //!
-//! The Hugging Face `tokenizers` crate runs the BPE, WordPiece and Unigram
-//! models and the regex pre-tokenizers. Everything llama.cpp does around them
-//! is done here: special tokens are split out of the text first
-//! (`tokenizer_st_partition`), BOS/EOS/SEP are added, token attributes and
-//! end-of-generation ids are derived the way llama-vocab.cpp derives them, and
-//! ids are turned back into bytes by llama.cpp's `token_to_piece`/`detokenize`
-//! rules. Only the `tokenizer.*` metadata is read, so a vocabulary-only GGUF
-//! (no tensors) is enough.
+//! Around the models, everything llama.cpp does is done here too: special
+//! tokens are split out of the text first (`tokenizer_st_partition`),
+//! BOS/EOS/SEP are added, token attributes and end-of-generation ids are
+//! derived the way llama-vocab.cpp derives them, and ids are turned back into
+//! bytes by llama.cpp's `token_to_piece`/`detokenize` rules. Only the
+//! `tokenizer.*` metadata is read, so a vocabulary-only GGUF (no tensors) is
+//! enough.
+//!
+//! Every table holds token ids, not strings: the texts are stored once, in
+//! `vocab.rs`, where the models look texts up. Gemma 3's 262,144 tokens make a
+//! tokenizer of 7 MiB (it took 65 MiB as Hugging Face `tokenizers`' models).
+//! The BPE models share the merge loop (`merge.rs`) and the cutting of
+//! U+2581-escaped text into words (`words.rs`); special tokens and Unigram's
+//! pieces are found with a byte trie (`trie.rs`).
 
 mod bpe;
+mod merge;
 mod pre;
 mod special;
 mod spm;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod trie;
 mod ugm;
+mod vocab;
+mod words;
 mod wpm;
 
-use tokenizers::models::bpe::BPE;
-use tokenizers::Model;
-
-use crate::gguf::{Metadata, Value};
+use crate::gguf::{Array, Metadata, Value};
 use crate::Error;
 use special::attr::{self, *};
 use special::*;
 pub use stream::StreamDecoder;
+use trie::Trie;
+use vocab::Vocab;
 
 /// The model that turns a plain-text fragment into ids.
 enum Engine {
-    /// `llama`: each fragment is one word for a BPE whose merges come from the scores.
-    Spm(Box<BPE>),
+    /// `llama`: U+2581-escaped text, merged in the order of the tokens' scores.
+    Spm(spm::Spm),
     /// `gpt2`: regex splits, byte-level mapping, then the file's merges.
-    ByteLevel(Box<tokenizers::Tokenizer>),
+    ByteLevel(bpe::ByteLevel),
     /// `gemma4`: the file's merges over U+2581-escaped text.
-    Escaped(Box<bpe::EscapedBpe>),
+    Escaped(bpe::EscapedBpe),
     /// `bert`: BERT's normalization into words, then WordPiece.
-    Wpm(Box<wpm::Wpm>),
+    Wpm(wpm::Wpm),
     /// `t5`: SentencePiece's normalization, then Unigram.
-    Ugm(Box<ugm::Ugm>),
+    Ugm(ugm::Ugm),
 }
 
 /// llama.cpp's vocabulary types, which set the default special-token ids and
@@ -68,13 +77,13 @@ enum Family {
 /// [`StreamDecoder`]s.
 pub struct Tokenizer {
     engine: Engine,
-    tokens: Vec<String>,
+    vocab: Vocab,
     attrs: Vec<u16>,
     /// CONTROL, USER_DEFINED and UNKNOWN tokens, matched as whole strings before
     /// the model runs, longest text first (ties by id).
     specials: Vec<u32>,
     /// The same tokens, to find which ones occur in a text in one pass.
-    special_trie: SpecialTrie,
+    special_trie: Trie,
     bos: Option<u32>,
     eos: Option<u32>,
     sep: Option<u32>,
@@ -92,6 +101,9 @@ pub struct Tokenizer {
     clean_spaces: bool,
 }
 
+/// The longest text [`Tokenizer::encode`] takes.
+const MAX_TEXT: usize = 1 << 30;
+
 /// A stretch of the input: plain text (a byte range) still to tokenize, or a special token.
 #[derive(Clone, Copy)]
 enum Fragment {
@@ -100,22 +112,34 @@ enum Fragment {
 }
 
 impl Tokenizer {
-    /// Builds the tokenizer llama.cpp would build from this metadata. For an SPM
-    /// vocabulary the BPE merges are derived from the scores: Gemma 3's 262,144
-    /// tokens give 514,847 merges: about 0.8 s native and 1–1.7 s in wasm (V8),
-    /// with the wasm memory peaking near 130 MiB (metadata included).
+    /// The metadata arrays a tokenizer is built from: most of a header, and of
+    /// no use once the tokenizer is built.
+    pub const TABLES: &'static [&'static str] = &[
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.precompiled_charsmap",
+    ];
+
+    /// Builds the tokenizer llama.cpp would build from this metadata.
     pub fn from_metadata(md: &Metadata) -> Result<Tokenizer, Error> {
         Self::from_lookup(&|key| md.get(key))
     }
 
     fn from_lookup(get: Lookup<'_>) -> Result<Tokenizer, Error> {
         let model = get_str(get, "tokenizer.ggml.model")?.ok_or_else(|| bad("tokenizer.ggml.model is missing"))?;
-        let tokens = read_tokens(get)?;
-        let n = tokens.len();
+        let vocab = Vocab::new(
+            get("tokenizer.ggml.tokens")
+                .ok_or_else(|| bad("tokenizer.ggml.tokens is missing"))?
+                .as_array()
+                .and_then(Array::strings)
+                .ok_or_else(|| bad("tokenizer.ggml.tokens is not an array of strings"))?,
+        )?;
+        let n = vocab.len();
         let scores = read_numbers(get, "tokenizer.ggml.scores", n)?;
-        let types = read_numbers(get, "tokenizer.ggml.token_type", n)?;
-        let mut attrs: Vec<u16> = match &types {
-            Some(t) => t.iter().map(|&t| attr::from_type(t as i64)).collect(),
+        let mut attrs: Vec<u16> = match read_numbers(get, "tokenizer.ggml.token_type", n)? {
+            Some(types) => types.into_iter().map(|t| attr::from_type(t as i64)).collect(),
             None => vec![NORMAL; n],
         };
 
@@ -216,28 +240,26 @@ impl Tokenizer {
             (&mut fim_sep, FIM_SEP_TEXTS),
         ] {
             if slot.is_none() {
-                if let Some(id) = tokens.iter().position(|t| texts.contains(&t.as_str())) {
-                    attrs[id] |= CONTROL;
-                    *slot = Some(id as u32);
+                if let Some(id) = texts.iter().filter_map(|t| vocab.id(t)).min() {
+                    attrs[id as usize] |= CONTROL;
+                    *slot = Some(id);
                 }
             }
         }
 
         let mut eog: Vec<u32> = [fim_pad, fim_rep, fim_sep].into_iter().flatten().collect();
-        for (id, text) in tokens.iter().enumerate() {
-            if EOG_TEXTS.contains(&text.as_str()) {
-                eog.push(id as u32);
-                attrs[id] |= CONTROL;
-            }
-            // gpt-oss: these must always render.
-            if ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"].contains(&text.as_str()) {
-                attrs[id] = USER_DEFINED;
-            }
+        for id in EOG_TEXTS.iter().filter_map(|t| vocab.id(t)) {
+            eog.push(id);
+            attrs[id as usize] |= CONTROL;
+        }
+        // gpt-oss: these must always render.
+        for id in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"].iter().filter_map(|t| vocab.id(t)) {
+            attrs[id as usize] = USER_DEFINED;
         }
         eog.extend([eos, eot, eom].into_iter().flatten());
         eog.sort_unstable();
         eog.dedup();
-        let has = |eog: &[u32], text: &str| eog.iter().copied().find(|&id| tokens[id as usize] == text);
+        let has = |eog: &[u32], text: &str| vocab.id(text).filter(|id| eog.contains(id));
         // o200k_harmony and solar-open: `<|end|>` ends a message, not the generation.
         if let Some(end) = has(&eog, "<|end|>") {
             let call = has(&eog, "<|call|>").or(has(&eog, "<|calls|>")).is_some();
@@ -255,14 +277,14 @@ impl Tokenizer {
 
         let mut specials: Vec<u32> =
             (0..n as u32).filter(|&id| attrs[id as usize] & (CONTROL | USER_DEFINED | UNKNOWN) != 0).collect();
-        specials.sort_by_key(|&id| std::cmp::Reverse(tokens[id as usize].len()));
+        specials.sort_by_key(|&id| std::cmp::Reverse(vocab.text(id).map_or(0, str::len)));
 
         // Per-model attributes that llama.cpp sets by name.
         let name = get_str(get, "general.name")?.unwrap_or("").to_lowercase();
         let arch = get_str(get, "general.architecture")?.unwrap_or("");
         // (llama.cpp refuses to load when one of the named tokens is missing; we skip it.)
         let set = |attrs: &mut [u16], text: &str, flag: u16, on: bool| {
-            if let Some(id) = tokens.iter().position(|t| t == text) {
+            if let Some(id) = vocab.id(text).map(|id| id as usize) {
                 attrs[id] = if on { attrs[id] | flag } else { attrs[id] & !flag };
             }
         };
@@ -283,19 +305,17 @@ impl Tokenizer {
         }
 
         let engine = match family {
-            Family::Spm => Engine::Spm(Box::new(spm::build_spm(&tokens, scores.as_deref())?)),
-            Family::Bpe(pre) => Engine::ByteLevel(Box::new(bpe::build_byte_level(&tokens, get, &pre)?)),
-            Family::Gemma4 => Engine::Escaped(Box::new(bpe::EscapedBpe::new(&tokens, get)?)),
-            Family::Wpm => Engine::Wpm(Box::new(wpm::Wpm::new(&tokens, unk, get)?)),
-            Family::Ugm => {
-                Engine::Ugm(Box::new(ugm::Ugm::new(&tokens, &attrs, scores.as_deref(), unk, add_space_prefix, get)?))
-            }
+            Family::Spm => Engine::Spm(spm::Spm::new(&vocab, scores.as_deref())),
+            Family::Bpe(pre) => Engine::ByteLevel(bpe::ByteLevel::new(&vocab, get, &pre)?),
+            Family::Gemma4 => Engine::Escaped(bpe::EscapedBpe::new(&vocab, get)?),
+            Family::Wpm => Engine::Wpm(wpm::Wpm::new(&vocab, unk, get)?),
+            Family::Ugm => Engine::Ugm(ugm::Ugm::new(&vocab, &attrs, scores.as_deref(), unk, add_space_prefix, get)?),
         };
 
-        let special_trie = SpecialTrie::new(&tokens, &specials);
+        let special_trie = Trie::new(&vocab, specials.iter().copied());
         Ok(Tokenizer {
             engine,
-            tokens,
+            vocab,
             attrs,
             special_trie,
             specials,
@@ -319,12 +339,18 @@ impl Tokenizer {
     /// `parse_special` the texts of CONTROL tokens (e.g. `<|im_start|>`) become
     /// those tokens. USER_DEFINED tokens are always matched.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, Error> {
+        // Escaped or byte-mapped, a text grows at most threefold; the models
+        // count its bytes in u32.
+        if text.len() >= MAX_TEXT {
+            return Err(bad("a text of 1 GiB or more is too long to tokenize"));
+        }
         let mut out = Vec::new();
         if add_special && self.add_bos {
             out.extend(self.bos);
         }
         // The SPM space prefix goes before the first fragment and after each special token.
         let mut after_special = true;
+        let mut seen = merge::Seen::default();
         for fragment in self.partition(text, parse_special) {
             match fragment {
                 Fragment::Token(id) => {
@@ -334,18 +360,14 @@ impl Tokenizer {
                 Fragment::Text(start, end) => {
                     let text = &text[start..end];
                     match &self.engine {
-                        Engine::Spm(bpe) => {
+                        Engine::Spm(spm) => {
                             let prefix = if self.add_space_prefix && after_special { " " } else { "" };
                             let escaped = format!("{prefix}{text}").replace(' ', "\u{2581}");
-                            let tokens = bpe.tokenize(&escaped).map_err(hf_error)?;
-                            out.extend(tokens.iter().map(|t| t.id));
+                            spm.encode(&self.vocab, &escaped, &mut seen, &mut out);
                         }
-                        Engine::ByteLevel(hf) => {
-                            let encoding = hf.encode_fast(text, false).map_err(hf_error)?;
-                            out.extend_from_slice(encoding.get_ids());
-                        }
-                        Engine::Escaped(bpe) => bpe.encode(text, &mut out)?,
-                        Engine::Wpm(wpm) => wpm.encode(text, &mut out)?,
+                        Engine::ByteLevel(bpe) => bpe.encode(&self.vocab, text, &mut seen, &mut out),
+                        Engine::Escaped(bpe) => bpe.encode(&self.vocab, text, &mut seen, &mut out),
+                        Engine::Wpm(wpm) => wpm.encode(&self.vocab, text, &mut out),
                         Engine::Ugm(ugm) => ugm.encode(text, &mut out)?,
                     }
                     after_special = false;
@@ -379,7 +401,7 @@ impl Tokenizer {
             if present.binary_search(&id).is_err() {
                 continue;
             }
-            let needle = self.tokens[id as usize].as_str();
+            let needle = self.vocab.text(id).expect("a token id");
             let mut next = Vec::with_capacity(fragments.len() + 2);
             for fragment in fragments {
                 let Fragment::Text(mut start, end) = fragment else {
@@ -457,7 +479,7 @@ impl Tokenizer {
     }
 
     fn push_piece(&self, id: u32, lstrip: bool, render_special: bool, out: &mut Vec<u8>) {
-        let Some(text) = self.tokens.get(id as usize) else { return };
+        let Some(text) = self.vocab.text(id) else { return };
         let attrs = self.attrs[id as usize];
         if !render_special && attrs & (CONTROL | UNKNOWN) != 0 {
             return;
@@ -468,7 +490,14 @@ impl Tokenizer {
         } else if attrs & NORMAL != 0 {
             match self.engine {
                 Engine::ByteLevel(_) => bpe::byte_level_decode(text, out),
-                _ => out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes()),
+                _ => {
+                    for (i, word) in text.split('\u{2581}').enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        out.extend_from_slice(word.as_bytes());
+                    }
+                }
             }
         } else if attrs & BYTE != 0 {
             out.push(byte_token_value(text));
@@ -479,7 +508,7 @@ impl Tokenizer {
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.tokens.len()
+        self.vocab.len()
     }
 
     pub fn bos_id(&self) -> Option<u32> {
@@ -516,7 +545,7 @@ impl Tokenizer {
     /// The token's string as stored in the vocabulary (e.g. `<|im_start|>`,
     /// `▁Hello`, `ĠHello`), for chat templates' `bos_token`/`eos_token`.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(String::as_str)
+        self.vocab.text(id)
     }
 
     /// Whether `encode(.., add_special = true, ..)` prepends BOS.
@@ -543,10 +572,6 @@ fn bad(message: impl Into<String>) -> Error {
     Error::Tokenizer(message.into())
 }
 
-fn hf_error(e: tokenizers::Error) -> Error {
-    Error::Tokenizer(e.to_string())
-}
-
 fn get_str<'m>(get: Lookup<'m>, key: &str) -> Result<Option<&'m str>, Error> {
     get(key).map(|v| v.as_str().ok_or_else(|| bad(format!("{key} is not a string")))).transpose()
 }
@@ -566,40 +591,21 @@ fn get_u32(get: Lookup<'_>, key: &str) -> Result<Option<u32>, Error> {
     }
 }
 
-/// `tokenizer.ggml.tokens`, with llama.cpp's rules: an empty token becomes
-/// `[EMPTY_<id>]` and a duplicate is an error.
-fn read_tokens(get: Lookup<'_>) -> Result<Vec<String>, Error> {
-    let list = get("tokenizer.ggml.tokens")
-        .ok_or_else(|| bad("tokenizer.ggml.tokens is missing"))?
-        .as_array()
-        .ok_or_else(|| bad("tokenizer.ggml.tokens is not an array"))?;
-    let mut tokens = Vec::with_capacity(list.len());
-    for (id, value) in list.iter().enumerate() {
-        let text = value.as_str().ok_or_else(|| bad(format!("tokenizer.ggml.tokens[{id}] is not a string")))?;
-        tokens.push(if text.is_empty() { format!("[EMPTY_{id}]") } else { text.to_owned() });
-    }
-    let mut seen = std::collections::HashMap::with_capacity(tokens.len());
-    for (id, text) in tokens.iter().enumerate() {
-        if let Some(first) = seen.insert(text.as_str(), id) {
-            return Err(bad(format!("duplicate token `{text}` in the vocabulary: ids {first} and {id}")));
-        }
-    }
-    if tokens.is_empty() {
-        return Err(bad("tokenizer.ggml.tokens is empty"));
-    }
-    Ok(tokens)
-}
-
-/// An optional numeric array with at least one entry per token.
-fn read_numbers(get: Lookup<'_>, key: &str, n: usize) -> Result<Option<Vec<f64>>, Error> {
+/// An optional numeric array with at least one entry per token, as llama.cpp
+/// reads it: in f32.
+fn read_numbers(get: Lookup<'_>, key: &str, n: usize) -> Result<Option<Vec<f32>>, Error> {
     let Some(value) = get(key) else { return Ok(None) };
     let list = value.as_array().ok_or_else(|| bad(format!("{key} is not an array")))?;
     if list.len() < n {
         return Err(bad(format!("{key} has {} entries for {n} tokens", list.len())));
     }
-    list[..n]
-        .iter()
-        .map(|v| v.as_f64().ok_or_else(|| bad(format!("{key} holds a non-number"))))
+    (0..n)
+        .map(|i| {
+            list.get(i)
+                .and_then(|v| v.as_f64())
+                .map(|x| x as f32)
+                .ok_or_else(|| bad(format!("{key} holds a non-number")))
+        })
         .collect::<Result<_, _>>()
         .map(Some)
 }

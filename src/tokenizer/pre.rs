@@ -1,6 +1,8 @@
 //! The regex pre-tokenizers of llama.cpp's `llm_tokenizer_bpe`, picked by
 //! `tokenizer.ggml.pre`.
 
+use fancy_regex::Regex;
+
 use crate::Error;
 
 /// The regexes of llama.cpp's `llm_tokenizer_bpe` for each family of
@@ -68,4 +70,38 @@ pub(super) fn pre_tokenizer(name: &str) -> Result<PreTokenizer, Error> {
         }
     };
     Ok(PreTokenizer { regexes, clean_spaces, ignore_merges: llama3, add_bos: llama3 })
+}
+
+/// A pre-tokenizer's regexes, compiled.
+pub(super) struct Splitter {
+    regexes: Vec<Regex>,
+}
+
+impl Splitter {
+    pub(super) fn new(pre: &PreTokenizer) -> Result<Self, Error> {
+        let compile = |regex: &&str| {
+            Regex::new(regex).map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex `{regex}`: {e}")))
+        };
+        Ok(Splitter { regexes: pre.regexes.iter().map(compile).collect::<Result<_, _>>()? })
+    }
+
+    /// The pieces of `text`: each regex in turn cuts every piece into its
+    /// matches and the stretches between them. A regex that gives up (past
+    /// fancy-regex's backtracking limit) leaves the rest of its piece whole.
+    pub(super) fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        let mut pieces: Vec<&str> = Some(text).filter(|t| !t.is_empty()).into_iter().collect();
+        let mut next = Vec::new();
+        for regex in &self.regexes {
+            for piece in pieces.drain(..) {
+                let mut from = 0;
+                for found in regex.find_iter(piece).map_while(Result::ok) {
+                    next.extend([&piece[from..found.start()], found.as_str()].into_iter().filter(|p| !p.is_empty()));
+                    from = found.end();
+                }
+                next.extend(Some(&piece[from..]).filter(|p| !p.is_empty()));
+            }
+            std::mem::swap(&mut pieces, &mut next);
+        }
+        pieces
+    }
 }

@@ -1,6 +1,5 @@
-//! Special tokens: their attributes, the texts by which llama.cpp recognises
-//! end-of-turn, fill-in-the-middle and end-of-generation tokens, and the trie
-//! that finds them in a text before the model runs.
+//! Special tokens: their attributes, and the texts by which llama.cpp
+//! recognises end-of-turn, fill-in-the-middle and end-of-generation tokens.
 
 /// Token attributes: the bit flags of llama.cpp's `llama_token_attr`.
 pub(super) mod attr {
@@ -102,75 +101,6 @@ pub(super) const EOG_TEXTS: &[&str] = &[
     "<｜end▁of▁sentence｜>",
     "[e~[",
 ];
-
-/// A byte trie of the special tokens' texts (or of Unigram's user-defined
-/// ones). Gemma has 6,400 special tokens (mostly `<unusedN>`): searching the
-/// text once per token would cost 6,400 passes.
-pub(super) struct SpecialTrie {
-    nodes: Vec<TrieNode>,
-}
-
-#[derive(Default)]
-struct TrieNode {
-    children: Vec<(u8, u32)>,
-    token: Option<u32>,
-}
-
-impl SpecialTrie {
-    pub(super) fn new(tokens: &[String], specials: &[u32]) -> Self {
-        let mut nodes = vec![TrieNode::default()];
-        for &id in specials {
-            let mut node = 0;
-            for &byte in tokens[id as usize].as_bytes() {
-                node = match nodes[node].children.iter().find(|(b, _)| *b == byte) {
-                    Some(&(_, child)) => child as usize,
-                    None => {
-                        nodes.push(TrieNode::default());
-                        let child = nodes.len() - 1;
-                        nodes[node].children.push((byte, child as u32));
-                        child
-                    }
-                };
-            }
-            nodes[node].token = Some(id);
-        }
-        SpecialTrie { nodes }
-    }
-
-    /// The length of the longest token text that `text` starts with.
-    pub(super) fn longest_prefix(&self, text: &[u8]) -> Option<usize> {
-        let mut node = &self.nodes[0];
-        let mut longest = None;
-        for (i, byte) in text.iter().enumerate() {
-            let Some(&(_, child)) = node.children.iter().find(|(b, _)| b == byte) else {
-                break;
-            };
-            node = &self.nodes[child as usize];
-            if node.token.is_some() {
-                longest = Some(i + 1);
-            }
-        }
-        longest
-    }
-
-    /// The ids of the special tokens that occur somewhere in `text`, sorted.
-    pub(super) fn occurring(&self, text: &[u8]) -> Vec<u32> {
-        let mut found = Vec::new();
-        for start in 0..text.len() {
-            let mut node = &self.nodes[0];
-            for byte in &text[start..] {
-                let Some(&(_, child)) = node.children.iter().find(|(b, _)| b == byte) else {
-                    break;
-                };
-                node = &self.nodes[child as usize];
-                found.extend(node.token);
-            }
-        }
-        found.sort_unstable();
-        found.dedup();
-        found
-    }
-}
 
 /// C's `isspace`, which llama.cpp uses for LSTRIP/RSTRIP.
 pub(super) fn is_c_space(b: u8) -> bool {

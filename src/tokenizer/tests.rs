@@ -1,11 +1,12 @@
 use std::collections::HashMap;
 
-use super::bpe::byte_of_char;
+use super::bpe::{byte_of_char, char_of_byte};
 use super::stream::{clean_up_spaces, stable_clean_prefix};
 use super::*;
+use crate::gguf::Array;
 
 fn strings(items: &[&str]) -> Value {
-    Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
+    Value::Array(Array::String(items.iter().collect()))
 }
 
 fn build(entries: Vec<(&str, Value)>) -> Result<Tokenizer, Error> {
@@ -46,12 +47,12 @@ fn spm_entries(extra: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> 
     }
     let n = tokens.len();
     // Later pieces score lower, except "bc", which beats "ab".
-    let scores: Vec<Value> = (0..n).map(|i| Value::F32(if tokens[i] == "bc" { 10.0 } else { -(i as f32) })).collect();
+    let scores: Vec<f32> = (0..n).map(|i| if tokens[i] == "bc" { 10.0 } else { -(i as f32) }).collect();
     let mut entries = vec![
         ("tokenizer.ggml.model", Value::String("llama".into())),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.into_iter().map(Value::String).collect())),
-        ("tokenizer.ggml.scores", Value::Array(scores)),
-        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens.into_iter().collect()))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types.to_vec()))),
     ];
     entries.extend(extra);
     entries
@@ -136,8 +137,8 @@ fn end_of_generation_ids() {
     let t = build(spm_entries(vec![
         ("tokenizer.ggml.eos_token_id", Value::U32(3)),
         ("tokenizer.ggml.tokens", strings(&["<unk>", "<|im_end|>", "<end_of_turn>", "x", "y"])),
-        ("tokenizer.ggml.scores", Value::Array(vec![Value::F32(0.0); 5])),
-        ("tokenizer.ggml.token_type", Value::Array(vec![Value::I32(1); 5])),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0; 5]))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(vec![1; 5]))),
     ]))
     .unwrap();
     // By text (and made CONTROL), plus the EOS id.
@@ -179,9 +180,31 @@ fn stream_drops_the_first_space_like_decode() {
     assert_eq!(text, "ab ab");
 }
 
+/// Text is merged word by word, cut before each U+2581 that follows another
+/// character, except where a token spans the cut (Gemma's `>▁</`).
+#[test]
+fn spm_merges_across_a_cut_that_a_token_spans() {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
+    tokens.extend(byte_tokens());
+    let pieces = ["▁", "a", ">", "<", "/", "</", ">▁", ">▁</", "▁a"];
+    tokens.extend(pieces.map(String::from));
+    let mut types = vec![2, 3, 3];
+    types.extend([6; 256]);
+    types.extend([1; 9]);
+    // No scores: tokens merge in the order of their ids.
+    let t = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens.into_iter().collect()))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+    ])
+    .unwrap();
+    assert_eq!(t.encode("a> </a", false, false).unwrap(), ids(&t, &["▁a", ">▁</", "a"]));
+    assert_eq!(t.encode("a> /a> </", false, false).unwrap(), ids(&t, &["▁a", ">▁", "/", "a", ">▁</"]));
+}
+
 /// GPT-2 byte-level vocabulary: the 256 byte symbols, then merged pieces.
 fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_symbol(b).to_string()).collect();
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| char_of_byte(b).to_string()).collect();
     tokens.extend(["Ġa", "Ġb", "ab", "<|endoftext|>", "<|im_start|>"].map(String::from));
     let mut types = vec![1; tokens.len()];
     let n = types.len();
@@ -190,14 +213,18 @@ fn gpt2_entries(pre: &str, merges: &[&str]) -> Vec<(&'static str, Value)> {
     vec![
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String(pre.into())),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.into_iter().map(Value::String).collect())),
-        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens.into_iter().collect()))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types.to_vec()))),
         ("tokenizer.ggml.merges", strings(merges)),
     ]
 }
 
-fn byte_symbol(b: u8) -> char {
-    (0..=0x143u32).filter_map(char::from_u32).find(|&c| byte_of_char(c) == Some(b)).unwrap()
+#[test]
+fn gpt2_byte_map_goes_both_ways() {
+    for b in 0..=255u8 {
+        assert_eq!(byte_of_char(char_of_byte(b)), Some(b));
+    }
+    assert_eq!((0..0x400).filter_map(char::from_u32).filter_map(byte_of_char).count(), 256);
 }
 
 #[test]
@@ -288,7 +315,7 @@ fn wpm_entries() -> Vec<(&'static str, Value)> {
     vec![
         ("tokenizer.ggml.model", Value::String("bert".into())),
         ("tokenizer.ggml.tokens", strings(&tokens)),
-        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types.to_vec()))),
         ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
         ("tokenizer.ggml.bos_token_id", Value::U32(1)),
         ("tokenizer.ggml.seperator_token_id", Value::U32(2)),
@@ -314,15 +341,15 @@ fn ugm_entries(charsmap: Option<Vec<u8>>) -> Vec<(&'static str, Value)> {
     let mut entries = vec![
         ("tokenizer.ggml.model", Value::String("t5".into())),
         ("tokenizer.ggml.tokens", strings(&tokens)),
-        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
-        ("tokenizer.ggml.scores", Value::Array(scores.into_iter().map(Value::F32).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types.to_vec()))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores.to_vec()))),
         ("tokenizer.ggml.eos_token_id", Value::U32(1)),
         ("tokenizer.ggml.unknown_token_id", Value::U32(2)),
         ("tokenizer.ggml.add_space_prefix", Value::Bool(true)),
         ("tokenizer.ggml.remove_extra_whitespaces", Value::Bool(true)),
     ];
     if let Some(blob) = charsmap {
-        entries.push(("tokenizer.ggml.precompiled_charsmap", Value::Array(blob.into_iter().map(Value::U8).collect())));
+        entries.push(("tokenizer.ggml.precompiled_charsmap", Value::Array(Array::U8(blob))));
     }
     entries
 }

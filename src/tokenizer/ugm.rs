@@ -1,94 +1,121 @@
 //! Unigram (`tokenizer.ggml.model` `t5`), as llama.cpp's `llm_tokenizer_ugm`:
 //! SentencePiece's normalization (the file's precompiled character map, then
 //! spaces escaped to U+2581, merged and prefixed as the flags say), then the
-//! Hugging Face Unigram model's best segmentation.
-
-use tokenizers::models::unigram::Unigram;
-use tokenizers::Model;
+//! segmentation into pieces whose scores add up to the most.
 
 use super::special::attr::{NORMAL, UNUSED, USER_DEFINED};
-use super::special::SpecialTrie;
-use super::{bad, get_bool, hf_error, Lookup};
+use super::trie::Trie;
+use super::vocab::Vocab;
+use super::{bad, get_bool, Lookup};
 use crate::Error;
 
 pub(super) struct Ugm {
-    model: Unigram,
-    /// The vocabulary id of each of the model's pieces.
-    ids: Vec<u32>,
+    /// The NORMAL, USER_DEFINED and UNUSED tokens: the pieces of a segmentation.
+    pieces: Trie,
+    /// Each token's score as a piece: USER_DEFINED ones score 0.
+    scores: Vec<f32>,
+    unk: u32,
+    /// A character that no piece covers is UNK, at 10 below the lowest NORMAL score.
+    unknown_score: f64,
     charsmap: Option<Charsmap>,
     /// USER_DEFINED tokens, which normalization leaves as they are.
-    user_defined: SpecialTrie,
+    user_defined: Trie,
     add_space_prefix: bool,
     remove_extra_whitespaces: bool,
 }
 
+/// The best segmentation of the text up to some position: its score and its last piece.
+#[derive(Clone, Copy)]
+struct Best {
+    score: f64,
+    token: u32,
+    start: usize,
+}
+
 impl Ugm {
-    /// The model's pieces are the NORMAL, USER_DEFINED (scored 0) and UNUSED
-    /// tokens, the ones llama.cpp's matcher holds. The Hugging Face model needs
-    /// its UNK among the pieces: it is added as NUL, which llama.cpp never
-    /// matches and so scores as unknown, with the unknown score.
     pub(super) fn new(
-        tokens: &[String],
+        vocab: &Vocab,
         attrs: &[u16],
-        scores: Option<&[f64]>,
+        scores: Option<&[f32]>,
         unk: Option<u32>,
         add_space_prefix: bool,
         get: Lookup<'_>,
     ) -> Result<Self, Error> {
         let unk = unk.ok_or_else(|| bad("a Unigram vocabulary needs unknown_token_id"))?;
         let scores = scores.ok_or_else(|| bad("a Unigram vocabulary needs tokenizer.ggml.scores"))?;
-        let mut pieces = Vec::new();
-        let mut ids = Vec::new();
-        let mut min_normal = f64::from(f32::MAX);
-        for (id, text) in tokens.iter().enumerate() {
-            let attr = attrs[id];
-            if attr & NORMAL != 0 {
-                min_normal = min_normal.min(scores[id]);
-            }
-            if attr & (NORMAL | USER_DEFINED | UNUSED) != 0 {
-                pieces.push((text.clone(), if attr & USER_DEFINED != 0 { 0.0 } else { scores[id] }));
-                ids.push(id as u32);
-            }
-        }
-        // llama.cpp's unknown score: 10 below the lowest NORMAL score, in f32.
-        let unknown = (min_normal as f32 - 10.0) as f64;
-        pieces.push(("\0".to_owned(), unknown));
-        ids.push(unk);
-        let mut model = Unigram::from(pieces, Some(ids.len() - 1), false).map_err(hf_error)?;
-        // Which the model takes as its lowest score minus the same 10 (this
-        // is exact: `unknown` has 24 significant bits).
-        model.min_score = unknown + 10.0;
+        let ids = 0..vocab.len() as u32;
+        let min_normal = ids.clone().filter(|&id| attrs[id as usize] & NORMAL != 0).map(|id| scores[id as usize]);
+        let unknown_score = f64::from(min_normal.fold(f32::MAX, f32::min) - 10.0);
+        let scores =
+            ids.clone().map(|id| if attrs[id as usize] & USER_DEFINED != 0 { 0.0 } else { scores[id as usize] });
+        let is_piece = |&id: &u32| attrs[id as usize] & (NORMAL | USER_DEFINED | UNUSED) != 0;
 
         let charsmap = match get("tokenizer.ggml.precompiled_charsmap") {
             None => None,
             Some(value) => {
                 let list =
                     value.as_array().ok_or_else(|| bad("tokenizer.ggml.precompiled_charsmap is not an array"))?;
-                let blob = list
-                    .iter()
-                    .map(|v| v.as_i64().map(|b| b as u8))
+                let blob = (0..list.len())
+                    .map(|i| list.get(i).and_then(|v| v.as_i64()).map(|b| b as u8))
                     .collect::<Option<Vec<u8>>>()
                     .ok_or_else(|| bad("tokenizer.ggml.precompiled_charsmap holds a non-integer"))?;
                 Some(Charsmap::new(&blob)?)
             }
         };
-        let user: Vec<u32> = (0..tokens.len() as u32).filter(|&id| attrs[id as usize] & USER_DEFINED != 0).collect();
         Ok(Ugm {
-            model,
-            ids,
+            pieces: Trie::new(vocab, ids.clone().filter(is_piece)),
+            scores: scores.collect(),
+            unk,
+            unknown_score,
             charsmap,
-            user_defined: SpecialTrie::new(tokens, &user),
+            user_defined: Trie::new(vocab, ids.filter(|&id| attrs[id as usize] & USER_DEFINED != 0)),
             add_space_prefix,
             remove_extra_whitespaces: get_bool(get, "tokenizer.ggml.remove_extra_whitespaces")?.unwrap_or(false),
         })
     }
 
+    /// llama.cpp's `tokenize`: the best segmentation of each prefix of the
+    /// normalized text, from the best of the shorter ones, then back from its
+    /// end; unknown characters in a row are one UNK.
     pub(super) fn encode(&self, text: &str, out: &mut Vec<u32>) -> Result<(), Error> {
-        let normalized = self.normalize(text)?;
-        if !normalized.is_empty() {
-            let tokens = self.model.tokenize(&normalized).map_err(hf_error)?;
-            out.extend(tokens.iter().map(|t| self.ids[t.id as usize]));
+        let text = self.normalize(text)?;
+        let text = text.as_bytes();
+        if text.is_empty() {
+            return Ok(());
         }
+        let mut best = vec![Best { score: f64::MIN, token: self.unk, start: 0 }; text.len() + 1];
+        best[0].score = 0.0;
+        let mut start = 0;
+        while start < text.len() {
+            let char_len = utf8_len(text[start]).min(text.len() - start);
+            let here = best[start].score;
+            let mut offer = |end: usize, token: u32, score: f64| {
+                if here + score > best[end].score {
+                    best[end] = Best { score: here + score, token, start };
+                }
+            };
+            let mut whole_char = false;
+            for (len, token) in self.pieces.prefixes(&text[start..]) {
+                whole_char |= len == char_len;
+                offer(start + len, token, self.scores[token as usize].into());
+            }
+            if !whole_char {
+                offer(start + char_len, self.unk, self.unknown_score);
+            }
+            start += char_len;
+        }
+        let first = out.len();
+        let (mut end, mut after_unknown) = (text.len(), false);
+        while end > 0 {
+            let Best { token, start, .. } = best[end];
+            let unknown = token == self.unk;
+            if !(unknown && after_unknown) {
+                out.push(token);
+            }
+            after_unknown = unknown;
+            end = start;
+        }
+        out[first..].reverse();
         Ok(())
     }
 

@@ -1,20 +1,20 @@
 //! WordPiece (`tokenizer.ggml.model` `bert`), as llama.cpp's `llm_tokenizer_wpm`:
-//! BERT's normalization cuts the text into words, and the Hugging Face
-//! WordPiece model takes the longest tokens from the left of each word. In the
-//! GGUF a token that starts a word begins with U+2581 and a continuation has no
-//! mark (Hugging Face's files mark continuations with `##` instead), so each
-//! word gets a leading U+2581 and continuations need no prefix.
+//! BERT's normalization cuts the text into words, and each word is taken as
+//! the longest tokens from its left. In the GGUF a token that starts a word
+//! begins with U+2581 and a continuation has no mark (Hugging Face's files mark
+//! continuations with `##` instead), so each word gets a leading U+2581 and
+//! continuations need no prefix.
 
 use regex_syntax::hir::{Class, HirKind};
-use tokenizers::models::bpe::Vocab;
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::Model;
 
-use super::{bad, get_bool, hf_error, Lookup};
+use super::vocab::Vocab;
+use super::{bad, get_bool, Lookup};
 use crate::Error;
 
 pub(super) struct Wpm {
-    model: WordPiece,
+    unk: u32,
+    /// The longest token's length in bytes: no match from a position is longer.
+    max_len: usize,
     lowercase: bool,
     /// Each character becomes the first of its canonical decomposition, and
     /// combining marks are dropped.
@@ -23,33 +23,40 @@ pub(super) struct Wpm {
 }
 
 impl Wpm {
-    pub(super) fn new(tokens: &[String], unk: Option<u32>, get: Lookup<'_>) -> Result<Self, Error> {
+    pub(super) fn new(vocab: &Vocab, unk: Option<u32>, get: Lookup<'_>) -> Result<Self, Error> {
         let unk = unk.ok_or_else(|| bad("a WordPiece vocabulary needs unknown_token_id"))?;
         // llama.cpp's defaults: lowercase, and strip accents when lowercasing.
         let lowercase = get_bool(get, "tokenizer.ggml.normalizer.lowercase")?.unwrap_or(true);
         let strip_accents = get_bool(get, "tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
-        let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
-        let model = WordPiece::builder()
-            .vocab(vocab)
-            .unk_token(tokens[unk as usize].clone())
-            .continuing_subword_prefix(String::new())
-            .max_input_chars_per_word(usize::MAX)
-            .build()
-            .map_err(hf_error)?;
-        Ok(Wpm { model, lowercase, strip_accents, categories: Categories::new() })
+        let max_len = vocab.texts().map(str::len).max().unwrap_or(0);
+        Ok(Wpm { unk, max_len, lowercase, strip_accents, categories: Categories::new() })
     }
 
-    /// A word none of whose prefixes is a token, or that runs into a
-    /// character no token continues with, becomes one UNK, as in llama.cpp.
-    /// Hugging Face's WordPiece tries every end of the rest of a word, longest
-    /// first, where llama.cpp starts at its longest token: the same result,
-    /// but a word of thousands of letters costs millions of lookups.
-    pub(super) fn encode(&self, text: &str, out: &mut Vec<u32>) -> Result<(), Error> {
+    /// Each word, with its U+2581, as the longest token that starts it, then
+    /// the longest that starts the rest, and so on. A word that runs into a
+    /// character no token continues with becomes one UNK, as in llama.cpp.
+    pub(super) fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let mut marked = String::new();
         for word in self.words(text) {
-            let tokens = self.model.tokenize(&format!("\u{2581}{word}")).map_err(hf_error)?;
-            out.extend(tokens.iter().map(|t| t.id));
+            marked.clear();
+            marked.push('\u{2581}');
+            marked.push_str(&word);
+            let word_start = out.len();
+            let mut start = 0;
+            while start < marked.len() {
+                let longest = (start + 1..=marked.len().min(start + self.max_len))
+                    .rev()
+                    .filter(|&end| marked.is_char_boundary(end))
+                    .find_map(|end| Some((end, vocab.id(&marked[start..end])?)));
+                let Some((end, id)) = longest else {
+                    out.truncate(word_start);
+                    out.push(self.unk);
+                    break;
+                };
+                out.push(id);
+                start = end;
+            }
         }
-        Ok(())
     }
 
     /// llama.cpp's `preprocess`: whitespace ends a word, controls vanish, and

@@ -20,7 +20,7 @@ pub struct TokenizerLoader {
 struct HeaderOnly;
 
 impl GgufSink for HeaderOnly {
-    fn header(&mut self, _: &Header) -> crate::Result<()> {
+    fn header(&mut self, _: &mut Header) -> crate::Result<()> {
         Ok(())
     }
 

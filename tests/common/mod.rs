@@ -12,7 +12,7 @@ pub mod requant;
 
 use std::borrow::Cow;
 use std::io::{self, Write};
-use webslm::gguf::Value;
+use webslm::gguf::{Array, Value};
 use webslm::quant::{self, GgmlType};
 
 /// Writes GGUF files, including deliberately broken ones.
@@ -158,7 +158,7 @@ impl GgufWriter {
     }
 }
 
-/// Appends one metadata value as GGUF encodes it.
+/// Appends one metadata value as GGUF encodes it; returns its type.
 pub fn encode(v: &Value, out: &mut Vec<u8>) -> u32 {
     match v {
         Value::U8(x) => out.push(*x),
@@ -172,17 +172,8 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) -> u32 {
         Value::F32(x) => out.extend(x.to_le_bytes()),
         Value::F64(x) => out.extend(x.to_le_bytes()),
         Value::Bool(x) => out.push(*x as u8),
-        Value::String(s) => {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s.as_bytes());
-        }
-        Value::Array(items) => {
-            let mut body = Vec::new();
-            let ty = items.iter().map(|i| encode(i, &mut body)).last().unwrap_or(4);
-            out.extend(ty.to_le_bytes());
-            out.extend((items.len() as u64).to_le_bytes());
-            out.extend(body);
-        }
+        Value::String(s) => encode_str(s, out),
+        Value::Array(items) => encode_array(items, out),
     }
     match v {
         Value::U8(_) => 0,
@@ -198,6 +189,41 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) -> u32 {
         Value::U64(_) => 10,
         Value::I64(_) => 11,
         Value::F64(_) => 12,
+    }
+}
+
+fn encode_str(s: &str, out: &mut Vec<u8>) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// An array's element type, count and elements.
+fn encode_array(array: &Array, out: &mut Vec<u8>) {
+    let ty: u32 = match array {
+        Array::U8(_) => 0,
+        Array::I8(_) => 1,
+        Array::U16(_) => 2,
+        Array::I16(_) => 3,
+        Array::U32(_) => 4,
+        Array::I32(_) => 5,
+        Array::F32(_) => 6,
+        Array::Bool(_) => 7,
+        Array::String(_) => 8,
+        Array::Array(_) => 9,
+        Array::U64(_) => 10,
+        Array::I64(_) => 11,
+        Array::F64(_) => 12,
+    };
+    out.extend(ty.to_le_bytes());
+    out.extend((array.len() as u64).to_le_bytes());
+    match array {
+        Array::String(strings) => strings.iter().for_each(|s| encode_str(s, out)),
+        Array::Array(arrays) => arrays.iter().for_each(|a| encode_array(a, out)),
+        _ => {
+            for i in 0..array.len() {
+                encode(&array.get(i).expect("in range"), out);
+            }
+        }
     }
 }
 

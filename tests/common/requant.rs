@@ -20,7 +20,7 @@ pub struct Tensors {
 }
 
 impl GgufSink for Tensors {
-    fn header(&mut self, header: &Header) -> webslm::Result<()> {
+    fn header(&mut self, header: &mut Header) -> webslm::Result<()> {
         self.header = Some(header.clone());
         Ok(())
     }
