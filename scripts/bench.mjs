@@ -65,7 +65,6 @@ const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
   { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
-  { id: 'webslm-node-2', library: 'webslm', where: 'Node', threads: 2 },
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
   { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
@@ -276,7 +275,6 @@ function ratiosOf(model) {
     ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
     ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
     ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
-    ['webslm, Node 2 threads / 1 thread', 'webslm-node-2', 'webslm-node'],
   ].map(([name, a, b]) => ({ model, name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
 }
 const ratios = models.flatMap(ratiosOf);
