@@ -371,7 +371,8 @@ impl Job {
                 if let (Err(_), Some(r)) = (&header, &reply) {
                     r.reader.cancel();
                 }
-                let to = if self.unless_bad(header).await? { size } else { (sink.pos * 2).clamp(FIRST_REQUEST, size) };
+                let to =
+                    if self.unless_bad(header).await? { size } else { (sink.pos * 2).max(FIRST_REQUEST).min(size) };
                 let open = match reply.take() {
                     Some(r) if r.end > sink.pos => r,
                     Some(r) => {
