@@ -79,7 +79,7 @@ pub async fn load_url(
 }
 
 /// What identifies one version of a file on the server.
-#[derive(PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug)]
 struct Validators {
     size: u64,
     etag: Option<String>,
@@ -440,11 +440,7 @@ impl Job {
         sink: &mut Sink<'_>,
         loader: &mut ModelLoader,
     ) -> Result<Reply, JsValue> {
-        let file = Validators {
-            size: reply.file.size,
-            etag: reply.file.etag.clone(),
-            last_modified: reply.file.last_modified.clone(),
-        };
+        let file = reply.file.clone();
         let mut retries = 0;
         while sink.pos < to.min(reply.end) {
             if let Err(e) = self.check_abort() {
