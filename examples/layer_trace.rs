@@ -11,7 +11,6 @@
 //! through a backend that notes every residual addition.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use webslm::cpu::{Act, Cache, Cpu, Weight};
@@ -32,8 +31,11 @@ impl Backend for Tap {
     type Act = Act;
     type Cache = Cache;
 
-    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> webslm::Result<Weight> {
-        self.cpu.upload(info, data)
+    fn alloc(&mut self, info: &TensorInfo) -> webslm::Result<Weight> {
+        self.cpu.alloc(info)
+    }
+    fn fill(&mut self, w: &mut Weight, info: &TensorInfo, first: u64, data: &[u8]) -> webslm::Result<()> {
+        self.cpu.fill(w, info, first, data)
     }
     fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> webslm::Result<Cache> {
         self.cpu.new_cache(positions, kv_dim)

@@ -1,17 +1,21 @@
 //! A developer tool: where a model's memory goes. Loads a GGUF file the way
-//! the browser does (pushed in 16 MiB chunks), then generates, and prints the
-//! heap in use and its peak after each step, counted by a wrapping allocator.
-//! The wasm build's linear memory follows the same allocations (it never
-//! shrinks, so its size is the peak).
+//! the browser does (pushed 1 MiB at a time), then generates, and prints the
+//! heap in use and its peak after each step, counted by a wrapping allocator,
+//! and the process's peak resident memory. The wasm build's linear memory
+//! follows the same allocations (it never shrinks, so its size is the peak).
+//! With `--gpu` (built with `--features gpu`) the model goes to the GPU: the
+//! heap then holds no weights, and on lavapipe, whose buffers are host
+//! memory, the resident peak shows whether the weights were held twice.
 //!
 //! ```text
-//! cargo run --release --example memory_profile -- MODEL.gguf [--context N] [--prompt-tokens N] [--max-tokens N]
+//! cargo run --release [--features gpu] --example memory_profile -- MODEL.gguf [--gpu] [--context N] [--prompt-tokens N] [--max-tokens N]
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use webslm::cpu::Cpu;
+use webslm::model::Backend;
 use webslm::session::Loader;
 use webslm::{GenerateOptions, LoadOptions, SamplerConfig};
 
@@ -51,20 +55,36 @@ fn mib(b: usize) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 
+/// The process's peak resident memory (Linux), or nothing.
+fn resident_peak() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    kib.map_or_else(String::new, |k: usize| format!("   resident peak {:>12}", mib(k << 10)))
+}
+
 fn report(step: &str) {
     println!(
-        "{step:<40} in use {:>12}   peak {:>12}",
+        "{step:<40} in use {:>12}   peak {:>12}{}",
         mib(IN_USE.load(Ordering::Relaxed)),
-        mib(PEAK.load(Ordering::Relaxed))
+        mib(PEAK.load(Ordering::Relaxed)),
+        resident_peak()
     );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path =
-        args.next().ok_or("usage: memory_profile MODEL.gguf [--context N] [--prompt-tokens N] [--max-tokens N]")?;
-    let (mut context, mut prompt_tokens, mut max_tokens) = (1024, 128, 128);
+    let path = args
+        .next()
+        .ok_or("usage: memory_profile MODEL.gguf [--gpu] [--context N] [--prompt-tokens N] [--max-tokens N]")?;
+    let (mut context, mut prompt_tokens, mut max_tokens, mut gpu) = (1024, 128, 128, false);
     while let Some(flag) = args.next() {
+        if flag == "--gpu" {
+            gpu = true;
+            continue;
+        }
         let value: usize = args.next().ok_or(format!("{flag} needs a value"))?.parse()?;
         match flag.as_str() {
             "--context" => context = value,
@@ -102,10 +122,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         use std::io::Seek;
         file.seek(std::io::SeekFrom::Start(0))?;
     }
+    let sizes = Sizes { context, prompt_tokens, max_tokens };
+    if gpu {
+        #[cfg(feature = "gpu")]
+        return profile(webslm::gpu::Gpu::new()?, file, file_len, sizes);
+        #[cfg(not(feature = "gpu"))]
+        return Err("--gpu needs a build with --features gpu".into());
+    }
+    profile(Cpu::default(), file, file_len, sizes)
+}
+
+struct Sizes {
+    context: usize,
+    prompt_tokens: usize,
+    max_tokens: usize,
+}
+
+fn profile<B: Backend>(
+    backend: B,
+    mut file: std::fs::File,
+    file_len: u64,
+    sizes: Sizes,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Sizes { context, prompt_tokens, max_tokens } = sizes;
     let options = LoadOptions { context_length: Some(context), ..Default::default() };
-    let mut loader = Loader::new(Cpu::default(), file_len, options);
+    let mut loader = Loader::new(backend, file_len, options);
     // The header alone first (64 KiB at a time, so that no tensor has begun),
-    // then 16 MiB chunks as the browser pushes them.
+    // then 1 MiB pieces as the browser pushes them.
     let mut small = [0u8; 64 << 10];
     while !loader.has_header() {
         let n = file.read(&mut small)?;
@@ -115,7 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         loader.push(&small[..n])?;
     }
     report("header, tokenizer, template");
-    let mut chunk = vec![0u8; 16 << 20];
+    let mut chunk = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut chunk)?;
         if n == 0 {

@@ -13,7 +13,6 @@ use crate::model::{cache_bytes, Architecture, Backend, Builder, Hparams, Logits}
 use crate::sampler::{Sampler, SamplerConfig, StopStrings};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{Error, Result};
-use std::borrow::Cow;
 use std::sync::Arc;
 use web_time::Instant;
 
@@ -841,8 +840,8 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         Ok(())
     }
 
-    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
+    fn rows(&mut self, info: &TensorInfo, first: u64, data: &[u8]) -> Result<()> {
         let builder = self.builder.as_mut().expect("header() comes first");
-        builder.tensor(&mut self.backend, info, data)
+        builder.rows(&mut self.backend, info, first, data)
     }
 }

@@ -36,8 +36,6 @@
 
 mod common;
 
-use std::borrow::Cow;
-
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
 use webslm::gpu::Gpu;
@@ -196,12 +194,20 @@ gpu_test! {
                 let k = cols(ty, k);
                 let (bytes, w) = matrix(ty, rows, k, &mut rng);
                 let x = rng.vec(tokens * k, 3.0);
-                if split {
-                    // Parts of about a third of the rows.
+                let t = info("w", ty, &[k, rows]);
+                let weight = if split {
+                    // Parts of about a third of the rows, filled four rows
+                    // at a time as a stream would, across the parts' ends.
                     let row_bytes = bytes.len() / rows;
                     g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
-                }
-                let weight = g.upload(&info("w", ty, &[k, rows]), Cow::Borrowed(&bytes)).unwrap();
+                    let mut weight = g.alloc(&t).unwrap();
+                    for (i, group) in bytes.chunks(4 * row_bytes).enumerate() {
+                        g.fill(&mut weight, &t, 4 * i as u64, group).unwrap();
+                    }
+                    weight
+                } else {
+                    g.upload(&t, &bytes).unwrap()
+                };
                 g.limit_binding(u32::MAX as u64);
                 let xa = g.act_from(tokens, k, &x);
                 let y = g.matmul(&xa, &weight);
@@ -234,7 +240,7 @@ gpu_test! {
         let mut g = gpu().await;
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let bytes = vec![0u8; ty.bytes_for(256).unwrap() as usize];
-            let e = g.upload(&info("w", ty, &[128, 2]), Cow::Borrowed(&bytes)).err().expect("rows of 128 K-quant weights");
+            let e = g.upload(&info("w", ty, &[128, 2]), &bytes).err().expect("rows of 128 K-quant weights");
             assert!(matches!(&e, webslm::Error::BadModel(m) if m.contains("256-weight blocks")), "{} {e:?}", ty.name());
         }
     }
@@ -253,9 +259,9 @@ gpu_test! {
             let (bytes, _) = matrix(ty, rows, k, &mut rng);
             let t = info("embd", ty, &[k, rows]);
             g.limit_binding((bytes.len() / 4) as u64);
-            let gw = g.upload(&t, Cow::Borrowed(&bytes)).unwrap();
+            let gw = g.upload(&t, &bytes).unwrap();
             g.limit_binding(u32::MAX as u64);
-            let cw = cpu.upload(&t, Cow::Borrowed(&bytes)).unwrap();
+            let cw = cpu.upload(&t, &bytes).unwrap();
             let tokens = [0u32, 49, 13, 13, 25, 37, 1, 2, 3];
             let got = {
                 let e = g.embed(&gw, &tokens);
@@ -288,7 +294,7 @@ gpu_test! {
         let w = rng.vec(cols, 2.0);
         let t = info("norm", GgmlType::F32, &[cols]);
         let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (gw, cw) = (g.upload(&t, Cow::Borrowed(&wb)).unwrap(), cpu.upload(&t, Cow::Borrowed(&wb)).unwrap());
+        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
         let gx = g.act_from(rows, cols, &x);
         let cx = cpu_act(rows, cols, &x);
 
@@ -352,7 +358,7 @@ gpu_test! {
         let vector = |g: &mut Gpu, cpu: &mut Cpu, name: &str, v: &[f32]| {
             let t = info(name, GgmlType::F32, &[v.len()]);
             let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (g.upload(&t, Cow::Borrowed(&b)).unwrap(), cpu.upload(&t, Cow::Borrowed(&b)).unwrap())
+            (g.upload(&t, &b).unwrap(), cpu.upload(&t, &b).unwrap())
         };
         for (rows, cols) in [(5, 160), (2, 2560)] {
             // Rows off centre, as residual streams are: the mean matters.
@@ -428,7 +434,7 @@ gpu_test! {
         let w = rng.vec(hd, 2.0);
         let t = info("q_norm", GgmlType::F32, &[hd]);
         let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (gw, cw) = (g.upload(&t, Cow::Borrowed(&wb)).unwrap(), cpu.upload(&t, Cow::Borrowed(&wb)).unwrap());
+        let (gw, cw) = (g.upload(&t, &wb).unwrap(), cpu.upload(&t, &wb).unwrap());
         let x = rng.vec(rows * n_head * hd, 40.0);
         let got = {
             let gx = g.act_from(rows, n_head * hd, &x);

@@ -23,7 +23,6 @@ use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
 use half::f16;
-use std::borrow::Cow;
 
 /// Runs the ops on the calling thread, matrix products and attention split
 /// over a thread pool where there is one ([`parallel`]).
@@ -229,26 +228,29 @@ impl Backend for Cpu {
         fits_in(ADDRESSABLE.saturating_sub(memory_in_use()), tensors, positions, kv_dim)
     }
 
-    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Weight> {
+    fn alloc(&mut self, info: &TensorInfo) -> Result<Weight> {
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
-            let mut v = try_zeroed(cols, &info.name)?;
-            quant::dequantize_row(info.ty, &data, &mut v);
-            return Ok(Weight::Vector(v));
+            return Ok(Weight::Vector(try_zeroed(cols, &info.name)?));
         }
         let rows = (info.n_elements() / info.dims[0]) as usize;
-        let bytes = match data {
-            Cow::Owned(bytes) => bytes,
-            Cow::Borrowed(data) => {
-                let mut bytes = Vec::new();
-                bytes
-                    .try_reserve_exact(data.len())
-                    .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, data.len())))?;
-                bytes.extend_from_slice(data);
-                bytes
+        let mut data = Vec::new();
+        data.try_reserve_exact(info.size as usize)
+            .map_err(|_| Error::OutOfMemory(format!("tensor `{}`: {} bytes", info.name, info.size)))?;
+        Ok(Weight::Matrix { ty: info.ty, rows, cols, data })
+    }
+
+    fn fill(&mut self, w: &mut Weight, info: &TensorInfo, first: u64, bytes: &[u8]) -> Result<()> {
+        match w {
+            // A vector is one row: it comes whole.
+            Weight::Vector(v) => quant::dequantize_row(info.ty, bytes, v),
+            Weight::Matrix { data, .. } => {
+                debug_assert_eq!(data.len() as u64, first * info.row_bytes(), "rows come in order");
+                // Within the capacity reserved at alloc: no reallocation.
+                data.extend_from_slice(bytes);
             }
-        };
-        Ok(Weight::Matrix { ty: info.ty, rows, cols, data: bytes })
+        }
+        Ok(())
     }
 
     fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Cache> {
@@ -639,22 +641,26 @@ mod tests {
             offset: 0,
             size: data.len() as u64,
         };
-        cpu.upload(&info, Cow::Owned(data)).unwrap()
+        cpu.upload(&info, &data).unwrap()
     }
 
-    /// A matrix handed over is kept as it is, not copied: loading a 178 MB
-    /// embedding gathered across chunks must not take twice that.
+    /// A matrix is reserved once at its size and filled in place, row group
+    /// by row group: loading a 178 MB embedding must not take twice that.
     #[test]
-    fn an_owned_matrix_is_kept_without_a_copy() {
+    fn a_matrix_is_filled_in_place() {
         let mut cpu = Cpu::default();
-        let data = vec![0u8; 4 * 34];
-        let at = data.as_ptr();
+        let data: Vec<u8> = (0..4 * 34).map(|i| i as u8).collect();
         let info =
             TensorInfo { name: "w".into(), dims: vec![32, 4], ty: GgmlType::Q8_0, offset: 0, size: data.len() as u64 };
-        let Weight::Matrix { data: kept, .. } = cpu.upload(&info, Cow::Owned(data)).unwrap() else {
-            panic!("a matrix")
-        };
-        assert_eq!(kept.as_ptr(), at);
+        let mut w = cpu.alloc(&info).unwrap();
+        let Weight::Matrix { data: kept, .. } = &w else { panic!("a matrix") };
+        let (at, capacity) = (kept.as_ptr(), kept.capacity());
+        assert_eq!(capacity, data.len());
+        cpu.fill(&mut w, &info, 0, &data[..34]).unwrap();
+        cpu.fill(&mut w, &info, 1, &data[34..]).unwrap();
+        let Weight::Matrix { data: kept, .. } = &w else { panic!("a matrix") };
+        assert_eq!((kept.as_ptr(), kept.capacity()), (at, capacity));
+        assert_eq!(kept, &data);
     }
 
     /// Several weights at once give each weight's own product, bit for bit,

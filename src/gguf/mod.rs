@@ -187,6 +187,22 @@ impl TensorInfo {
     pub fn n_elements(&self) -> u64 {
         self.dims.iter().product()
     }
+
+    /// Bytes of one row (`dims[0]` weights): the unit in which a stream
+    /// delivers the tensor. A tensor whose rows are not whole blocks, or a
+    /// vector, is one row.
+    pub fn row_bytes(&self) -> u64 {
+        match self.dims.as_slice() {
+            [cols, _, ..] => self.ty.bytes_for(*cols).filter(|&b| b > 0 && self.size % b == 0).unwrap_or(self.size),
+            _ => self.size,
+        }
+        .max(1)
+    }
+
+    /// How many rows of [`TensorInfo::row_bytes`] the tensor has.
+    pub fn n_rows(&self) -> u64 {
+        self.size / self.row_bytes()
+    }
 }
 
 /// Everything before the tensor data.

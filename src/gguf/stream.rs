@@ -1,6 +1,4 @@
-//! The push-based loader: bytes in, header and whole tensors out.
-
-use std::borrow::Cow;
+//! The push-based loader: bytes in, header and tensors' rows out.
 
 use super::{parse_header, GgufError, Header, TensorInfo};
 use crate::Result;
@@ -11,15 +9,17 @@ pub trait GgufSink {
     /// reserve memory. The sink may take out metadata that it has read and
     /// that nothing reads later (a tokenizer's tables, once it is built).
     fn header(&mut self, header: &mut Header) -> Result<()>;
-    /// Called once per tensor with exactly its bytes, as soon as they are all
-    /// in: borrowed from the chunk that held them whole, or owned when they
-    /// were gathered across chunks, so that a sink keeping them need not copy
-    /// (a 178 MB embedding copied would double the memory it takes to load).
-    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()>;
+    /// Called with a tensor's rows ([`TensorInfo::row_bytes`] each) as soon as
+    /// they are in, from row `first`, in file order: one call or many per
+    /// tensor, the last ending at [`TensorInfo::n_rows`]. Only a row that
+    /// straddles chunks is gathered, never a tensor, so that a sink can put
+    /// the bytes where they will live (a GPU buffer) without the tensor ever
+    /// being whole in host memory on the way.
+    fn rows(&mut self, info: &TensorInfo, first: u64, data: &[u8]) -> Result<()>;
 }
 
 /// Consumes a GGUF file as chunks of any size. Memory held at any time: the
-/// header while it is incomplete, or the one tensor that straddles chunks.
+/// header while it is incomplete, or the one row that straddles chunks.
 pub struct GgufStream {
     file_len: u64,
     /// Absolute offset of the next byte to arrive.
@@ -33,7 +33,7 @@ pub struct GgufStream {
     /// Tensor indices in offset order, and how many of them are delivered.
     order: Vec<usize>,
     delivered: usize,
-    /// Bytes of the tensor that straddles chunks.
+    /// Bytes of the row that straddles chunks.
     partial: Vec<u8>,
 }
 
@@ -119,8 +119,8 @@ impl GgufStream {
         }
     }
 
-    /// Delivers every tensor that `chunk`, holding bytes from absolute offset
-    /// `start`, completes.
+    /// Delivers the rows of tensors that `chunk`, holding bytes from absolute
+    /// offset `start`, completes.
     fn tensors(&mut self, start: u64, chunk: &[u8], sink: &mut impl GgufSink) -> Result<()> {
         let header = self.header.as_ref().expect("called after the header");
         let end = start + chunk.len() as u64;
@@ -133,18 +133,33 @@ impl GgufStream {
             }
             let from = t_start.max(start);
             let to = t_end.min(end);
-            let piece = &chunk[(from - start) as usize..(to - start) as usize];
-            if self.partial.is_empty() && from == t_start && to == t_end {
-                sink.tensor(info, Cow::Borrowed(piece))?;
-            } else {
-                if self.partial.is_empty() {
-                    self.partial.reserve_exact(info.size as usize);
+            let mut piece = &chunk[(from - start) as usize..(to - start) as usize];
+            let row_bytes = info.row_bytes() as usize;
+            let mut row = (from - t_start - self.partial.len() as u64) / row_bytes as u64;
+            if !self.partial.is_empty() {
+                let take = (row_bytes - self.partial.len()).min(piece.len());
+                self.partial.extend_from_slice(&piece[..take]);
+                piece = &piece[take..];
+                if self.partial.len() == row_bytes {
+                    sink.rows(info, row, &self.partial)?;
+                    self.partial.clear();
+                    row += 1;
                 }
-                self.partial.extend_from_slice(piece);
-                if to < t_end {
-                    break;
-                }
-                sink.tensor(info, Cow::Owned(std::mem::take(&mut self.partial)))?;
+            }
+            let whole = piece.len() / row_bytes * row_bytes;
+            if whole > 0 || info.size == 0 {
+                sink.rows(info, row, &piece[..whole])?;
+            }
+            if whole < piece.len() {
+                self.partial.reserve_exact(row_bytes);
+                self.partial.extend_from_slice(&piece[whole..]);
+            }
+            if to < t_end {
+                break;
+            }
+            if self.partial.capacity() > 1 << 20 {
+                // A vector or an odd tensor was gathered whole: let it go.
+                self.partial = Vec::new();
             }
             self.delivered += 1;
         }

@@ -19,7 +19,6 @@ use crate::gguf::TensorInfo;
 use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
 use crate::{Error, Result};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
@@ -33,6 +32,10 @@ const PARAMS_SLOTS: u64 = 2048;
 const MAX_GROUPS: u32 = 65535;
 /// Free activation buffers kept for reuse.
 const POOL_KEEP: usize = 32;
+/// Weight bytes written between two submits while a model loads: on
+/// lavapipe, a 1.9 GB model peaked 93 MiB above its weights with 4 MiB,
+/// 209 MiB with 16 and 500 MiB with 64 (`examples/memory_profile --gpu`).
+const WRITES_PER_SUBMIT: u64 = 4 << 20;
 /// Bind groups kept for reuse (a forward pass of a 30-layer model makes
 /// some 450).
 const BIND_GROUPS_KEEP: usize = 4096;
@@ -128,6 +131,10 @@ pub struct Gpu {
     staging: Option<wgpu::Buffer>,
     /// The greedy token's index.
     argmax_out: Option<wgpu::Buffer>,
+    /// Weights repacked for the GPU on their way from the file.
+    staging_bytes: Vec<u8>,
+    /// Bytes written to weights since the last submit.
+    written: u64,
     /// The first error the device reported on its own (out of memory, say):
     /// wgpu's default would panic. Whether it was out of memory, and its text.
     device_error: Arc<Mutex<Option<(bool, String)>>>,
@@ -184,6 +191,8 @@ impl Gpu {
             tokens: None,
             staging: None,
             argmax_out: None,
+            staging_bytes: Vec::new(),
+            written: 0,
             device_error,
         })
     }
@@ -607,39 +616,64 @@ impl Backend for Gpu {
         tensors.iter().filter(|t| t.dims.len() > 1).try_for_each(|t| self.matrix_layout(t).map(|_| ()))
     }
 
-    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Weight> {
+    fn alloc(&mut self, info: &TensorInfo) -> Result<Weight> {
         self.check_device()?;
         let cols = info.dims[0] as usize;
         if info.dims.len() == 1 {
-            let mut v = vec![0f32; cols];
-            quant::dequantize_row(info.ty, &data, &mut v);
-            let buf = self.storage(&info.name, (cols * 4) as u64)?;
-            self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&v));
-            return Ok(Weight::Vector(buf));
+            return Ok(Weight::Vector(self.storage(&info.name, (cols * 4) as u64)?));
         }
         let (format, rows, part_rows) = self.matrix_layout(info)?;
-        let row_in = data.len() / rows;
         let row_out = format.words(cols) * 4;
-        let mut parts = Vec::new();
-        let mut packed = Vec::new();
-        for row0 in (0..rows).step_by(part_rows) {
-            let n = part_rows.min(rows - row0);
-            let buf = self.storage(&info.name, (n * row_out) as u64)?;
-            // Written a few MiB at a time so that host memory stays small.
-            let step = ((4 << 20) / row_out).max(1);
-            for r in (0..n).step_by(step) {
-                let m = step.min(n - r);
-                let src = &data[(row0 + r) * row_in..(row0 + r + m) * row_in];
-                packed.clear();
-                format.pack(src, &mut packed);
-                self.queue.write_buffer(&buf, (r * row_out) as u64, &packed);
-            }
-            parts.push(Part { buf, row0, rows: n });
-        }
+        let parts = (0..rows)
+            .step_by(part_rows)
+            .map(|row0| {
+                let n = part_rows.min(rows - row0);
+                Ok(Part { buf: self.storage(&info.name, (n * row_out) as u64)?, row0, rows: n })
+            })
+            .collect::<Result<Vec<_>>>()?;
         for kernel in ["matmul_vec", "matmul_mat", "embed"] {
             self.kernel((kernel, format.name));
         }
         Ok(Weight::Matrix { ty: info.ty, rows, cols, parts })
+    }
+
+    fn fill(&mut self, w: &mut Weight, info: &TensorInfo, first: u64, data: &[u8]) -> Result<()> {
+        match w {
+            // A vector is one row: it comes whole.
+            Weight::Vector(buf) => {
+                let mut v = vec![0f32; info.dims[0] as usize];
+                quant::dequantize_row(info.ty, data, &mut v);
+                self.queue.write_buffer(buf, 0, bytemuck::cast_slice(&v));
+            }
+            Weight::Matrix { ty, cols, parts, .. } => {
+                let format = layout::Format::of(*ty).expect("checked at alloc");
+                let row_in = info.row_bytes() as usize;
+                let row_out = format.words(*cols) * 4;
+                let (first, last) = (first as usize, first as usize + data.len() / row_in);
+                // A few MiB at a time, so that the repacked copy stays small.
+                let step = ((4 << 20) / row_out).max(1);
+                for part in parts.iter().filter(|p| p.row0 < last && first < p.row0 + p.rows) {
+                    let (lo, hi) = (first.max(part.row0), last.min(part.row0 + part.rows));
+                    for r in (lo..hi).step_by(step) {
+                        let end = hi.min(r + step);
+                        self.staging_bytes.clear();
+                        format.pack(&data[(r - first) * row_in..(end - first) * row_in], &mut self.staging_bytes);
+                        self.queue.write_buffer(&part.buf, ((r - part.row0) * row_out) as u64, &self.staging_bytes);
+                    }
+                }
+                self.written += (data.len() / row_in * row_out) as u64;
+            }
+        }
+        // Each write waits in a staging buffer until it is submitted and done:
+        // a load's writes must not pile up in host memory (natively, where
+        // wgpu keeps them; a browser copies them out of wasm memory at once).
+        if self.written >= WRITES_PER_SUBMIT {
+            self.written = 0;
+            self.queue.submit([]);
+            #[cfg(not(target_arch = "wasm32"))]
+            self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::NoGpu(e.to_string()))?;
+        }
+        self.check_device()
     }
 
     fn new_cache(&mut self, positions: &[usize], kv_dim: usize) -> Result<Cache> {

@@ -16,8 +16,6 @@ pub mod qwen2;
 pub mod qwen3;
 pub mod smollm3;
 
-use std::borrow::Cow;
-
 use crate::gguf::{Header, Metadata, TensorInfo};
 use crate::{Error, Result};
 
@@ -107,9 +105,20 @@ pub trait Backend {
         let _ = (tensors, positions, kv_dim);
         Ok(())
     }
-    /// Takes one tensor's bytes as the loader streams it in; owned bytes may
-    /// be kept as they are instead of copied.
-    fn upload(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<Self::Weight>;
+    /// An empty weight for `info`, which [`Backend::fill`] then fills in row
+    /// order as the file streams in: the bytes go straight to where the
+    /// weight lives (the heap, a GPU buffer) and are never gathered whole on
+    /// the way.
+    fn alloc(&mut self, info: &TensorInfo) -> Result<Self::Weight>;
+    /// Writes rows `first..` of `w` ([`TensorInfo::row_bytes`] each; the
+    /// rows before `first` are written already).
+    fn fill(&mut self, w: &mut Self::Weight, info: &TensorInfo, first: u64, data: &[u8]) -> Result<()>;
+    /// A weight from all of its bytes at once.
+    fn upload(&mut self, info: &TensorInfo, data: &[u8]) -> Result<Self::Weight> {
+        let mut w = self.alloc(info)?;
+        self.fill(&mut w, info, 0, data)?;
+        Ok(w)
+    }
     /// Allocates a cache of `positions[i]` positions of `kv_dim` values for
     /// each layer `i` (see [`Hparams::cache_positions`]). Each layer is a
     /// ring: position `j` lives in slot `j % positions[i]`.
@@ -388,8 +397,12 @@ impl<'a> Keys<'a> {
 /// one (a fused tensor split at load: `attn_qkv` into q, k and v; a 1-D
 /// tensor's rows are its elements).
 struct Source {
-    name: String,
-    rows: Option<(usize, usize)>,
+    /// The tensor in the file.
+    tensor: String,
+    /// The weight: the tensor, or a part of its rows.
+    info: TensorInfo,
+    /// Where the weight's bytes start within the tensor's.
+    start: u64,
 }
 
 /// Collects the weights an architecture asked for as the loader streams them.
@@ -406,8 +419,8 @@ impl<W> WeightSlots<W> {
     /// Registers a tensor the model needs, checking its shape now so that a bad
     /// file fails before its weights are read.
     pub fn want(&mut self, header: &Header, name: &str, dims: &[usize]) -> Result<usize> {
-        Self::check(header, name, dims)?;
-        Ok(self.push(Source { name: name.to_string(), rows: None }))
+        let info = Self::check(header, name, dims)?.clone();
+        Ok(self.push(Source { tensor: name.to_string(), info, start: 0 }))
     }
 
     /// Registers a tensor that may be absent; `None` if it is.
@@ -432,7 +445,17 @@ impl<W> WeightSlots<W> {
                     info.ty.name()
                 )));
             }
-            slots.push(self.push(Source { name: name.to_string(), rows: Some((first, n)) }));
+            let at = |r: usize| info.ty.bytes_for(r as u64 * row).expect("checked above");
+            let mut dims = info.dims.clone();
+            *dims.last_mut().expect("a tensor has dimensions") = n as u64;
+            let part = TensorInfo {
+                name: format!("{name}[{first}..{}]", first + n),
+                dims,
+                ty: info.ty,
+                offset: info.offset + at(first),
+                size: at(n),
+            };
+            slots.push(self.push(Source { tensor: name.to_string(), info: part, start: at(first) }));
             first += n;
         }
         Ok(slots)
@@ -456,38 +479,34 @@ impl<W> WeightSlots<W> {
         self.slots.len() - 1
     }
 
-    /// Hands a streamed tensor to the backend for every slot it fills;
-    /// tensors the model does not use are dropped. Returns whether any did.
+    /// Hands streamed rows of a tensor to the backend, for every slot whose
+    /// bytes they hold; tensors the model does not use are dropped.
     pub fn offer<B: Backend<Weight = W>>(
         &mut self,
         backend: &mut B,
         info: &TensorInfo,
-        data: Cow<'_, [u8]>,
-    ) -> Result<bool> {
-        let wanted: Vec<usize> = (0..self.sources.len()).filter(|&i| self.sources[i].name == info.name).collect();
-        let mut data = Some(data);
-        for &i in &wanted {
-            let weight = match self.sources[i].rows {
-                None => backend.upload(info, data.take().expect("a whole tensor fills one slot"))?,
-                Some((first, n)) => {
-                    let bytes = data.as_deref().expect("a split tensor fills only parts");
-                    let row = if info.dims.len() == 1 { 1 } else { info.dims[0] };
-                    let at = |r: usize| info.ty.bytes_for(r as u64 * row).expect("checked at want") as usize;
-                    let mut dims = info.dims.clone();
-                    *dims.last_mut().expect("a tensor has dimensions") = n as u64;
-                    let part = TensorInfo {
-                        name: format!("{}[{first}..{}]", info.name, first + n),
-                        dims,
-                        ty: info.ty,
-                        offset: info.offset + at(first) as u64,
-                        size: at(n) as u64,
-                    };
-                    backend.upload(&part, Cow::Borrowed(&bytes[at(first)..at(first + n)]))?
-                }
+        first: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        let from = first * info.row_bytes();
+        let to = from + data.len() as u64;
+        for (source, slot) in self.sources.iter().zip(&mut self.slots) {
+            if source.tensor != info.name {
+                continue;
+            }
+            let (start, end) = (source.start, source.start + source.info.size);
+            let (lo, hi) = (from.max(start), to.min(end));
+            if lo >= hi && source.info.size > 0 {
+                continue;
+            }
+            let weight = match slot {
+                Some(w) => w,
+                None => slot.insert(backend.alloc(&source.info)?),
             };
-            self.slots[i] = Some(weight);
+            let bytes = &data[(lo - from) as usize..(hi - from) as usize];
+            backend.fill(weight, &source.info, (lo - start) / source.info.row_bytes(), bytes)?;
         }
-        Ok(!wanted.is_empty())
+        Ok(())
     }
 
     /// Takes every weight out, in registration order; fails if one never came.
@@ -495,7 +514,7 @@ impl<W> WeightSlots<W> {
         self.sources
             .into_iter()
             .zip(self.slots)
-            .map(|(s, w)| w.ok_or_else(|| Error::BadModel(format!("tensor `{}` has no data", s.name))))
+            .map(|(s, w)| w.ok_or_else(|| Error::BadModel(format!("tensor `{}` has no data", s.info.name))))
             .collect()
     }
 }
@@ -570,12 +589,16 @@ impl<B: Backend> Builder<B> {
         self.spec.hparams()
     }
 
-    /// Offers a streamed tensor; tensors the model does not use are dropped.
-    pub fn tensor(&mut self, backend: &mut B, info: &TensorInfo, data: Cow<'_, [u8]>) -> Result<()> {
+    /// Offers streamed rows of a tensor (see [`GgufSink::rows`]); tensors
+    /// the model does not use are dropped.
+    ///
+    /// [`GgufSink::rows`]: crate::gguf::GgufSink::rows
+    pub fn rows(&mut self, backend: &mut B, info: &TensorInfo, first: u64, data: &[u8]) -> Result<()> {
         match &mut self.spec {
-            Spec::Llama(m) if info.name == llama::ROPE_FREQS => m.rope_freqs(info, &data),
-            Spec::Phi3(m) if phi3::is_rope_factors(&info.name) => m.rope_factors(info, &data),
-            _ => self.slots.offer(backend, info, data).map(|_| ()),
+            // Vectors, which arrive whole (one row).
+            Spec::Llama(m) if info.name == llama::ROPE_FREQS => m.rope_freqs(info, data),
+            Spec::Phi3(m) if phi3::is_rope_factors(&info.name) => m.rope_factors(info, data),
+            _ => self.slots.offer(backend, info, first, data),
         }
     }
 

@@ -2,8 +2,6 @@
 //! file (llama.cpp's `ggml-vocab-*.gguf`, which has no tensors), the first
 //! megabytes of a model. Behind the package's `Tokenizer` and `webslm tokenize`.
 
-use std::borrow::Cow;
-
 use wasm_bindgen::prelude::*;
 
 use super::{coded_error, js_error};
@@ -24,7 +22,7 @@ impl GgufSink for HeaderOnly {
         Ok(())
     }
 
-    fn tensor(&mut self, _: &TensorInfo, _: Cow<'_, [u8]>) -> crate::Result<()> {
+    fn rows(&mut self, _: &TensorInfo, _: u64, _: &[u8]) -> crate::Result<()> {
         Ok(())
     }
 }

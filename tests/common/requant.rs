@@ -8,7 +8,6 @@
 
 use super::GgufWriter;
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use webslm::gguf::{GgufSink, Header, TensorInfo};
 use webslm::quant::{self, GgmlType};
@@ -24,8 +23,11 @@ impl GgufSink for Tensors {
         self.header = Some(header.clone());
         Ok(())
     }
-    fn tensor(&mut self, info: &TensorInfo, data: Cow<'_, [u8]>) -> webslm::Result<()> {
-        self.tensors.push((info.clone(), data.into_owned()));
+    fn rows(&mut self, info: &TensorInfo, first: u64, data: &[u8]) -> webslm::Result<()> {
+        if first == 0 {
+            self.tensors.push((info.clone(), Vec::with_capacity(info.size as usize)));
+        }
+        self.tensors.last_mut().expect("a tensor's first rows come first").1.extend_from_slice(data);
         Ok(())
     }
 }
