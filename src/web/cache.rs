@@ -5,6 +5,7 @@
 //! A chunk and the record that counts it are written in one transaction: the
 //! record never claims a chunk that is not there.
 
+use std::future::Future;
 use super::idb;
 use super::{coded_error, from_js, to_js};
 use js_sys::{Array, Reflect, Uint8Array};
@@ -161,12 +162,18 @@ impl Cache {
         Ok(())
     }
 
-    /// Chunk `index` of `url`; `None` if it is missing.
-    pub async fn read_chunk(&self, url: &str, index: u32) -> Result<Option<Uint8Array>, JsValue> {
-        let (_, store) = self.store(CHUNKS, IdbTransactionMode::Readonly).map_err(storage_error)?;
-        let value =
-            idb::request(&store.get(&chunk_key(url, index)).map_err(storage_error)?).await.map_err(storage_error)?;
-        Ok(value.dyn_into::<Uint8Array>().ok())
+    /// Chunk `index` of `url`; `None` if it is missing. The read starts now,
+    /// so that the next chunk can be on its way while this one is pushed.
+    pub fn read_chunk(&self, url: &str, index: u32) -> impl Future<Output = Result<Option<Uint8Array>, JsValue>> {
+        let request = self
+            .store(CHUNKS, IdbTransactionMode::Readonly)
+            .and_then(|(_, store)| store.get(&chunk_key(url, index)))
+            .map(|r| idb::request(&r))
+            .map_err(storage_error);
+        async move {
+            let value = request?.await.map_err(storage_error)?;
+            Ok(value.dyn_into::<Uint8Array>().ok())
+        }
     }
 
     /// How many chunks of `url` are stored.

@@ -200,9 +200,13 @@ impl Job {
     /// Reads chunks `0..count` from the cache into `loader`; returns the bytes read.
     async fn replay(&mut self, cache: &Cache, count: u32, loader: &mut ModelLoader) -> Result<u64, JsValue> {
         let mut loaded = 0;
+        let mut next = (count > 0).then(|| cache.read_chunk(&self.url, 0));
         for index in 0..count {
             self.check_abort()?;
-            let Some(chunk) = cache.read_chunk(&self.url, index).await? else {
+            let reading = next.take().expect("read ahead");
+            // The next chunk is read while this one is pushed.
+            next = (index + 1 < count).then(|| cache.read_chunk(&self.url, index + 1));
+            let Some(chunk) = reading.await? else {
                 self.forget().await;
                 return Err(coded_error(
                     "IO",

@@ -18,12 +18,14 @@ pub fn factory() -> Option<IdbFactory> {
 }
 
 /// Settles with the first of two callbacks that `arm` installs; `value` and
-/// `error` are read when the event fires.
-async fn first_of(
-    arm: impl FnOnce(&Function, &Function),
-    value: impl Fn() -> JsValue + 'static,
-    error: impl Fn() -> JsValue + 'static,
-) -> Result<JsValue, JsValue> {
+/// `error` are read when the event fires. The callbacks are installed now,
+/// not when the future is first polled, so that an event that fires before
+/// then is not missed.
+fn first_of<V: Fn() -> JsValue + 'static, E: Fn() -> JsValue + 'static>(
+    arm: Box<dyn FnOnce(&Function, &Function) + '_>,
+    value: V,
+    error: E,
+) -> impl std::future::Future<Output = Result<JsValue, JsValue>> + use<V, E> {
     let mut arm = Some(arm);
     let mut handlers = None;
     let mut value = Some(value);
@@ -39,36 +41,42 @@ async fn first_of(
         (arm.take().expect("called once"))(on_ok.as_ref().unchecked_ref(), on_err.as_ref().unchecked_ref());
         handlers = Some((on_ok, on_err));
     });
-    let result = JsFuture::from(promise).await;
-    drop(handlers);
-    result
+    async move {
+        let result = JsFuture::from(promise).await;
+        drop(handlers);
+        result
+    }
 }
 
-/// The result of a request, or the `DOMException` it failed with.
-pub async fn request(request: &IdbRequest) -> Result<JsValue, JsValue> {
+/// The result of a request, or the `DOMException` it failed with. Listens
+/// from the call on: the request may be awaited later.
+pub fn request(request: &IdbRequest) -> impl std::future::Future<Output = Result<JsValue, JsValue>> + use<> {
     let (ok, err) = (request.clone(), request.clone());
-    let result = first_of(
-        |on_ok, on_err| {
+    let waiting = first_of(
+        Box::new(|on_ok, on_err| {
             request.set_onsuccess(Some(on_ok));
             request.set_onerror(Some(on_err));
-        },
+        }),
         move || ok.result().unwrap_or(JsValue::UNDEFINED),
         move || err.error().ok().flatten().map_or_else(|| "request failed".into(), JsValue::from),
-    )
-    .await;
-    request.set_onsuccess(None);
-    request.set_onerror(None);
-    result
+    );
+    let request = request.clone();
+    async move {
+        let result = waiting.await;
+        request.set_onsuccess(None);
+        request.set_onerror(None);
+        result
+    }
 }
 
 /// Waits until `tx` commits; an aborted transaction gives its error.
 pub async fn commit(tx: &IdbTransaction) -> Result<(), JsValue> {
     let err = tx.clone();
     let result = first_of(
-        |on_ok, on_err| {
+        Box::new(|on_ok, on_err| {
             tx.set_oncomplete(Some(on_ok));
             tx.set_onabort(Some(on_err));
-        },
+        }),
         || JsValue::UNDEFINED,
         move || err.error().map_or_else(|| "transaction aborted".into(), JsValue::from),
     )
