@@ -221,14 +221,32 @@ async function openSource(source, signal) {
   if (/^(blob|data):/i.test(text) || (!isNode && !isDeno)) return fetchSource(text, signal);
   const path = text.startsWith('file:') ? new URL(text) : text;
   if (isNode) {
-    const { stat } = await import('node:fs/promises');
-    const { createReadStream } = await import('node:fs');
-    const size = (await stat(path)).size;
-    return { size, chunks: createReadStream(path, { highWaterMark: 4 << 20, signal }) };
+    const file = await (await import('node:fs/promises')).open(path, 'r');
+    const size = (await file.stat()).size;
+    return { size, chunks: readFileChunks(file) };
   }
   const file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   return { size, chunks: readStream(file.readable) };
+}
+
+/**
+ * A Node file's bytes, 4 MiB at a time into one reused buffer: each chunk is
+ * valid until the next is asked for, which every consumer here allows (it
+ * pushes a chunk into the engine before it asks). A fresh buffer a chunk
+ * would leave hundreds of MiB of a large model waiting for the GC.
+ */
+async function* readFileChunks(file) {
+  const buffer = new Uint8Array(4 << 20);
+  try {
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, buffer.byteLength, null);
+      if (bytesRead === 0) return;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await file.close();
+  }
 }
 
 function* sliceChunks(bytes) {
