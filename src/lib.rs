@@ -12,6 +12,7 @@ pub mod error;
 pub mod gguf;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod heap;
 pub mod model;
 pub mod quant;
 pub mod sampler;

@@ -42,6 +42,20 @@ fn tokenizes_runs_forward_passes_and_generates() {
     assert!(s.stats().generated_tokens == pieces.len());
 }
 
+/// Memory a freed model held counts as free again, though wasm memory never
+/// shrinks: the check before a load must not refuse a model the engine held
+/// a moment ago.
+#[wasm_bindgen_test]
+fn freed_memory_counts_as_free_again() {
+    let before = webslm::heap::in_use();
+    let held = std::hint::black_box(vec![1u8; 64 << 20]);
+    assert!(webslm::heap::in_use() >= before + (64 << 20));
+    let pages = core::arch::wasm32::memory_size(0);
+    drop(held);
+    assert!(webslm::heap::in_use() < before + (1 << 20), "{} then {}", before, webslm::heap::in_use());
+    assert_eq!(core::arch::wasm32::memory_size(0), pages, "wasm memory does not shrink");
+}
+
 mod js_api {
     use super::common::tiny_llama;
     use js_sys::{Object, Reflect};

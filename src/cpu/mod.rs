@@ -120,14 +120,6 @@ const ADDRESSABLE: u64 = if cfg!(target_pointer_width = "32") { 1 << 32 } else {
 /// the logits, the tokenizer and the loader's buffers), with room to spare.
 const WORKING_MEMORY: u64 = 128 << 20;
 
-/// Memory already taken: wasm32's linear memory as it stands.
-fn memory_in_use() -> u64 {
-    #[cfg(target_arch = "wasm32")]
-    return core::arch::wasm32::memory_size(0) as u64 * 65536;
-    #[cfg(not(target_arch = "wasm32"))]
-    0
-}
-
 /// Refuses, from the header alone, a model whose weights (matrices as they
 /// are in the file, vectors widened to f32), KV cache and working memory
 /// exceed `available` bytes, saying which part to make smaller.
@@ -226,7 +218,7 @@ impl Backend for Cpu {
     type Cache = Cache;
 
     fn check_fits(&self, tensors: &[TensorInfo], positions: &[usize], kv_dim: usize) -> Result<()> {
-        fits_in(ADDRESSABLE.saturating_sub(memory_in_use()), tensors, positions, kv_dim)
+        fits_in(ADDRESSABLE.saturating_sub(crate::heap::in_use()), tensors, positions, kv_dim)
     }
 
     fn alloc(&mut self, info: &TensorInfo) -> Result<Weight> {
