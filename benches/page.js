@@ -10,13 +10,13 @@ const WLLAMA = '/node_modules/@wllama/wllama';
 let library;
 
 /**
- * Loads the model by `url` with `threads`, `device` (webslm), `contextLength`
+ * Loads the model by `url` with `threads`, `device`, `worker` and `cache` (webslm), `contextLength`
  * and the texts of its end-of-generation tokens: the load time, where the
  * bytes came from, and what runs.
  */
-export async function load({ name, url, threads, device, contextLength, endOfGeneration }) {
+export async function load({ name, url, threads, device, worker, cache, contextLength, endOfGeneration }) {
   url = new URL(url, location.href).href;
-  library = name === 'webslm' ? await webslm(url, threads, device, contextLength, endOfGeneration) : await wllama(url, threads, contextLength);
+  library = name === 'webslm' ? await webslm(url, { threads, device, worker, cache, contextLength }, endOfGeneration) : await wllama(url, threads, contextLength);
   const loaded = await library.load();
   return { ...loaded, crossOriginIsolated, info: library.info() };
 }
@@ -30,13 +30,20 @@ export async function generate({ maxTokens, ...prompt }) {
   return library.generate(prompt, maxTokens);
 }
 
-/** Frees the model and loads it again, now from the library's cache. */
-export async function reload() {
+/**
+ * Frees the model and loads it again, now from the library's cache, and
+ * generates the prompt's first token: the time from the load call to it is
+ * what a returning user waits for a first word.
+ */
+export async function reload(prompt) {
   await library.free();
-  return library.load();
+  const start = performance.now();
+  const loaded = await library.load();
+  await library.generate(prompt, 1);
+  return { ...loaded, firstTokenMs: performance.now() - start };
 }
 
-async function webslm(url, threads, device, contextLength, endOfGeneration) {
+async function webslm(url, options, endOfGeneration) {
   const { Generator } = await import('/pkg/index.js');
   let gen;
   let bias;
@@ -44,7 +51,7 @@ async function webslm(url, threads, device, contextLength, endOfGeneration) {
     async load() {
       let network = false;
       const start = performance.now();
-      gen = await Generator.load(url, { threads, device, contextLength, onProgress: (p) => (network ||= p.phase === 'download') });
+      gen = await Generator.load(url, { ...options, onProgress: (p) => (network ||= p.phase === 'download') });
       const loadMs = performance.now() - start;
       bias = await measure.banEndOfGeneration(gen, endOfGeneration);
       return { loadMs, source: network ? 'network' : 'IndexedDB' };

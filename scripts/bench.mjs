@@ -53,6 +53,19 @@ const MODELS = {
     endOfGeneration: ['</s>'],
     large: true,
   },
+  // Llama-3.2-3B's shape: 1.9 GB, loaded on the CPU in Chromium (wasm32's
+  // 4 GiB hold it with its cache). Not cached: a fresh browser context's
+  // storage quota is smaller than the file (the fallback to an uncached load
+  // when storage runs out is issue 26's).
+  llama3b: {
+    name: 'Llama-3.2-3B shape, random weights, Q4_K_M',
+    file: 'models/synth/llama-3.2-3b-Q4_K_M.gguf',
+    synth: ['llama-3.2-3b', 'Q4_K_M'],
+    prompt: { ids: null, text: fixture.bench_prompt },
+    endOfGeneration: ['<|end_of_text|>', '<|eot_id|>'],
+    large: true,
+    cache: false,
+  },
 };
 const MAX_TOKENS = 128;
 /** The same KV cache for both libraries (wllama's n_ctx), room for 128 + 128 positions. */
@@ -64,6 +77,7 @@ const OUT = new URL('target/bench/results.json', root);
 const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
+  { id: 'webslm-worker', library: 'webslm', where: 'Chromium, plain page, Worker mode', isolated: false, threads: 1, worker: true },
   { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
@@ -185,12 +199,12 @@ async function browserRun(config, server) {
     const peakReset = await resetPeak(pid);
     // The loaded page before the library is imported: what the run adds is measured from here.
     const { rss: idleBytes } = await memory(pid);
-    const { file, prompt, endOfGeneration } = MODELS[config.model];
-    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, contextLength: CONTEXT, endOfGeneration });
+    const { file, prompt, endOfGeneration, cache } = MODELS[config.model];
+    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, worker: config.worker, cache, contextLength: CONTEXT, endOfGeneration });
     await call('warmup', prompt);
     const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS }));
     const { peak } = await memory(pid);
-    const cacheLoad = await call('reload');
+    const cacheLoad = await call('reload', prompt);
     if ((await rendererPid(page)) !== pid) throw new Error('the page moved to another renderer process during the run');
     return { load, cacheLoad, info: { ...info, crossOriginIsolated }, run, othersCpu, idleBytes, peakBytes: peak, peakSinceProcessStart: !peakReset, chromium: browser.version() };
   } catch (e) {
@@ -259,6 +273,7 @@ for (const result of results) {
         wallTimeToFirstTokenMs: m((r) => r.run.wall.timeToFirstTokenMs),
         loadMs: m((r) => r.load.loadMs),
         cacheLoadMs: m((r) => r.cacheLoad?.loadMs),
+        cacheFirstTokenMs: m((r) => r.cacheLoad?.firstTokenMs),
         peakBytes: m((r) => r.peakBytes),
         peakOverIdleBytes: m((r) => r.peakBytes - r.idleBytes),
         othersCpu: m((r) => r.othersCpu),
@@ -327,7 +342,7 @@ const meta = {
   wllama: JSON.parse(await readFile(new URL('node_modules/@wllama/wllama/package.json', root), 'utf8')).version,
 };
 
-const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'peak memory', 'peak − idle', 'tokens', "others' CPU"];
+const header = ['configuration', 'ran on', 'prefill tok/s', 'decode tok/s', 'TTFT ms', 'decode tok/s (wall)', 'TTFT ms (wall)', 'load', 'load again', 'load again → 1st token', 'peak memory', 'peak − idle', 'tokens', "others' CPU"];
 const rowOf = (r) => {
   const name = `${r.library}, ${r.where}, threads: ${r.threads}`;
   const m = r.median;
@@ -343,6 +358,7 @@ const rowOf = (r) => {
     fmt(m.wallTimeToFirstTokenMs, 0),
     `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
     m.cacheLoadMs === null ? '—' : `${seconds(m.cacheLoadMs)} (${sources(r.runs.map((x) => x.cacheLoad))})`,
+    seconds(m.cacheFirstTokenMs),
     mib(m.peakBytes),
     mib(m.peakOverIdleBytes),
     tokens(r.runs),
@@ -367,7 +383,7 @@ webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${met
 
 ${sections.join('\n')}
 
-Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache. Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
+Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache; load again → 1st token: from that load call to the first token of the benchmark prompt (the cached load, the prompt's prefill and one token, on code not yet warmed up in that library's fresh instance). Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
 ${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;
 
 console.log(markdown);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds `logits`, `greedy`, `quantize` and `tokenize` (see the .cpp files) against llama-cpp-python 0.3.36's vendored
+# Builds `logits`, `greedy`, `quantize`, `tokenize`, `layers` and `speed` (see the .cpp files) against llama-cpp-python 0.3.36's vendored
 # llama.cpp, the version that made tests/fixtures. Takes about 15 minutes on 2
 # cores. Output: scripts/reference/build/{logits,greedy,quantize,tokenize}.
 set -euo pipefail
@@ -22,9 +22,9 @@ cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=O
   -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF >/dev/null
 cmake --build "$src/build" --target llama -j 2 >/dev/null
-for tool in logits greedy quantize tokenize layers; do
+for tool in logits greedy quantize tokenize layers speed; do
   g++ -O2 -std=c++17 ../$tool.cpp -I"$src/include" -I"$src/ggml/include" -o $tool \
     "$src/build/src/libllama.a" "$src/build/ggml/src/libggml.a" "$src/build/ggml/src/libggml-cpu.a" \
     "$src/build/ggml/src/libggml-base.a" -lpthread
 done
-echo "built $(pwd)/logits, greedy, quantize and tokenize"
+echo "built $(pwd)/logits, greedy, quantize, tokenize, layers and speed"
