@@ -5,11 +5,11 @@
 //! A chunk and the record that counts it are written in one transaction: the
 //! record never claims a chunk that is not there.
 
-use std::future::Future;
 use super::idb;
 use super::{coded_error, from_js, to_js};
 use js_sys::{Array, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
