@@ -619,7 +619,7 @@ impl GenerationState {
 }
 
 /// Loads a model from a GGUF file pushed in chunks of any size: the file is
-/// never held whole, each tensor goes to the backend as soon as it is complete.
+/// never held whole, each tensor's rows go to the backend as soon as they are in.
 pub struct Loader<B: Backend> {
     stream: GgufStream,
     sink: LoadSink<B>,

@@ -1,10 +1,11 @@
 //! GGUF reader (versions 2 and 3).
 //!
 //! The reader is push-based: [`GgufStream`] takes the file as an ordered
-//! sequence of byte chunks of any size and hands the header, then each tensor,
-//! to a [`GgufSink`] as soon as its bytes are complete. A loader therefore never
-//! holds the whole file: weights can stream out of IndexedDB, a network
-//! response or a file straight into the engine. Every count, size and offset is
+//! sequence of byte chunks of any size and hands the header, then each
+//! tensor's rows, to a [`GgufSink`] as soon as their bytes are in. A loader
+//! therefore never holds the whole file, nor even a whole tensor on its way:
+//! weights stream out of IndexedDB, a network response or a file straight
+//! into the engine's buffers (on the CPU's heap or the GPU). Every count, size and offset is
 //! checked against the declared file size before anything is allocated.
 
 mod array;
@@ -225,8 +226,8 @@ impl Header {
     }
 }
 
-/// Reads a whole in-memory GGUF file, passing each tensor to `sink` as a slice
-/// of `bytes` (no copy).
+/// Reads a whole in-memory GGUF file, passing each tensor's rows to `sink` as
+/// slices of `bytes` (no copy).
 pub fn read_slice(bytes: &[u8], sink: &mut impl GgufSink) -> Result<Header, crate::Error> {
     let mut stream = GgufStream::new(bytes.len() as u64);
     stream.push(bytes, sink)?;
