@@ -52,17 +52,24 @@ export interface LoadOptions {
   contextLength?: number;
   /**
    * Called as bytes arrive: `loaded` of `total` bytes of the file, from the
-   * network ('download') or from a file, memory or the cache ('load'). If it
-   * throws, the load stops and rejects with INVALID_ARGUMENT (the throw as its
-   * `cause`), or with what it threw if that is a WebslmError.
+   * network ('download') or from a file, memory or the cache ('load'); and
+   * with a 'warning' (its `code` and `message`) when the load goes on despite
+   * a problem: the cache could not take the model. If it throws, the load
+   * stops and rejects with INVALID_ARGUMENT (the throw as its `cause`), or
+   * with what it threw if that is a WebslmError.
    */
-  onProgress?: (progress: { phase: 'download' | 'load'; loaded: number; total: number }) => void;
+  onProgress?: (progress: LoadProgress) => void;
   /**
-   * Keep a URL's download in IndexedDB (default true, where the runtime has
-   * IndexedDB): an interrupted download resumes, and later loads need no
-   * network. A full quota fails with QUOTA_EXCEEDED.
+   * Keep a URL's download in IndexedDB (default true): an interrupted
+   * download resumes, and later loads need no network. Where the cache
+   * cannot take the model (no IndexedDB, as in some private windows; a quota
+   * too small, before or during the download; a failed write) the download
+   * goes on into memory and the model loads uncached (`info.cached` false),
+   * with a 'warning' progress event naming the cause; what the cache held
+   * of this file is removed, every other cached model stays. 'required'
+   * fails instead (QUOTA_EXCEEDED, IO); false never caches.
    */
-  cache?: boolean;
+  cache?: boolean | 'required';
   /** Expected SHA-256 of the file, in hex: a mismatch fails with INTEGRITY and nothing is cached. */
   sha256?: string;
   /** Bytes per cache record (default 4 MiB; a half-cached download resumes with its own). */
@@ -143,6 +150,11 @@ export interface Tool {
   function: { name: string; description?: string; parameters?: Record<string, unknown> };
 }
 
+/** What `onProgress` receives while a model loads. */
+export type LoadProgress =
+  | { phase: 'download' | 'load'; loaded: number; total: number }
+  | { phase: 'warning'; code: ErrorCode; message: string; loaded: number; total: number };
+
 export interface ModelInfo {
   architecture: string;
   name: string | null;
@@ -171,6 +183,8 @@ export interface ModelInfo {
   build: 'simd128' | 'relaxed-simd' | 'threads+simd128' | 'threads+relaxed-simd';
   /** Whether the engine runs in a dedicated Worker (the `worker` load option). */
   worker: boolean;
+  /** Whether the model's file is in the download cache (a URL load that stored it, or came from it). */
+  cached: boolean;
 }
 
 export interface Stats {

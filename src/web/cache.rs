@@ -96,10 +96,16 @@ pub struct Cache {
 
 impl Cache {
     /// The cache, or `None` where there is no IndexedDB (Node, Deno) or it
-    /// cannot be opened (some private-browsing modes): loads then stream
-    /// without caching.
+    /// cannot be opened (some private-browsing modes).
     pub async fn open() -> Option<Cache> {
-        let factory = idb::factory()?;
+        Cache::try_open().await.ok().flatten()
+    }
+
+    /// The cache; `None` where the runtime has no IndexedDB (Node, Deno),
+    /// an error where it has one that cannot be opened (some private
+    /// windows, storage turned off).
+    pub async fn try_open() -> Result<Option<Cache>, JsValue> {
+        let Some(factory) = idb::factory() else { return Ok(None) };
         let db = idb::open(&factory, DB_NAME, DB_VERSION, |db| {
             let names = db.object_store_names();
             for store in [MODELS, CHUNKS] {
@@ -109,9 +115,8 @@ impl Cache {
             }
             Ok(())
         })
-        .await
-        .ok()?;
-        Some(Cache { db })
+        .await?;
+        Ok(Some(Cache { db }))
     }
 
     fn store(

@@ -42,10 +42,30 @@ extern "C" {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct UrlOptions {
     context_length: Option<u32>,
-    /// Keep the download in IndexedDB (where there is one); default true.
-    cache: Option<bool>,
+    /// `true` (the default): keep the download in IndexedDB where it can,
+    /// else load it uncached with a warning; `false`: never cache;
+    /// `"required"`: fail where it cannot be cached.
+    cache: Option<CacheOption>,
     sha256: Option<String>,
     chunk_size: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CacheOption {
+    On(bool),
+    Named(String),
+}
+
+/// Where a URL's download goes besides the engine.
+#[derive(Clone, Copy, PartialEq)]
+enum CacheMode {
+    Off,
+    /// Into IndexedDB while it takes the bytes; a model it cannot take loads
+    /// uncached.
+    Prefer,
+    /// Into IndexedDB, or the load fails.
+    Required,
 }
 
 /// `loadUrl(url, options, onProgress, signal, gpu)`: the engine for the GGUF file
@@ -63,7 +83,33 @@ pub async fn load_url(
     if options.chunk_size == Some(0) {
         return Err(coded_error("INVALID_ARGUMENT", "chunkSize must be positive"));
     }
-    let cache = if options.cache.unwrap_or(true) { Cache::open().await } else { None };
+    let mode = match options.cache {
+        None | Some(CacheOption::On(true)) => CacheMode::Prefer,
+        Some(CacheOption::On(false)) => CacheMode::Off,
+        Some(CacheOption::Named(name)) if name == "required" => CacheMode::Required,
+        Some(CacheOption::Named(name)) => {
+            return Err(coded_error("INVALID_ARGUMENT", &format!("cache is true, false or 'required', not '{name}'")))
+        }
+    };
+    let progress = Progress { callback: on_progress, total: 0, reported: None };
+    let required = |why: &str| coded_error("IO", &format!("{why}: the model cannot be cached (cache: 'required')"));
+    let cache = match mode {
+        CacheMode::Off => None,
+        // Node and Deno have no IndexedDB: a URL loads uncached there.
+        _ => match Cache::try_open().await {
+            Ok(Some(cache)) => Some(cache),
+            Ok(None) if mode == CacheMode::Required => return Err(required("this runtime has no IndexedDB")),
+            Ok(None) => None,
+            Err(e) => {
+                let why = format!("IndexedDB cannot be opened here ({})", message(&e));
+                if mode == CacheMode::Required {
+                    return Err(required(&why));
+                }
+                progress.warn("IO", &format!("{why}: the model loads without being cached"));
+                None
+            }
+        },
+    };
     let mut job = Job {
         url,
         context_length: options.context_length,
@@ -71,7 +117,8 @@ pub async fn load_url(
         chunk_size,
         chunk_size_given: options.chunk_size.is_some(),
         cache,
-        progress: Progress { callback: on_progress, total: 0, reported: None },
+        required: mode == CacheMode::Required,
+        progress,
         signal,
         gpu,
     };
@@ -123,6 +170,23 @@ impl Progress {
         // A throwing callback is the page's bug; it does not stop the load.
         let _ = callback.call1(&JsValue::NULL, &event);
     }
+
+    /// A `warning` event: something went wrong that the load survives
+    /// (the cache could not take the model). `code` names the cause.
+    fn warn(&self, code: &str, message: &str) {
+        let Some(callback) = &self.callback else { return };
+        let event = Object::new();
+        for (key, value) in [
+            ("phase", JsValue::from("warning")),
+            ("code", code.into()),
+            ("message", message.into()),
+            ("loaded", (self.reported.unwrap_or(0) as f64).into()),
+            ("total", (self.total as f64).into()),
+        ] {
+            let _ = Reflect::set(&event, &key.into(), &value);
+        }
+        let _ = callback.call1(&JsValue::NULL, &event);
+    }
 }
 
 struct Job {
@@ -134,6 +198,8 @@ struct Job {
     /// download resumes with the chunks it began with.
     chunk_size_given: bool,
     cache: Option<Cache>,
+    /// Fail rather than load uncached when the cache cannot take the model.
+    required: bool,
     progress: Progress,
     signal: Option<AbortSignal>,
     /// The GPU to load onto (taken by the job's one loader), or the CPU.
@@ -185,6 +251,20 @@ impl Job {
         }
     }
 
+    /// The cache could not take the model (`e`: a full quota, a failed
+    /// write): unless the cache is required, the load goes on without it,
+    /// with a warning, and what was stored of this file is removed (every
+    /// other cached model stays as it was).
+    async fn uncached(&self, e: JsValue) -> Result<(), JsValue> {
+        if self.required {
+            return Err(e);
+        }
+        let code = code_of(&e).unwrap_or_else(|| "IO".into());
+        self.progress.warn(&code, &format!("the model loads without being cached: {}", message(&e)));
+        self.forget().await;
+        Ok(())
+    }
+
     /// Passes `result` on, first forgetting the cached file when its bytes are
     /// bad (not a GGUF file, or not the expected SHA-256).
     async fn unless_bad<T>(&self, result: Result<T, JsValue>) -> Result<T, JsValue> {
@@ -196,7 +276,6 @@ impl Job {
         result
     }
 
-    /// Reads chunks `0..count` from the cache into `loader`; returns the bytes read.
     /// Reads chunks `0..count` from the cache into `loader`; returns the bytes read.
     async fn replay(&mut self, cache: &Cache, count: u32, loader: &mut ModelLoader) -> Result<u64, JsValue> {
         let mut loaded = 0;
@@ -240,7 +319,7 @@ impl Job {
                 record.sha256.clone_from(&self.sha256);
                 cache.put_record(&record).await?;
             }
-            loader.finish()
+            loader.finish().map(Engine::in_cache)
         }
         .await
     }
@@ -342,10 +421,9 @@ impl Job {
                 return Err(e);
             }
         };
-        let cache = self.cache.clone();
+        let mut cache = self.cache.clone();
         let result = async {
-            if let (None, Some(cache)) = (&record, &cache) {
-                check_quota(size).await?;
+            if let (None, Some(c)) = (&record, &cache) {
                 let fresh = Record {
                     url: self.url.clone(),
                     size,
@@ -357,16 +435,36 @@ impl Job {
                     sha256: None,
                     updated_at: js_sys::Date::now(),
                 };
-                cache.put_record(&fresh).await?;
-                request_persistence().await;
-                record = Some(fresh);
+                let stored = async {
+                    check_quota(size).await?;
+                    c.put_record(&fresh).await
+                };
+                match stored.await {
+                    Ok(()) => {
+                        request_persistence().await;
+                        record = Some(fresh);
+                    }
+                    Err(e) => {
+                        if let Err(e) = self.uncached(e).await {
+                            reply.reader.cancel();
+                            return Err(e);
+                        }
+                        cache = None;
+                    }
+                }
             }
             let mut pos = 0;
             if let (Some(r), Some(cache)) = (&record, &cache) {
                 pos = self.replay(cache, r.chunks_stored, &mut loader).await?;
             }
             let staging = cache.is_some().then(|| Uint8Array::new_with_length(self.chunk_size));
-            let mut sink = Sink { cache: record.as_mut().zip(cache.as_ref()).zip(staging), pos, staged: 0 };
+            let mut sink = Sink {
+                cache: record.as_mut().zip(cache.as_ref()).zip(staging),
+                required: self.required,
+                failed: None,
+                pos,
+                staged: 0,
+            };
             let mut reply = Some(reply);
             while sink.pos < size {
                 // The header first, in requests that double what has come,
@@ -393,12 +491,17 @@ impl Job {
             // Every byte is in; what remains is building the engine.
             self.progress.report("load", size);
             self.unless_bad(loader.verify()).await?;
+            let mut cached = false;
             if let Some(((record, cache), _)) = sink.cache {
                 record.complete = true;
                 record.sha256.clone_from(&self.sha256);
-                cache.put_record(record).await?;
+                match cache.put_record(record).await {
+                    Ok(()) => cached = true,
+                    Err(e) => self.uncached(e).await?,
+                }
             }
-            loader.finish()
+            let engine = loader.finish()?;
+            Ok(if cached { engine.in_cache() } else { engine })
         }
         .await;
         let refused = |e: &JsValue| {
@@ -409,7 +512,8 @@ impl Job {
         };
         match result {
             Err(e) if code_of(&e).as_deref() == Some("QUOTA_EXCEEDED") => {
-                // Give the space back; every other cached model stays as it was.
+                // (cache: 'required') Give the space back; every other cached
+                // model stays as it was.
                 self.forget().await;
                 Err(e)
             }
@@ -457,7 +561,10 @@ impl Job {
                     let skipped = (sink.pos - reply.at).min(bytes.length() as u64);
                     reply.at += bytes.length() as u64;
                     let fresh = bytes.subarray(skipped as u32, bytes.length());
-                    let result = sink.take(&fresh, self.chunk_size, file.size, loader).await;
+                    let mut result = sink.take(&fresh, self.chunk_size, file.size, loader).await;
+                    if let (Ok(()), Some(e)) = (&result, sink.failed.take()) {
+                        result = self.uncached(e).await;
+                    }
                     if result.is_err() {
                         reply.reader.cancel();
                     }
@@ -529,6 +636,10 @@ async fn check_quota(size: u64) -> Result<(), JsValue> {
 /// chunk long, reused) that is appended to the cache once whole.
 struct Sink<'a> {
     cache: Option<((&'a mut Record, &'a Cache), Uint8Array)>,
+    /// Fail when the cache cannot take a chunk; else stop caching and keep
+    /// the error in `failed` for the job to report.
+    required: bool,
+    failed: Option<JsValue>,
     /// File offset of the next byte.
     pos: u64,
     /// Bytes of the chunk being gathered.
@@ -560,8 +671,14 @@ impl Sink<'_> {
                 // stored as a copy of its own length.
                 let whole = self.staged == chunk_size;
                 let chunk = if whole { staging.clone() } else { staging.slice(0, self.staged) };
-                cache.append_chunk(record, &chunk).await?;
                 self.staged = 0;
+                if let Err(e) = cache.append_chunk(record, &chunk).await {
+                    if self.required {
+                        return Err(e);
+                    }
+                    self.cache = None;
+                    self.failed = Some(e);
+                }
             }
         }
         Ok(())

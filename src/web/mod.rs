@@ -276,7 +276,7 @@ impl ModelLoader {
                 SessionOrCpu::Cpu(s) => AnySession::Cpu(s),
             },
         };
-        Ok(Engine { session, generation: None })
+        Ok(Engine { session, generation: None, cached: false })
     }
 }
 
@@ -412,13 +412,27 @@ struct JsScore {
 pub struct Engine {
     session: AnySession,
     generation: Option<GenerationState>,
+    /// Whether the model's file is in the download cache (a URL load that
+    /// stored it or came from it).
+    cached: bool,
+}
+
+impl Engine {
+    /// Marks the engine's file as held in the download cache.
+    pub(crate) fn in_cache(mut self) -> Engine {
+        self.cached = true;
+        self
+    }
 }
 
 #[wasm_bindgen]
 impl Engine {
-    /// Architecture, parameters, quantization, context length, KV cache size.
+    /// Architecture, parameters, quantization, context length, KV cache
+    /// size, and whether the file is cached.
     pub fn info(&self) -> JsValue {
-        to_js(on!(&self.session, s => s.info()))
+        let info = to_js(on!(&self.session, s => s.info()));
+        let _ = js_sys::Reflect::set(&info, &"cached".into(), &self.cached.into());
+        info
     }
 
     /// What runs the model: `cpu`, or the GPU adapter's name.
