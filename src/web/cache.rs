@@ -72,7 +72,7 @@ pub fn storage_error(e: JsValue) -> JsValue {
     if name == "QuotaExceededError" {
         coded_error(
             "QUOTA_EXCEEDED",
-            "the browser's storage quota is full: delete a cached model (Generator.cache.delete) or load with cache: false",
+            "the browser's storage quota is full: delete a cached model (Generator.cache.delete) to make room",
         )
     } else {
         coded_error("IO", &format!("model cache (IndexedDB): {name} {message}"))

@@ -621,7 +621,7 @@ async fn check_quota(size: u64) -> Result<(), JsValue> {
             "QUOTA_EXCEEDED",
             &format!(
                 "the model ({}) is larger than the storage this site may still use ({} of {}): delete a cached model \
-                 (Generator.cache.delete) or load with cache: false",
+                 (Generator.cache.delete) to make room",
                 mib(size as f64),
                 mib(free),
                 mib(quota)

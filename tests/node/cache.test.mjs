@@ -195,7 +195,7 @@ test('sha256: a mismatch is rejected and nothing is kept; a match is recorded', 
   await rejectsWith(load(url, { sha256: 'xyz' }), 'INVALID_ARGUMENT');
 });
 
-test('a full quota gives QUOTA_EXCEEDED and leaves other cached models intact', async () => {
+test("a quota that fills during the download: the model loads uncached with a warning (cache: 'required' fails with QUOTA_EXCEEDED); other cached models stay intact", async () => {
   const kept = `${base}/m/kept.gguf`;
   const full = `${base}/m/full.gguf`;
   (await load(kept)).gen.dispose();
@@ -205,7 +205,15 @@ test('a full quota gives QUOTA_EXCEEDED and leaves other cached models intact', 
     return put.call(this, value, key);
   };
   try {
-    await rejectsWith(load(full), 'QUOTA_EXCEEDED');
+    const { gen, events } = await load(full);
+    assert.equal(gen.info.cached, false);
+    const warnings = events.filter((e) => e.phase === 'warning');
+    assert.deepEqual(warnings.map((w) => w.code), ['QUOTA_EXCEEDED']);
+    assert.match(warnings[0].message, /without being cached: .*quota is full/);
+    assert.equal(events.at(-1).loaded, bytes.byteLength, 'the download went on to the end');
+    gen.dispose();
+    assert.equal(await entry(full), undefined, 'the partial download is given back');
+    await rejectsWith(load(full, { cache: 'required' }), 'QUOTA_EXCEEDED');
   } finally {
     IDBObjectStore.prototype.put = put;
   }
@@ -214,7 +222,9 @@ test('a full quota gives QUOTA_EXCEEDED and leaves other cached models intact', 
   assert.equal((await entry(kept)).complete, true);
   assert.ok((await cachedBytes(kept)).equals(bytes));
   requests = [];
-  (await load(kept)).gen.dispose();
+  const again = await load(kept);
+  assert.equal(again.gen.info.cached, true);
+  again.gen.dispose();
   assert.deepEqual(requests, []);
 });
 
