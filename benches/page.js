@@ -10,13 +10,13 @@ const WLLAMA = '/node_modules/@wllama/wllama';
 let library;
 
 /**
- * Loads the model by `url` with `threads`, `device`, `worker` and `cache` (webslm), `contextLength`
+ * Loads the model by `url` with `threads`, `device` and `worker` (webslm), `contextLength`
  * and the texts of its end-of-generation tokens: the load time, where the
  * bytes came from, and what runs.
  */
-export async function load({ name, url, threads, device, worker, cache, contextLength, endOfGeneration }) {
+export async function load({ name, url, threads, device, worker, contextLength, endOfGeneration }) {
   url = new URL(url, location.href).href;
-  library = name === 'webslm' ? await webslm(url, { threads, device, worker, cache, contextLength }, endOfGeneration) : await wllama(url, threads, contextLength);
+  library = name === 'webslm' ? await webslm(url, { threads, device, worker, contextLength }, endOfGeneration) : await wllama(url, threads, contextLength);
   const loaded = await library.load();
   return { ...loaded, crossOriginIsolated, info: library.info() };
 }
