@@ -5,8 +5,9 @@
 //! tensor's rows, to a [`GgufSink`] as soon as their bytes are in. A loader
 //! therefore never holds the whole file, nor even a whole tensor on its way:
 //! weights stream out of IndexedDB, a network response or a file straight
-//! into the engine's buffers (on the CPU's heap or the GPU). Every count, size and offset is
-//! checked against the declared file size before anything is allocated.
+//! into the engine's buffers (on the CPU's heap or the GPU). Every count,
+//! size and offset is checked against the declared file size before
+//! anything is allocated.
 
 mod array;
 mod header;

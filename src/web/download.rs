@@ -156,35 +156,33 @@ struct Progress {
 
 impl Progress {
     fn report(&mut self, phase: &str, loaded: u64) {
-        let Some(callback) = &self.callback else { return };
-        if self.reported.is_some_and(|r| loaded < self.total && loaded < r + (1 << 20)) {
+        if self.callback.is_none() || self.reported.is_some_and(|r| loaded < self.total && loaded < r + (1 << 20)) {
             return;
         }
         self.reported = Some(loaded);
-        let event = Object::new();
-        for (key, value) in
-            [("phase", JsValue::from(phase)), ("loaded", (loaded as f64).into()), ("total", (self.total as f64).into())]
-        {
-            let _ = Reflect::set(&event, &key.into(), &value);
-        }
-        // A throwing callback is the page's bug; it does not stop the load.
-        let _ = callback.call1(&JsValue::NULL, &event);
+        self.emit(&[("phase", phase.into()), ("loaded", (loaded as f64).into())]);
     }
 
     /// A `warning` event: something went wrong that the load survives
     /// (the cache could not take the model). `code` names the cause.
     fn warn(&self, code: &str, message: &str) {
-        let Some(callback) = &self.callback else { return };
-        let event = Object::new();
-        for (key, value) in [
-            ("phase", JsValue::from("warning")),
+        let loaded = self.reported.unwrap_or(0) as f64;
+        self.emit(&[
+            ("phase", "warning".into()),
             ("code", code.into()),
             ("message", message.into()),
-            ("loaded", (self.reported.unwrap_or(0) as f64).into()),
-            ("total", (self.total as f64).into()),
-        ] {
-            let _ = Reflect::set(&event, &key.into(), &value);
+            ("loaded", loaded.into()),
+        ]);
+    }
+
+    /// Calls the callback with an event of `fields` and the file's total.
+    fn emit(&self, fields: &[(&str, JsValue)]) {
+        let Some(callback) = &self.callback else { return };
+        let event = Object::new();
+        for (key, value) in fields.iter().chain([&("total", (self.total as f64).into())]) {
+            let _ = Reflect::set(&event, &(*key).into(), value);
         }
+        // A throwing callback is the page's bug; it does not stop the load.
         let _ = callback.call1(&JsValue::NULL, &event);
     }
 }
@@ -458,13 +456,8 @@ impl Job {
                 pos = self.replay(cache, r.chunks_stored, &mut loader).await?;
             }
             let staging = cache.is_some().then(|| Uint8Array::new_with_length(self.chunk_size));
-            let mut sink = Sink {
-                cache: record.as_mut().zip(cache.as_ref()).zip(staging),
-                required: self.required,
-                failed: None,
-                pos,
-                staged: 0,
-            };
+            let mut sink =
+                Sink { cache: record.as_mut().zip(cache.as_ref()).zip(staging), failed: None, pos, staged: 0 };
             let mut reply = Some(reply);
             while sink.pos < size {
                 // The header first, in requests that double what has come,
@@ -636,9 +629,8 @@ async fn check_quota(size: u64) -> Result<(), JsValue> {
 /// chunk long, reused) that is appended to the cache once whole.
 struct Sink<'a> {
     cache: Option<((&'a mut Record, &'a Cache), Uint8Array)>,
-    /// Fail when the cache cannot take a chunk; else stop caching and keep
-    /// the error in `failed` for the job to report.
-    required: bool,
+    /// Why the cache stopped taking chunks, for the job to decide on
+    /// ([`Job::uncached`]): the bytes still go into the loader.
     failed: Option<JsValue>,
     /// File offset of the next byte.
     pos: u64,
@@ -673,9 +665,6 @@ impl Sink<'_> {
                 let chunk = if whole { staging.clone() } else { staging.slice(0, self.staged) };
                 self.staged = 0;
                 if let Err(e) = cache.append_chunk(record, &chunk).await {
-                    if self.required {
-                        return Err(e);
-                    }
                     self.cache = None;
                     self.failed = Some(e);
                 }
