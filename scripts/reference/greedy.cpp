@@ -4,40 +4,20 @@
 // each of up to N steps, the chosen id then llama.cpp's top-3 as `id logit`
 // pairs, one step a line; it stops after an end-of-generation token. Built by
 // build.sh; long.py turns its output into reference_long.json.
-#include "llama.h"
+#include "common.h"
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <vector>
 
-static bool decode(llama_context * ctx, const std::vector<llama_token> & ids, int pos) {
-    llama_batch batch = llama_batch_init(ids.size(), 0, 1);
-    for (size_t i = 0; i < ids.size(); i++) {
-        batch.token[i] = ids[i];
-        batch.pos[i] = pos + i;
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = 0;
-        batch.logits[i] = i + 1 == ids.size();
-    }
-    batch.n_tokens = ids.size();
-    bool ok = llama_decode(ctx, batch) == 0;
-    llama_batch_free(batch);
-    return ok;
-}
-
 int main(int argc, char ** argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL N ID...\n", argv[0]);
         return 2;
     }
-    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
-    llama_backend_init();
-    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
-    if (!model) {
-        fprintf(stderr, "cannot load %s\n", argv[1]);
-        return 1;
-    }
+    llama_model * model = load_model(argv[1]);
+    if (!model) return 1;
     const int steps = atoi(argv[2]);
     std::vector<llama_token> ids;
     for (int i = 3; i < argc; i++) ids.push_back(atoi(argv[i]));

@@ -3,7 +3,7 @@
 // `layers MODEL OUT.bin ID...` writes n_layer x n_embd little-endian f32.
 // For finding the layer where another engine's numbers part from
 // llama.cpp's (scripts/reference/layers.py). Built by build.sh.
-#include "llama.h"
+#include "common.h"
 #include "ggml.h"
 #include "ggml-backend.h"
 #include <cstdio>
@@ -30,9 +30,7 @@ int main(int argc, char ** argv) {
         fprintf(stderr, "usage: %s MODEL OUT.bin ID...\n", argv[0]);
         return 2;
     }
-    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
-    llama_backend_init();
-    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    llama_model * model = load_model(argv[1]);
     if (!model) return 1;
     std::vector<llama_token> ids;
     for (int i = 3; i < argc; i++) ids.push_back(atoi(argv[i]));

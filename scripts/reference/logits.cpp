@@ -4,7 +4,7 @@
 // the llama.cpp that llama-cpp-python vendors. LOGITS_BATCH=n feeds the
 // tokens n at a time instead, LOGITS_THREADS=n sets the threads (2): for
 // llama.cpp's own spread on a file.
-#include "llama.h"
+#include "common.h"
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
@@ -15,13 +15,8 @@ int main(int argc, char ** argv) {
         fprintf(stderr, "usage: %s MODEL OUT.bin ID...\n", argv[0]);
         return 2;
     }
-    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
-    llama_backend_init();
-    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
-    if (!model) {
-        fprintf(stderr, "cannot load %s\n", argv[1]);
-        return 1;
-    }
+    llama_model * model = load_model(argv[1]);
+    if (!model) return 1;
     std::vector<llama_token> ids;
     for (int i = 3; i < argc; i++) ids.push_back(atoi(argv[i]));
 

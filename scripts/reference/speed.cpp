@@ -4,7 +4,7 @@
 // one JSON line: prefill and decode tokens per second. The token ids are
 // arbitrary (speed does not depend on them). Built by build.sh; beside
 // webslm's `npm run bench` figures on the same file and machine.
-#include "llama.h"
+#include "common.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,33 +15,13 @@ static double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-static bool decode(llama_context * ctx, const std::vector<llama_token> & ids, int pos) {
-    llama_batch batch = llama_batch_init(ids.size(), 0, 1);
-    for (size_t i = 0; i < ids.size(); i++) {
-        batch.token[i] = ids[i];
-        batch.pos[i] = pos + i;
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = 0;
-        batch.logits[i] = i + 1 == ids.size();
-    }
-    batch.n_tokens = ids.size();
-    bool ok = llama_decode(ctx, batch) == 0;
-    llama_batch_free(batch);
-    return ok;
-}
-
 int main(int argc, char ** argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s MODEL THREADS PROMPT_TOKENS GEN_TOKENS [RUNS]\n", argv[0]);
         return 2;
     }
-    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
-    llama_backend_init();
-    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
-    if (!model) {
-        fprintf(stderr, "cannot load %s\n", argv[1]);
-        return 1;
-    }
+    llama_model * model = load_model(argv[1]);
+    if (!model) return 1;
     const int threads = atoi(argv[2]), n_prompt = atoi(argv[3]), n_gen = atoi(argv[4]);
     const int runs = argc > 5 ? atoi(argv[5]) : 3;
     auto cp = llama_context_default_params();
