@@ -218,6 +218,66 @@ fn tiles_equal_single_row_products() {
     }
 }
 
+type Packed = fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
+
+/// The packed kernels (four interleaved rows, `quant::packed`) against the
+/// file-layout product of each row: one group with one to four tokens, four
+/// groups with one, on random rows and rows of extreme codes.
+#[wasm_bindgen_test]
+fn packed_kernels_equal_row_products() {
+    use webslm::quant::packed;
+    use GgmlType::*;
+    let kinds: [(GgmlType, GgmlType, Dot, Packed); 2] = [
+        (Q4K, Q8K, scalar::vec_dot_q4_k_q8_k, simd128::packed_q4_k_q8_k),
+        (Q6K, Q8K, scalar::vec_dot_q6_k_q8_k, simd128::packed_q6_k_q8_k),
+    ];
+    let mut rng = Rng(91);
+    for (ty, act_ty, dot, kernel) in kinds {
+        let n = 512;
+        let rows: Vec<Vec<u8>> = (0..16).map(|r| weight_row(ty, n, &mut rng, [0, 0, 1, 2][r % 4])).collect();
+        let mut scratch = Vec::new();
+        let groups: Vec<Vec<u8>> = rows
+            .chunks(4)
+            .map(|four| {
+                let mut g = four.concat();
+                packed::pack_group(ty, &mut g, &mut scratch);
+                g
+            })
+            .collect();
+        let acts: Vec<Vec<u8>> = (0..4).map(|i| act_row(act_ty, n, &mut rng, [0, 1, 2, 0][i])).collect();
+        let same = |got: f32, want: f32| got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+        for (g, group) in groups.iter().enumerate() {
+            for tokens in 1..=4 {
+                let a: Vec<&[u8]> = acts[..tokens].iter().map(|a| &a[..]).collect();
+                let mut out = [[f32::NAN; 4]; 4];
+                kernel(n, &[group], &a, &mut out);
+                for (t, a) in a.iter().enumerate() {
+                    for r in 0..4 {
+                        let want = dot(n, &rows[4 * g + r], a);
+                        assert!(
+                            same(out[t][r], want),
+                            "{} group {g}, {tokens} tokens, row {r} token {t}: {} vs {want}",
+                            ty.name(),
+                            out[t][r]
+                        );
+                    }
+                }
+            }
+        }
+        let all: Vec<&[u8]> = groups.iter().map(|g| &g[..]).collect();
+        for a in &acts {
+            let mut out = [[f32::NAN; 4]; 4];
+            kernel(n, &all, &[a], &mut out);
+            for (g, o) in out.iter().enumerate() {
+                for r in 0..4 {
+                    let want = dot(n, &rows[4 * g + r], a);
+                    assert!(same(o[r], want), "{} four groups, group {g} row {r}: {} vs {want}", ty.name(), o[r]);
+                }
+            }
+        }
+    }
+}
+
 fn rows_to_quantize(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
     let mut rows = vec![
         (0..n).map(|_| rng.f32()).collect::<Vec<_>>(),

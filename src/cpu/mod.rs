@@ -33,6 +33,9 @@ pub struct Cpu {
     /// The RoPE angles last computed for each set of parameters: every layer
     /// of a forward pass rotates the same positions.
     rope_angles: Vec<RopeAngles>,
+    /// Working space of `quant::packed`: a group of rows as it is packed, a
+    /// row of the embedding table as it is unpacked.
+    pack_scratch: Vec<u8>,
 }
 
 /// The (cos, sin) pairs of positions `start..` for `rope`, `rope.dims / 2` a position.
@@ -43,7 +46,8 @@ struct RopeAngles {
 }
 
 pub enum Weight {
-    /// A matrix of `rows` rows of `cols` elements, in `ty`'s blocks.
+    /// A matrix of `rows` rows of `cols` elements, in `ty`'s blocks (in
+    /// groups of four interleaved rows where `quant::packed` packs `ty`).
     Matrix { ty: GgmlType, rows: usize, cols: usize, data: Vec<u8> },
     /// A vector (norm weights), dequantized once at load.
     Vector(Vec<f32>),
@@ -188,9 +192,7 @@ impl Cpu {
             for &(ty, rows, data) in &mats {
                 let (lo, hi) = (first.max(start), (first + n).min(start + rows));
                 if lo < hi {
-                    let w_row = ty.bytes_for(cols as u64).expect("checked at load") as usize;
-                    let weights = &data[(lo - start) * w_row..(hi - start) * w_row];
-                    quant::matmul(ty, cols, weights, acts, &mut out[lo - first..], stride);
+                    quant::matmul(ty, cols, data, lo - start..hi - start, acts, &mut out[lo - first..], stride);
                 }
                 start += rows;
             }
@@ -237,10 +239,17 @@ impl Backend for Cpu {
         match w {
             // A vector is one row: it comes whole.
             Weight::Vector(v) => quant::dequantize_row(info.ty, bytes, v),
-            Weight::Matrix { data, .. } => {
-                debug_assert_eq!(data.len() as u64, first * info.row_bytes(), "rows come in order");
+            Weight::Matrix { ty, data, .. } => {
+                let row = info.row_bytes() as usize;
+                debug_assert_eq!(data.len(), first as usize * row, "rows come in order");
                 // Within the capacity reserved at alloc: no reallocation.
+                let packed = data.len() / (4 * row);
                 data.extend_from_slice(bytes);
+                if quant::packed::is_packed(*ty) {
+                    for group in data[packed * 4 * row..].chunks_exact_mut(4 * row) {
+                        quant::packed::pack_group(*ty, group, &mut self.pack_scratch);
+                    }
+                }
             }
         }
         Ok(())
@@ -270,7 +279,7 @@ impl Backend for Cpu {
         for (t, dst) in tokens.iter().zip(out.data.chunks_exact_mut(*cols)) {
             // Ids are checked against the vocabulary before a forward pass.
             let r = (*t as usize).min(rows - 1);
-            quant::dequantize_row(*ty, &data[r * row_bytes..(r + 1) * row_bytes], dst);
+            quant::dequantize_row(*ty, quant::packed::file_row(*ty, data, row_bytes, r, &mut self.pack_scratch), dst);
         }
         out
     }

@@ -5,6 +5,8 @@
 //! integer dot products block by block. `scalar` holds the portable reference
 //! kernels.
 
+use core::ops::Range;
+
 /// The element types a GGUF tensor may have, with ggml's numeric ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GgmlType {
@@ -174,6 +176,7 @@ impl GgmlType {
     }
 }
 
+pub mod packed;
 /// The portable reference kernels; public so that the instruction-set
 /// kernels can be checked against them (`tests/simd_kernels.rs`).
 #[doc(hidden)]
@@ -306,37 +309,122 @@ pub fn vec_dot_4x(ty: GgmlType, n: usize, w: [&[u8]; 4], acts: &[&[u8]], out: &m
     }
 }
 
-/// Matrix product with quantized activations: `w` holds whole weight rows of
-/// `n` elements in `ty`, `act` whole rows in `vec_dot_type(ty)`, and
-/// `out[t * stride + r]` receives weight row `r` · activation row `t`.
-/// Weight rows go four at a time, outermost, so that each group is read once
-/// for the whole batch; tokens go four at a time through [`vec_dot_4x`].
+/// Groups of four packed rows ([`packed`]) against activation rows:
+/// `out[g * acts.len() + t][r]` = row `r` of `groups[g]` · `acts[t]`, for one
+/// group and one to four activation rows, or four groups and one.
 ///
-/// The four rows of a group lie a quarter of the matrix apart (`q`, `q + R/4`,
-/// `q + R/2`, `q + 3R/4`): four distant streams of memory instead of one.
-/// Decode reads every weight once from DRAM and wasm has no prefetch
-/// instruction; in Chromium on a 2-core EPYC one sequential stream read at
-/// 2.4 GB/s and four distant ones at 6.5 GB/s, and the 49152-row output
-/// matrix's product ran 2.5× faster this way.
+/// Panics for a type that is not [`packed::is_packed`].
+pub fn packed_dot(ty: GgmlType, n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+    debug_assert!(matches!((groups.len(), acts.len()), (1, 1..=4) | (4, 1)));
+    debug_assert!(out.len() >= groups.len() * acts.len());
+    use GgmlType::*;
+    match ty {
+        Q4K => kernels::packed_q4_k_q8_k(n, groups, acts, out),
+        Q6K => kernels::packed_q6_k_q8_k(n, groups, acts, out),
+        _ => unsupported("packed_dot", ty),
+    }
+}
+
+/// Tokens whose activations a packed matrix product keeps at hand while it
+/// goes through every group of rows: 64 rows of Q8_K activations of
+/// TinyLlama's feed-forward (5632 wide) are 410 KB, well inside a 2 MB L2,
+/// and a group of four rows (at most 4 × 6 KB here) stays in L1 for all 64.
+const TOKEN_BLOCK: usize = 64;
+
+/// Matrix product with quantized activations: `w` holds a whole matrix of
+/// rows of `n` elements in `ty` ([`packed`] where that type is), `act` whole
+/// rows in `vec_dot_type(ty)`, and `out[t * stride + r - rows.start]`
+/// receives weight row `r` · activation row `t`, for each `r` in `rows`.
+///
+/// Packed matrices go a group of four rows at a time, each group read once
+/// for a block of tokens. One token (decode) takes four groups a quarter of
+/// the range apart, as the file-layout product takes four rows: four distant
+/// streams of memory instead of one. Decode reads every weight once from DRAM
+/// and wasm has no prefetch instruction; in Chromium on a 2-core EPYC one
+/// sequential stream read at 2.4 GB/s and four distant ones at 6.5 GB/s, and
+/// the 49152-row output matrix's product ran 2.5× faster this way.
 ///
 /// Panics for a type that is not [`GgmlType::is_supported`].
-pub fn matmul(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
+pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], out: &mut [f32], stride: usize) {
     let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
     let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
-    let (rows, tokens) = (w.len() / w_row, act.len() / a_row);
-    debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0);
-    assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows);
+    let tokens = act.len() / a_row;
+    debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0 && rows.end * w_row <= w.len());
+    assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows.len());
+    if !packed::is_packed(ty) {
+        return matmul_rows(ty, n, &w[rows.start * w_row..rows.end * w_row], act, out, stride);
+    }
+    let packed_rows = w.len() / w_row / 4 * 4;
+    let (g0, g1) = (rows.start / 4, rows.end.min(packed_rows).div_ceil(4));
+    let group = |g: usize| &w[4 * g * w_row..][..4 * w_row];
+    // Keeps the rows of group `g` that lie in `rows`.
+    let mut put = |g: usize, t: usize, v: [f32; 4]| {
+        for (r, x) in (4 * g..4 * g + 4).zip(v) {
+            if rows.contains(&r) {
+                out[t * stride + r - rows.start] = x;
+            }
+        }
+    };
+    let mut tile = [[0f32; 4]; 4];
+    if tokens == 1 {
+        let quarter = g1.saturating_sub(g0) / 4;
+        for q in g0..g0 + quarter {
+            let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
+            packed_dot(ty, n, &four.map(group), &[act], &mut tile);
+            for (&g, &v) in four.iter().zip(&tile) {
+                put(g, 0, v);
+            }
+        }
+        for g in g0 + 4 * quarter..g1 {
+            packed_dot(ty, n, &[group(g)], &[act], &mut tile);
+            put(g, 0, tile[0]);
+        }
+    } else {
+        for first in (0..tokens).step_by(TOKEN_BLOCK) {
+            let block = &act[first * a_row..(first + TOKEN_BLOCK).min(tokens) * a_row];
+            for g in g0..g1 {
+                for (c, four) in block.chunks(4 * a_row).enumerate() {
+                    let acts = token_rows(four, a_row);
+                    let acts = &acts[..four.len() / a_row];
+                    packed_dot(ty, n, &[group(g)], acts, &mut tile);
+                    for (t, &v) in tile[..acts.len()].iter().enumerate() {
+                        put(g, first + 4 * c + t, v);
+                    }
+                }
+            }
+        }
+    }
+    // The rows past the last whole group, in the file's layout.
+    let tail = rows.start.max(packed_rows)..rows.end;
+    if !tail.is_empty() {
+        let at = tail.start - rows.start;
+        matmul_rows(ty, n, &w[tail.start * w_row..tail.end * w_row], act, &mut out[at..], stride);
+    }
+}
+
+/// Up to four activation rows of `a_row` bytes from `four`, on the stack:
+/// this runs on several threads at once, and the wasm allocator takes a lock.
+fn token_rows(four: &[u8], a_row: usize) -> [&[u8]; 4] {
+    let mut rows: [&[u8]; 4] = [&[]; 4];
+    for (slot, a) in rows.iter_mut().zip(four.chunks_exact(a_row)) {
+        *slot = a;
+    }
+    rows
+}
+
+/// [`matmul`] of rows in the file's layout (`w` holds exactly the rows
+/// wanted), four rows a quarter of the matrix apart and four tokens at a
+/// time through [`vec_dot_4x`].
+fn matmul_rows(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
+    let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
+    let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
+    let rows = w.len() / w_row;
     let mut tile = [[0f32; 4]; 4];
     let quarter = rows / 4;
     for q in 0..quarter {
         let wq = core::array::from_fn(|k| &w[(q + k * quarter) * w_row..][..w_row]);
-        // Four activation rows at a time, gathered on the stack: this runs on
-        // several threads at once, and the wasm allocator takes a lock.
         for (c, four) in act.chunks(4 * a_row).enumerate() {
-            let mut chunk: [&[u8]; 4] = [&[]; 4];
-            for (slot, a) in chunk.iter_mut().zip(four.chunks_exact(a_row)) {
-                *slot = a;
-            }
+            let chunk = token_rows(four, a_row);
             let chunk = &chunk[..four.len() / a_row];
             vec_dot_4x(ty, n, wq, chunk, &mut tile);
             for (t, v) in tile[..chunk.len()].iter().enumerate() {

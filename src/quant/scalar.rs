@@ -517,6 +517,33 @@ tiles! {
     vec_dot_q6_k_q8_k => vec_dot_q6_k_q8_k_4x,
 }
 
+/// The packed kernels (`quant::packed`): groups of four interleaved rows
+/// against activation rows, `out[g * acts.len() + t][r]` = row `r` of group
+/// `g` · activation `t`, for one group and one to four activation rows or
+/// four groups and one. Here each row is unpacked and dotted as the file
+/// lays it out: the reference the instruction-set files must equal bit for bit.
+macro_rules! packed {
+    ($($one:ident => $packed:ident, $ty:ident;)*) => {$(
+        pub fn $packed(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            let ty = super::GgmlType::$ty;
+            let mut row = vec![0u8; groups[0].len() / 4];
+            for (g, group) in groups.iter().enumerate() {
+                for r in 0..4 {
+                    super::packed::unpack_row(ty, group, r, &mut row);
+                    for (t, a) in acts.iter().enumerate() {
+                        out[g * acts.len() + t][r] = $one(n, &row, a);
+                    }
+                }
+            }
+        }
+    )*};
+}
+
+packed! {
+    vec_dot_q4_k_q8_k => packed_q4_k_q8_k, Q4K;
+    vec_dot_q6_k_q8_k => packed_q6_k_q8_k, Q6K;
+}
+
 // ---------------------------------------------------------- dequantization
 
 pub fn dequantize_row_f32(src: &[u8], dst: &mut [f32]) {

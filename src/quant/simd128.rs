@@ -572,3 +572,218 @@ k_kernels! {
     vec_dot_q5_k_q8_k, vec_dot_q5_k_q8_k_4x => q5_k_rows;
     vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_4x => q6_k_rows;
 }
+
+// ---------------------------------------------------------- packed kernels
+//
+// Four interleaved rows (`quant::packed`): a 16-byte vector of codes holds
+// four consecutive elements of each row, and four activations loaded into
+// every lane meet all four rows at once, each row summing in its own lane.
+
+/// The four bytes at `at`, in every 32-bit lane.
+#[inline(always)]
+fn splat4<const M: usize>(b: &[u8; M], at: usize) -> v128 {
+    assert!(at + 4 <= M);
+    // SAFETY: the 4 bytes at `at` lie inside `b` (checked above).
+    unsafe { v128_load32_splat(b.as_ptr().add(at) as *const u32) }
+}
+
+/// Integer sums of four rows, row `r` in lane `r`, from vectors of codes
+/// (bytes `4r..4r + 4`: four elements of row `r`) against [`splat4`]
+/// activations. With relaxed SIMD codes lie in [0, 127]; without, products
+/// add up in i16 lanes until [`Lanes::sum`], so a caller keeps the sum of
+/// |code · a| over the units it adds below 2^15.
+#[derive(Clone, Copy)]
+struct Lanes(v128, v128);
+
+impl Lanes {
+    #[inline(always)]
+    fn zero() -> Lanes {
+        Lanes(i32x4_splat(0), i32x4_splat(0))
+    }
+
+    #[inline(always)]
+    fn add(self, codes: v128, a: v128) -> Lanes {
+        #[cfg(target_feature = "relaxed-simd")]
+        return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return Lanes(
+            i16x8_add(self.0, i16x8_extmul_low_i8x16(codes, a)),
+            i16x8_add(self.1, i16x8_extmul_high_i8x16(codes, a)),
+        );
+    }
+
+    #[inline(always)]
+    fn sum(self) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        return self.0;
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            // Rows 0 and 1 in `lo` (two lanes each), rows 2 and 3 in `hi`.
+            let (lo, hi) = (i32x4_extadd_pairwise_i16x8(self.0), i32x4_extadd_pairwise_i16x8(self.1));
+            return i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
+        }
+    }
+}
+
+/// The f16 at `at`, `at + 2`, `at + 4`, `at + 6`: a field of the four rows.
+#[inline(always)]
+fn f16x4_at<const M: usize>(b: &[u8; M], at: usize) -> v128 {
+    f32x4(f16_at(b, at), f16_at(b, at + 2), f16_at(b, at + 4), f16_at(b, at + 6))
+}
+
+/// Packed block `i` of `group` (`N` bytes: four rows' blocks).
+#[inline(always)]
+fn packed_block<const N: usize>(group: &[u8], i: usize) -> &[u8; N] {
+    group[N * i..N * i + N].try_into().unwrap()
+}
+
+const Q4_K_X4: usize = 4 * Q4_K_BYTES;
+const Q6_K_X4: usize = 4 * Q6_K_BYTES;
+
+/// The four rows' Q4_K scales and mins (as `quant::packed` encodes them):
+/// `[j]` holds sub-block `j`'s, row `r` in lane `r`.
+#[inline(always)]
+fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 8]) {
+    let (n0, n1, h) = (load(wb, 16), load(wb, 32), load(wb, 48));
+    let (low, three) = (u8x16_splat(15), u8x16_splat(3));
+    let high = |s: u32| i8x16_shl(v128_and(u8x16_shr(h, s), three), 4);
+    // Bytes 4j + r: scales (or mins) j of rows r, for j in 0..4 and 4..8.
+    let s = [v128_or(v128_and(n0, low), high(0)), v128_or(u8x16_shr(n0, 4), high(2))];
+    let m = [v128_or(v128_and(n1, low), high(4)), v128_or(u8x16_shr(n1, 4), high(6))];
+    // Byte 4j + r to lane r, zero-extended (swizzle gives 0 for 0x80).
+    let lanes = |v: v128, j: u8| {
+        let z = 0x80;
+        i8x16_swizzle(v, u8x16(4 * j, z, z, z, 4 * j + 1, z, z, z, 4 * j + 2, z, z, z, 4 * j + 3, z, z, z))
+    };
+    let each = |v: [v128; 2]| -> [v128; 8] { core::array::from_fn(|j| lanes(v[j / 4], (j % 4) as u8)) };
+    (each(s), each(m))
+}
+
+/// `G` groups against `T` activation rows: `[g][t]` holds group `g`'s four
+/// products with activation `t`.
+///
+/// Q4_K: the eight 32-element sub-blocks' sums (codes in [0, 16): eight
+/// units of 15 · 127 fit an i16 lane) times the rows' 6-bit scales, and the
+/// mins against the activations' 16-element sums, as `scalar` combines them.
+#[inline(always)]
+fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+    let mut acc = [[f32x4_splat(0.0); T]; G];
+    let mut acc_min = [[f32x4_splat(0.0); T]; G];
+    for i in 0..n / QK_K {
+        for (g, group) in groups.iter().enumerate() {
+            let wb = packed_block::<Q4_K_X4>(group, i);
+            let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
+            let (sc, mn) = k4_scales(wb);
+            // Sub-block 2c's codes in units 0..8 of chunk c, 2c + 1's in 8..16.
+            let mut q = [i8x16_splat(0); 64];
+            for c in 0..4 {
+                for u in 0..8 {
+                    (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
+                }
+            }
+            for (t, a) in acts.iter().enumerate() {
+                let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
+                let mut isum = i32x4_splat(0);
+                for j in 0..8 {
+                    let mut s = Lanes::zero();
+                    for u in 0..8 {
+                        s = s.add(q[8 * j + u], splat4(ab, 4 + 32 * j + 4 * u));
+                    }
+                    isum = i32x4_add(isum, i32x4_mul(s.sum(), sc[j]));
+                }
+                let mut msum = i32x4_splat(0);
+                for j in 0..8 {
+                    let b = |k: usize| i16::from_le_bytes([ab[260 + 2 * k], ab[261 + 2 * k]]) as i32;
+                    msum = i32x4_add(msum, i32x4_mul(mn[j], i32x4_splat(b(2 * j) + b(2 * j + 1))));
+                }
+                let da = f32x4_splat(f32_at(ab, 0));
+                acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isum)));
+                acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
+            }
+        }
+    }
+    core::array::from_fn(|g| core::array::from_fn(|t| f32x4_sub(acc[g][t], acc_min[g][t])))
+}
+
+/// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes (four units
+/// of 63 · 128 fit an i16 lane), each sum less 32 times the activations'
+/// sum, times the rows' signed scales.
+#[inline(always)]
+fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+    let mut acc = [[f32x4_splat(0.0); T]; G];
+    let (low, three) = (u8x16_splat(0x0f), u8x16_splat(3));
+    for i in 0..n / QK_K {
+        for (g, group) in groups.iter().enumerate() {
+            let wb = packed_block::<Q6_K_X4>(group, i);
+            let d = f16x4_at(wb, 0);
+            let sc: [v128; 16] = core::array::from_fn(|j| {
+                i32x4(
+                    wb[8 + 4 * j] as i8 as i32,
+                    wb[9 + 4 * j] as i8 as i32,
+                    wb[10 + 4 * j] as i8 as i32,
+                    wb[11 + 4 * j] as i8 as i32,
+                )
+            });
+            // Unit v of sub-block j (elements 16j + 4v..) in q[4j + v]: half
+            // h = j / 8 takes ql's units 16h + u (A) and 16h + 8 + u (B) and
+            // qh's 8h + u, u = 4(j % 2) + v; (j % 8) / 2 picks the nibble,
+            // the source and the two bits of qh as `scalar::unpack_q6_half`.
+            let mut q = [i8x16_splat(0); 64];
+            for h in 0..2 {
+                for u in 0..8 {
+                    let a = load(wb, 72 + 16 * (16 * h + u));
+                    let b = load(wb, 72 + 16 * (16 * h + 8 + u));
+                    let qh = load(wb, 584 + 16 * (8 * h + u));
+                    let hb = |s: u32| i8x16_shl(v128_and(u8x16_shr(qh, s), three), 4);
+                    let at = |kind: usize| 4 * (8 * h + 2 * kind + u / 4) + u % 4;
+                    q[at(0)] = v128_or(v128_and(a, low), hb(0));
+                    q[at(1)] = v128_or(v128_and(b, low), hb(2));
+                    q[at(2)] = v128_or(u8x16_shr(a, 4), hb(4));
+                    q[at(3)] = v128_or(u8x16_shr(b, 4), hb(6));
+                }
+            }
+            for (t, a) in acts.iter().enumerate() {
+                let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
+                let mut isum = i32x4_splat(0);
+                for j in 0..16 {
+                    let mut s = Lanes::zero();
+                    for v in 0..4 {
+                        s = s.add(q[4 * j + v], splat4(ab, 4 + 16 * j + 4 * v));
+                    }
+                    let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
+                    isum = i32x4_add(isum, i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j]));
+                }
+                acc[g][t] = f32x4_add(
+                    acc[g][t],
+                    f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(ab, 0))), f32x4_convert_i32x4(isum)),
+                );
+            }
+        }
+    }
+    acc
+}
+
+/// The packed kernels' entry points, with `scalar`'s signatures: one group
+/// and one to four activation rows, or four groups and one.
+macro_rules! packed_kernels {
+    ($($name:ident => $kernel:ident;)*) => {$(
+        pub fn $name(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            let lanes = |v: v128| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)];
+            if groups.len() == 4 {
+                let r = $kernel::<4, 1>(n, [groups[0], groups[1], groups[2], groups[3]], [acts[0]]);
+                for (o, v) in out.iter_mut().zip(r) {
+                    *o = lanes(v[0]);
+                }
+            } else {
+                by_tokens!(acts, |a: T| $kernel::<1, T>(n, [groups[0]], a), |r| for (o, &v) in out.iter_mut().zip(&r[0]) {
+                    *o = lanes(v);
+                });
+            }
+        }
+    )*};
+}
+
+packed_kernels! {
+    packed_q4_k_q8_k => packed_q4_k;
+    packed_q6_k_q8_k => packed_q6_k;
+}

@@ -1055,3 +1055,53 @@ fn f32_activations_are_le_bytes() {
     assert_eq!(q, x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     assert_eq!(dequantize(F32, &q, 3), x);
 }
+
+/// A packed matrix gives back every row as the file had it, and its product,
+/// over row ranges that cut groups and reach the rows left unpacked, equals
+/// each row's own product with one token and with several.
+#[test]
+fn packed_matrices_keep_their_rows_and_products() {
+    let mut rng = Rng(17);
+    let n = 512;
+    for ty in [Q4K, Q6K] {
+        let rows = 11;
+        let file: Vec<u8> = (0..rows).flat_map(|_| quantize_ref(ty, &rng.row(n))).collect();
+        let w_row = row_bytes(ty, n);
+        let mut data = file.clone();
+        let mut scratch = Vec::new();
+        for group in data.chunks_exact_mut(4 * w_row).take(rows / 4) {
+            packed::pack_group(ty, group, &mut scratch);
+        }
+        assert_ne!(data, file, "{} is packed", ty.name());
+        for r in 0..rows {
+            let mut scratch = Vec::new();
+            assert_eq!(
+                packed::file_row(ty, &data, w_row, r, &mut scratch),
+                &file[r * w_row..][..w_row],
+                "{} row {r}",
+                ty.name()
+            );
+        }
+        let act_ty = vec_dot_type(ty);
+        let acts: Vec<Vec<u8>> = (0..6).map(|_| quantize_act(act_ty, &rng.row(n))).collect();
+        for tokens in [1, 6] {
+            let act = acts[..tokens].concat();
+            for range in [0..rows, 1..7, 3..11, 9..11, 5..6] {
+                let mut out = vec![f32::NAN; tokens * range.len()];
+                matmul(ty, n, &data, range.clone(), &act, &mut out, range.len());
+                for (t, a) in acts[..tokens].iter().enumerate() {
+                    for r in range.clone() {
+                        let want = vec_dot(ty, n, &file[r * w_row..][..w_row], a);
+                        let got = out[t * range.len() + r - range.start];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{} rows {range:?}, token {t} of {tokens}, row {r}",
+                            ty.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Weight matrices repacked at load into groups of four interleaved rows, in
+//! place and at the same size, so that one 16-byte load holds four
+//! consecutive elements of each of four rows. A SIMD dot product of that
+//! vector with four activations broadcast to every lane sums each row in its
+//! own lane: no horizontal reduction a block, no shuffles, and a block of
+//! four rows read once for several tokens (see `simd128`'s packed kernels).
+//! llama.cpp's CPU repacking (`block_q4_Kx8`) is the model; these layouts
+//! are our own, chosen for wasm's 128-bit registers.
+//!
+//! Rows `4g..4g + 4` form group `g`; a matrix's last `rows % 4` rows stay in
+//! the file's layout. In a group, block `i` of the four rows becomes one
+//! packed block of four times the size at `i` times that size:
+//!
+//! - Q4_K (576): `d` (f16) at 2r, `dmin` at `8 + 2r`, the four rows' 6-bit scales
+//!   and mins re-encoded in 48 bytes at 16 (see [`encode_k4_scales`]), then
+//!   the 128 bytes of nibbles in 4-byte units: unit `k` of row `r` at
+//!   `64 + 16k + 4r`.
+//! - Q6_K (840): `d` at 2r, the sixteen scales as `8 + 4j + r` (the four
+//!   rows' scale `j` in one 32-bit word), then `ql` in 4-byte units at
+//!   `72 + 16k + 4r` and `qh` at `584 + 16k + 4r`.
+
+use super::GgmlType;
+
+/// A run of a block's bytes: `count` units of `len` bytes from `src`, unit
+/// `k` of row `r` going to `dst + 4·len·k + len·r` in the packed block.
+struct Run {
+    src: usize,
+    len: usize,
+    dst: usize,
+    count: usize,
+}
+
+const fn run(src: usize, len: usize, dst: usize, count: usize) -> Run {
+    Run { src, len, dst, count }
+}
+
+const Q4_K: &[Run] = &[run(0, 2, 0, 1), run(2, 2, 8, 1), run(4, 12, 16, 1), run(16, 4, 64, 32)];
+const Q6_K: &[Run] = &[run(208, 2, 0, 1), run(192, 1, 8, 16), run(0, 4, 72, 32), run(128, 4, 584, 16)];
+
+fn runs(ty: GgmlType) -> Option<&'static [Run]> {
+    match ty {
+        GgmlType::Q4K => Some(Q4_K),
+        GgmlType::Q6K => Some(Q6_K),
+        _ => None,
+    }
+}
+
+/// Whether matrices of `ty` are kept packed (the formats with a packed kernel).
+/// Q4_0 is not yet: its packed kernel, which must subtract 8·Σa for each
+/// token and block with relaxed SIMD, prefilled no faster than the file
+/// layout's tiles and decoded slower on two threads.
+pub fn is_packed(ty: GgmlType) -> bool {
+    runs(ty).is_some()
+}
+
+/// Calls `f(row, row offset, packed offset, len)` for every run of every
+/// block of a group of four rows of `row_bytes` bytes.
+fn each_run(ty: GgmlType, row_bytes: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+    let runs = runs(ty).expect("a packed type");
+    let block = ty.block_layout().1;
+    for i in 0..row_bytes / block {
+        for r in 0..4 {
+            for run in runs {
+                for k in 0..run.count {
+                    let (src, dst) =
+                        (i * block + run.src + k * run.len, 4 * i * block + run.dst + (4 * k + r) * run.len);
+                    f(r, src, dst, run.len);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[..len] = src[..len]`, the runs' lengths as fixed-size copies: a
+/// call to `memcpy` for every 4 bytes made loading a 637 MB model 1 s slower.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8], len: usize) {
+    match len {
+        1 => dst[0] = src[0],
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        _ => dst[..len].copy_from_slice(&src[..len]),
+    }
+}
+
+/// Packs four whole rows of `ty` (`group`, row after row) in place;
+/// `scratch` is working space, kept by the caller from group to group.
+pub fn pack_group(ty: GgmlType, group: &mut [u8], scratch: &mut Vec<u8>) {
+    let row_bytes = group.len() / 4;
+    scratch.clear();
+    scratch.extend_from_slice(group);
+    each_run(ty, row_bytes, |r, src, dst, len| copy(&mut group[dst..], &scratch[r * row_bytes + src..], len));
+    if ty == GgmlType::Q4K {
+        for block in group.chunks_exact_mut(4 * ty.block_layout().1) {
+            encode_k4_scales((&mut block[16..64]).try_into().unwrap());
+        }
+    }
+}
+
+/// Row `r` (0..4) of a packed group, in the file's layout, into `out`.
+pub fn unpack_row(ty: GgmlType, group: &[u8], r: usize, out: &mut [u8]) {
+    let mut decoded;
+    let mut group = group;
+    if ty == GgmlType::Q4K {
+        decoded = group.to_vec();
+        for block in decoded.chunks_exact_mut(4 * ty.block_layout().1) {
+            decode_k4_scales((&mut block[16..64]).try_into().unwrap());
+        }
+        group = &decoded;
+    }
+    each_run(ty, out.len(), |row, src, dst, len| {
+        if row == r {
+            copy(&mut out[src..], &group[dst..], len);
+        }
+    });
+}
+
+/// Re-encodes four rows' Q4_K scales and mins (12 bytes a row, as ggml
+/// packs them) so that a few SIMD operations unpack them for all four rows:
+/// value `4j + r` is row `r`'s scale `j`, `32 + 4j + r` its min `j`; byte
+/// `b` of the first 16 holds the low four bits of values `b` and `16 + b`,
+/// of the next 16 those of `32 + b` and `48 + b`, and of the last 16 the
+/// high two bits of `b`, `16 + b`, `32 + b`, `48 + b`. The same 384 bits.
+fn encode_k4_scales(s: &mut [u8; 48]) {
+    let mut v = [0u8; 64];
+    for r in 0..4 {
+        let (sc, m) = super::scalar::scales_mins_k4(s[12 * r..12 * r + 12].try_into().unwrap());
+        for j in 0..8 {
+            (v[4 * j + r], v[32 + 4 * j + r]) = (sc[j], m[j]);
+        }
+    }
+    for b in 0..16 {
+        s[b] = (v[b] & 15) | (v[16 + b] & 15) << 4;
+        s[16 + b] = (v[32 + b] & 15) | (v[48 + b] & 15) << 4;
+        s[32 + b] = (v[b] >> 4) | (v[16 + b] >> 4) << 2 | (v[32 + b] >> 4) << 4 | (v[48 + b] >> 4) << 6;
+    }
+}
+
+/// The inverse of [`encode_k4_scales`]: ggml's 12 bytes for each row.
+fn decode_k4_scales(s: &mut [u8; 48]) {
+    let mut v = [0u8; 64];
+    for b in 0..16 {
+        let h = s[32 + b];
+        v[b] = (s[b] & 15) | (h & 3) << 4;
+        v[16 + b] = (s[b] >> 4) | (h >> 2 & 3) << 4;
+        v[32 + b] = (s[16 + b] & 15) | (h >> 4 & 3) << 4;
+        v[48 + b] = (s[16 + b] >> 4) | (h >> 6) << 4;
+    }
+    for r in 0..4 {
+        let (sc, m): ([u8; 8], [u8; 8]) =
+            (core::array::from_fn(|j| v[4 * j + r]), core::array::from_fn(|j| v[32 + 4 * j + r]));
+        let q = &mut s[12 * r..12 * r + 12];
+        for j in 0..4 {
+            q[j] = sc[j] | (sc[j + 4] >> 4) << 6;
+            q[j + 4] = m[j] | (m[j + 4] >> 4) << 6;
+            q[j + 8] = (sc[j + 4] & 15) | (m[j + 4] & 15) << 4;
+        }
+    }
+}
+
+/// Row `row` of a matrix of `ty` with rows of `row_bytes` bytes, packed
+/// where [`is_packed`], in the file's layout: borrowed where it is kept so,
+/// else unpacked into `scratch`.
+pub fn file_row<'a>(ty: GgmlType, data: &'a [u8], row_bytes: usize, row: usize, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    let groups = data.len() / row_bytes / 4;
+    if !is_packed(ty) || row >= 4 * groups {
+        return &data[row * row_bytes..][..row_bytes];
+    }
+    scratch.resize(row_bytes, 0);
+    let g = row / 4;
+    unpack_row(ty, &data[4 * g * row_bytes..][..4 * row_bytes], row % 4, scratch);
+    scratch
+}

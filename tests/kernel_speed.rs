@@ -1,0 +1,89 @@
+//! How fast each format's matrix product runs on one thread, in wasm: a
+//! by-hand probe (ignored by default, never a pass/fail timing), printing
+//! multiply-adds a second for a prompt's batch and for one token.
+//!
+//! ```text
+//! cargo test --release --target wasm32-unknown-unknown --test kernel_speed -- --include-ignored
+//! WASM_BINDGEN_USE_BROWSER=1 CARGO_TARGET_DIR=target/wasm-relaxed-simd \
+//!   RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo test ... (the same)
+//! ```
+#![cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+
+use half::f16;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen_test::{console_log, wasm_bindgen_test};
+use webslm::quant::{self, GgmlType};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance)]
+    fn now() -> f64;
+}
+
+/// TinyLlama-1.1B's attention output: 2048 × 2048.
+const N: usize = 2048;
+const ROWS: usize = 2048;
+
+/// Random code bytes with every f16 field of the block set to a small scale.
+fn weights(ty: GgmlType) -> Vec<u8> {
+    let (block, size) = ty.block_layout();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut data: Vec<u8> = (0..ROWS * N / block * size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let fields: &[usize] = match ty {
+        GgmlType::Q6K => &[208],
+        GgmlType::Q4_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        _ => &[0],
+    };
+    for b in data.chunks_exact_mut(size) {
+        for &at in fields {
+            b[at..at + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
+        }
+    }
+    if quant::packed::is_packed(ty) {
+        let mut scratch = Vec::new();
+        for group in data.chunks_exact_mut(4 * N / block * size) {
+            quant::packed::pack_group(ty, group, &mut scratch);
+        }
+    }
+    data
+}
+
+fn gmacs(ty: GgmlType, w: &[u8], tokens: usize) -> f64 {
+    let act_ty = quant::vec_dot_type(ty);
+    let a_row = act_ty.bytes_for(N as u64).unwrap() as usize;
+    let x: Vec<f32> = (0..N).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect();
+    let mut act = vec![0u8; a_row * tokens];
+    for dst in act.chunks_exact_mut(a_row) {
+        quant::quantize_row(act_ty, &x, dst);
+    }
+    let mut out = vec![0f32; ROWS * tokens];
+    quant::matmul(ty, N, w, 0..ROWS, &act, &mut out, ROWS);
+    let (start, mut runs) = (now(), 0);
+    while now() - start < 1000.0 {
+        quant::matmul(ty, N, w, 0..ROWS, &act, &mut out, ROWS);
+        runs += 1;
+    }
+    (ROWS * N * tokens) as f64 * runs as f64 / ((now() - start) * 1e6)
+}
+
+#[wasm_bindgen_test]
+#[ignore]
+fn matmul_speed() {
+    use GgmlType::*;
+    for ty in [Q4_0, Q4_1, Q8_0, Q4K, Q5K, Q6K] {
+        let w = weights(ty);
+        let (prompt, token) = (gmacs(ty, &w, 64), gmacs(ty, &w, 1));
+        let gbs = token * 1e9 * w.len() as f64 / (ROWS * N) as f64 / 1e9;
+        console_log!(
+            "{:5} prompt of 64: {prompt:6.2} GMAC/s   one token: {token:5.2} GMAC/s ({gbs:.1} GB/s of weights)",
+            ty.name()
+        );
+    }
+}
