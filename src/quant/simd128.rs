@@ -133,7 +133,17 @@ fn dot32_unsigned(u0: v128, u1: v128, a0: v128, a1: v128) -> v128 {
 /// Q4_0/Q4_1 block, as unsigned codes 0..16.
 #[inline(always)]
 fn nibbles(qs: v128) -> (v128, v128) {
-    (v128_and(qs, u8x16_splat(0x0f)), u8x16_shr(qs, 4))
+    // A 16-bit shift and a mask: x86 has no byte shift, which V8 emulates.
+    let low = u8x16_splat(0x0f);
+    (v128_and(qs, low), v128_and(u16x8_shr(qs, 4), low))
+}
+
+/// Bits `s..s + 2` of each byte of `qh` at bits 4 and 5 (the high bits of
+/// 6-bit codes), by a 16-bit shift whose spill between bytes the mask drops.
+#[inline(always)]
+fn bits_to_4_5(qh: v128, s: u32) -> v128 {
+    let shifted = if s <= 4 { i16x8_shl(qh, 4 - s) } else { u16x8_shr(qh, s - 4) };
+    v128_and(shifted, u8x16_splat(0x30))
 }
 
 /// Bit `j` of the little-endian u32 `qh` as 16 in byte `j` of the two
@@ -612,10 +622,23 @@ impl Lanes {
         );
     }
 
+    /// Two units at once: with relaxed SIMD into two accumulators, so that
+    /// a sub-block's dot products form two dependency chains, not one.
+    #[inline(always)]
+    fn add2(self, c0: v128, a0: v128, c1: v128, a1: v128) -> Lanes {
+        #[cfg(target_feature = "relaxed-simd")]
+        return Lanes(
+            i32x4_relaxed_dot_i8x16_i7x16_add(a0, c0, self.0),
+            i32x4_relaxed_dot_i8x16_i7x16_add(a1, c1, self.1),
+        );
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return self.add(c0, a0).add(c1, a1);
+    }
+
     #[inline(always)]
     fn sum(self) -> v128 {
         #[cfg(target_feature = "relaxed-simd")]
-        return self.0;
+        return i32x4_add(self.0, self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
         {
             // Rows 0 and 1 in `lo` (two lanes each), rows 2 and 3 in `hi`.
@@ -645,11 +668,10 @@ const Q6_K_X4: usize = 4 * Q6_K_BYTES;
 #[inline(always)]
 fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 8]) {
     let (n0, n1, h) = (load(wb, 16), load(wb, 32), load(wb, 48));
-    let (low, three) = (u8x16_splat(15), u8x16_splat(3));
-    let high = |s: u32| i8x16_shl(v128_and(u8x16_shr(h, s), three), 4);
+    let ((s0, s1), (m0, m1)) = (nibbles(n0), nibbles(n1));
     // Bytes 4j + r: scales (or mins) j of rows r, for j in 0..4 and 4..8.
-    let s = [v128_or(v128_and(n0, low), high(0)), v128_or(u8x16_shr(n0, 4), high(2))];
-    let m = [v128_or(v128_and(n1, low), high(4)), v128_or(u8x16_shr(n1, 4), high(6))];
+    let s = [v128_or(s0, bits_to_4_5(h, 0)), v128_or(s1, bits_to_4_5(h, 2))];
+    let m = [v128_or(m0, bits_to_4_5(h, 4)), v128_or(m1, bits_to_4_5(h, 6))];
     // Byte 4j + r to lane r, zero-extended (swizzle gives 0 for 0x80).
     let lanes = |v: v128, j: u8| {
         let z = 0x80;
@@ -686,16 +708,28 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                 let mut isum = i32x4_splat(0);
                 for j in 0..8 {
                     let mut s = Lanes::zero();
-                    for u in 0..8 {
-                        s = s.add(q[8 * j + u], splat4(ab, 4 + 32 * j + 4 * u));
+                    for u in (0..8).step_by(2) {
+                        let at = 4 + 32 * j + 4 * u;
+                        s = s.add2(q[8 * j + u], splat4(ab, at), q[8 * j + u + 1], splat4(ab, at + 4));
                     }
                     isum = i32x4_add(isum, i32x4_mul(s.sum(), sc[j]));
                 }
-                let mut msum = i32x4_splat(0);
-                for j in 0..8 {
-                    let b = |k: usize| i16::from_le_bytes([ab[260 + 2 * k], ab[261 + 2 * k]]) as i32;
-                    msum = i32x4_add(msum, i32x4_mul(mn[j], i32x4_splat(b(2 * j) + b(2 * j + 1))));
-                }
+                // Σ_j min_j · (bsum_2j + bsum_2j+1), the pair sums added as i16
+                // (|·| ≤ 2 · 16 · 128) and widened.
+                let (b0, b1) = (load(ab, 260), load(ab, 276));
+                let pairs = i16x8_add(
+                    i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
+                    i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1),
+                );
+                let p = [i32x4_extend_low_i16x8(pairs), i32x4_extend_high_i16x8(pairs)];
+                let mut msum = i32x4_mul(mn[0], i32x4_shuffle::<0, 0, 0, 0>(p[0], p[0]));
+                msum = i32x4_add(msum, i32x4_mul(mn[1], i32x4_shuffle::<1, 1, 1, 1>(p[0], p[0])));
+                msum = i32x4_add(msum, i32x4_mul(mn[2], i32x4_shuffle::<2, 2, 2, 2>(p[0], p[0])));
+                msum = i32x4_add(msum, i32x4_mul(mn[3], i32x4_shuffle::<3, 3, 3, 3>(p[0], p[0])));
+                msum = i32x4_add(msum, i32x4_mul(mn[4], i32x4_shuffle::<0, 0, 0, 0>(p[1], p[1])));
+                msum = i32x4_add(msum, i32x4_mul(mn[5], i32x4_shuffle::<1, 1, 1, 1>(p[1], p[1])));
+                msum = i32x4_add(msum, i32x4_mul(mn[6], i32x4_shuffle::<2, 2, 2, 2>(p[1], p[1])));
+                msum = i32x4_add(msum, i32x4_mul(mn[7], i32x4_shuffle::<3, 3, 3, 3>(p[1], p[1])));
                 let da = f32x4_splat(f32_at(ab, 0));
                 acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isum)));
                 acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
@@ -711,7 +745,6 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
 #[inline(always)]
 fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
-    let (low, three) = (u8x16_splat(0x0f), u8x16_splat(3));
     for i in 0..n / QK_K {
         for (g, group) in groups.iter().enumerate() {
             let wb = packed_block::<Q6_K_X4>(group, i);
@@ -734,22 +767,21 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     let a = load(wb, 72 + 16 * (16 * h + u));
                     let b = load(wb, 72 + 16 * (16 * h + 8 + u));
                     let qh = load(wb, 584 + 16 * (8 * h + u));
-                    let hb = |s: u32| i8x16_shl(v128_and(u8x16_shr(qh, s), three), 4);
                     let at = |kind: usize| 4 * (8 * h + 2 * kind + u / 4) + u % 4;
-                    q[at(0)] = v128_or(v128_and(a, low), hb(0));
-                    q[at(1)] = v128_or(v128_and(b, low), hb(2));
-                    q[at(2)] = v128_or(u8x16_shr(a, 4), hb(4));
-                    q[at(3)] = v128_or(u8x16_shr(b, 4), hb(6));
+                    let ((a_lo, a_hi), (b_lo, b_hi)) = (nibbles(a), nibbles(b));
+                    q[at(0)] = v128_or(a_lo, bits_to_4_5(qh, 0));
+                    q[at(1)] = v128_or(b_lo, bits_to_4_5(qh, 2));
+                    q[at(2)] = v128_or(a_hi, bits_to_4_5(qh, 4));
+                    q[at(3)] = v128_or(b_hi, bits_to_4_5(qh, 6));
                 }
             }
             for (t, a) in acts.iter().enumerate() {
                 let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
                 let mut isum = i32x4_splat(0);
                 for j in 0..16 {
-                    let mut s = Lanes::zero();
-                    for v in 0..4 {
-                        s = s.add(q[4 * j + v], splat4(ab, 4 + 16 * j + 4 * v));
-                    }
+                    let at = 4 + 16 * j;
+                    let s = Lanes::zero().add2(q[4 * j], splat4(ab, at), q[4 * j + 1], splat4(ab, at + 4));
+                    let s = s.add2(q[4 * j + 2], splat4(ab, at + 8), q[4 * j + 3], splat4(ab, at + 12));
                     let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
                     isum = i32x4_add(isum, i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j]));
                 }
