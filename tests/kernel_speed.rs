@@ -73,6 +73,25 @@ fn gmacs(ty: GgmlType, w: &[u8], tokens: usize) -> f64 {
     (ROWS * N * tokens) as f64 * runs as f64 / ((now() - start) * 1e6)
 }
 
+/// Packing at load: megabytes of weights a second.
+#[wasm_bindgen_test]
+#[ignore]
+fn packing_speed() {
+    for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+        let (block, size) = ty.block_layout();
+        let mut data = weights(ty);
+        let (mut scratch, group) = (Vec::new(), 4 * N / block * size);
+        let (start, mut bytes) = (now(), 0f64);
+        while now() - start < 1000.0 {
+            for g in data.chunks_exact_mut(group) {
+                quant::packed::pack_group(ty, g, &mut scratch);
+            }
+            bytes += data.len() as f64;
+        }
+        console_log!("{:5} packing: {:.0} MB/s", ty.name(), bytes / ((now() - start) * 1e3));
+    }
+}
+
 #[wasm_bindgen_test]
 #[ignore]
 fn matmul_speed() {

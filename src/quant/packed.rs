@@ -71,15 +71,12 @@ fn each_run(ty: GgmlType, row_bytes: usize, mut f: impl FnMut(usize, usize, usiz
     }
 }
 
-/// `dst[..len] = src[..len]`, the runs' lengths as fixed-size copies: a
-/// call to `memcpy` for every 4 bytes made loading a 637 MB model 1 s slower.
+/// Unit `k` of `L` bytes of `src` to `dst[4·L·k..]` (the other rows' units
+/// lie between).
 #[inline(always)]
-fn copy(dst: &mut [u8], src: &[u8], len: usize) {
-    match len {
-        1 => dst[0] = src[0],
-        2 => dst[..2].copy_from_slice(&src[..2]),
-        4 => dst[..4].copy_from_slice(&src[..4]),
-        _ => dst[..len].copy_from_slice(&src[..len]),
+fn move_units<const L: usize>(src: &[u8], dst: &mut [u8]) {
+    for (k, unit) in src.chunks_exact(L).enumerate() {
+        dst[4 * L * k..4 * L * k + L].copy_from_slice(unit);
     }
 }
 
@@ -89,7 +86,23 @@ pub fn pack_group(ty: GgmlType, group: &mut [u8], scratch: &mut Vec<u8>) {
     let row_bytes = group.len() / 4;
     scratch.clear();
     scratch.extend_from_slice(group);
-    each_run(ty, row_bytes, |r, src, dst, len| copy(&mut group[dst..], &scratch[r * row_bytes + src..], len));
+    let (runs, block) = (runs(ty).expect("a packed type"), ty.block_layout().1);
+    // Block by block, each run's units moved at a length the loop knows:
+    // at 1.4 GB/s a closure per unit cost a 637 MB model half a second.
+    for (i, packed) in group.chunks_exact_mut(4 * block).enumerate() {
+        for r in 0..4 {
+            let from = &scratch[r * row_bytes + i * block..][..block];
+            for run in runs {
+                let (src, dst) = (&from[run.src..][..run.count * run.len], &mut packed[run.dst + r * run.len..]);
+                match run.len {
+                    4 => move_units::<4>(src, dst),
+                    2 => move_units::<2>(src, dst),
+                    1 => move_units::<1>(src, dst),
+                    _ => dst[..run.len].copy_from_slice(src),
+                }
+            }
+        }
+    }
     if ty == GgmlType::Q4K {
         for block in group.chunks_exact_mut(4 * ty.block_layout().1) {
             encode_k4_scales((&mut block[16..64]).try_into().unwrap());
@@ -110,7 +123,7 @@ pub fn unpack_row(ty: GgmlType, group: &[u8], r: usize, out: &mut [u8]) {
     }
     each_run(ty, out.len(), |row, src, dst, len| {
         if row == r {
-            copy(&mut out[src..], &group[dst..], len);
+            out[src..src + len].copy_from_slice(&group[dst..dst + len]);
         }
     });
 }
