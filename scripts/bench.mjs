@@ -80,6 +80,10 @@ const CONFIGS = [
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
   { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
+  // llama.cpp itself on the same file and machine (scripts/reference/speed,
+  // built by scripts/reference/build.sh): the native speed webslm aims at.
+  { id: 'llamacpp-native', library: 'llama.cpp', where: 'native', threads: 1, native: true },
+  { id: 'llamacpp-native-2t', library: 'llama.cpp', where: 'native', threads: 2, native: true },
   { id: 'wllama-page', library: 'wllama', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'wllama-coop-coep', library: 'wllama', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
 ];
@@ -90,9 +94,10 @@ const MODEL_SETS = {
   large: Object.keys(MODELS).filter((m) => MODELS[m].large),
 };
 
-const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...] [--model all|large|ID,...]
+const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--long] [--only ID,...] [--model all|large|ID,...]
   --runs N   runs of each configuration, medians printed (default 3)
   --quick    one run of each
+  --long     a prompt four times as long (SmolLM2: 512 tokens; the others: the text four times)
   --only     configurations to run: ${CONFIGS.map((c) => c.id).join(', ')}
   --model    the models to run them with: all (the default: ${MODEL_SETS.all.join(', ')}),
              large (${MODEL_SETS.large.join(', ')}), or a comma-separated list of these`;
@@ -100,7 +105,7 @@ const USAGE = `usage: node scripts/bench.mjs [--runs N] [--quick] [--only ID,...
 let options;
 try {
   options = parseArgs({
-    options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, only: { type: 'string' }, model: { type: 'string', default: 'all' }, help: { type: 'boolean' } },
+    options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean' }, long: { type: 'boolean' }, only: { type: 'string' }, model: { type: 'string', default: 'all' }, help: { type: 'boolean' } },
   }).values;
 } catch (e) {
   console.error(`${e.message}\n${USAGE}`);
@@ -122,6 +127,11 @@ const problem = !Number.isInteger(runs) || runs < 1 ? '--runs takes a positive i
 if (problem) {
   console.error(`${problem}\n${USAGE}`);
   process.exit(2);
+}
+if (options.long) {
+  for (const m of Object.values(MODELS)) {
+    m.prompt = { ids: m.prompt.ids && [...m.prompt.ids, ...m.prompt.ids, ...m.prompt.ids, ...m.prompt.ids], text: m.prompt.text.repeat(4) };
+  }
 }
 const configs = models.flatMap((model) => CONFIGS.filter((c) => !only || only.includes(c.id)).map((c) => ({ ...c, model })));
 
@@ -228,6 +238,27 @@ async function nodeRun(config) {
   return { ...r, cacheLoad: null, othersCpu };
 }
 
+const SPEED = new URL('scripts/reference/build/speed', root);
+
+/**
+ * Native llama.cpp on the model's file: its prompt as long as webslm's in
+ * this round (arbitrary ids: speed does not depend on them), one batch of up
+ * to 512, then the same number of tokens generated. Its time to first token
+ * is the prompt's prefill.
+ */
+async function nativeRun(config) {
+  await access(SPEED).catch(() => {
+    throw new Error('scripts/reference/build/speed is missing: run scripts/reference/build.sh');
+  });
+  const webslm = results.find((r) => r.model === config.model && r.library === 'webslm' && r.runs.length);
+  const promptTokens = webslm?.runs.at(-1).run.promptTokens ?? (options.long ? 512 : 128);
+  const args = [fileURLToPath(new URL(MODELS[config.model].file, root)), String(config.threads), String(promptTokens), String(MAX_TOKENS), '1'];
+  const { value, othersCpu } = await othersShare(() => promisify(execFile)(fileURLToPath(SPEED), args, { timeout: RUN_LIMIT_MS }));
+  const r = JSON.parse(value.stdout.trim().split('\n').pop());
+  const run = { prefillTokensPerSecond: r.prefill, decodeTokensPerSecond: r.decode, timeToFirstTokenMs: (promptTokens / r.prefill) * 1000, wall: {}, promptTokens, generatedTokens: MAX_TOKENS };
+  return { run, load: null, cacheLoad: null, info: { threads: config.threads, build: 'llama.cpp (llama-cpp-python 0.3.36, -march=native)' }, othersCpu, peakBytes: null, idleBytes: null };
+}
+
 const servers = { plain: await serve({ isolated: false }), isolated: await serve({ isolated: true }) };
 const results = configs.map((config) => ({ ...config, runs: [], errors: [] }));
 console.error(`benchmark: ${configs.length} configurations x ${runs} run${runs > 1 ? 's' : ''}`);
@@ -239,7 +270,7 @@ try {
       // A configuration that failed once would only fail again.
       if (result.errors.length) continue;
       try {
-        const r = result.where === 'Node' ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
+        const r = result.native ? await nativeRun(result) : result.where === 'Node' ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
         result.runs.push(r);
         console.error(`  ${result.model} ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
       } catch (e) {
@@ -269,11 +300,11 @@ for (const result of results) {
         timeToFirstTokenMs: m((r) => r.run.timeToFirstTokenMs),
         wallDecodeTokensPerSecond: m((r) => r.run.wall.decodeTokensPerSecond),
         wallTimeToFirstTokenMs: m((r) => r.run.wall.timeToFirstTokenMs),
-        loadMs: m((r) => r.load.loadMs),
+        loadMs: m((r) => r.load?.loadMs),
         cacheLoadMs: m((r) => r.cacheLoad?.loadMs),
         cacheFirstTokenMs: m((r) => r.cacheLoad?.firstTokenMs),
         peakBytes: m((r) => r.peakBytes),
-        peakOverIdleBytes: m((r) => r.peakBytes - r.idleBytes),
+        peakOverIdleBytes: m((r) => (r.peakBytes === null ? null : r.peakBytes - r.idleBytes)),
         othersCpu: m((r) => r.othersCpu),
       }
     : null;
@@ -288,6 +319,9 @@ function ratiosOf(model) {
     ['webslm / wllama, 2 threads (COOP/COEP)', 'webslm-coop-coep', 'wllama-coop-coep'],
     ['webslm, COOP/COEP 2 threads / plain page 1 thread', 'webslm-coop-coep', 'webslm-page'],
     ['wllama, COOP/COEP 2 threads / plain page 1 thread', 'wllama-coop-coep', 'wllama-page'],
+    ['webslm in Chromium / native llama.cpp, 1 thread', 'webslm-page', 'llamacpp-native'],
+    ['webslm in Chromium / native llama.cpp, 2 threads', 'webslm-coop-coep', 'llamacpp-native-2t'],
+    ['webslm in Node / native llama.cpp, 1 thread', 'webslm-node', 'llamacpp-native'],
   ].map(([name, a, b]) => ({ model, name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
 }
 const ratios = models.flatMap(ratiosOf);
@@ -354,7 +388,7 @@ const rowOf = (r) => {
     `${fmt(ttft, 0)}${m.timeToFirstTokenMs === null ? ' †' : ''}`,
     fmt(m.wallDecodeTokensPerSecond),
     fmt(m.wallTimeToFirstTokenMs, 0),
-    `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
+    m.loadMs === null ? '—' : `${seconds(m.loadMs)} (${sources(r.runs.map((x) => x.load))})`,
     m.cacheLoadMs === null ? '—' : `${seconds(m.cacheLoadMs)} (${sources(r.runs.map((x) => x.cacheLoad))})`,
     seconds(m.cacheFirstTokenMs),
     mib(m.peakBytes),
@@ -376,12 +410,12 @@ ${ratioRows.length ? `\n${table(['ratio', 'prefill', 'decode'], ratioRows.map((r
 const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- ${r.model} ${r.id}: ${r.errors.join('; ')}`);
 const markdown = `## webslm benchmark
 
-The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json (SmolLM2: its 128 tokens; the other models: the same text in their own tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
+The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json${options.long ? ' four times over' : ''} (SmolLM2: its ${options.long ? 512 : 128} tokens; the other models: the same text in their own tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
 webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node}; ${meta.cpu}; ${meta.date}.
 
 ${sections.join('\n')}
 
-Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache; load again → 1st token: from that load call to the first token of the benchmark prompt (the cached load, the prompt's prefill and one token, on code not yet warmed up in that library's fresh instance). Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
+Prefill, decode and TTFT are the library's own figures (webslm's \`gen.stats\`, llama.cpp's timings for wllama; native llama.cpp's from scripts/reference/speed, a prompt of webslm's length in one batch, its TTFT that prompt's time; † wllama's have no time to first token, so its wall-clock one is shown); the (wall) columns are timed from the stream in the page. Load: from the load call to a ready model, the file served from 127.0.0.1 into a fresh profile; load again: after freeing it, from the library's cache; load again → 1st token: from that load call to the first token of the benchmark prompt (the cached load, the prompt's prefill and one token, on code not yet warmed up in that library's fresh instance). Peak memory: the renderer process's VmHWM (load, warm-up and the timed run) in Chromium, the process's peak RSS in Node; peak − idle: that less the renderer's RSS on the loaded page before the library is imported (in Node, the process's RSS before the package is imported), beside the file's size in the heading. Others' CPU: the share of the machine's CPU other processes used during the timed generation (the whole run in Node).
 ${notes.length ? `\nFailed runs:\n${notes.join('\n')}\n` : ''}`;
 
 console.log(markdown);
