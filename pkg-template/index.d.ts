@@ -115,6 +115,25 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** false: reject with BUSY while another request runs, instead of queueing behind it (the default). */
   queue?: boolean;
+  /**
+   * Called after each batch of the prompt (256 tokens) is in the KV cache,
+   * before the first piece. An abort stops a long prompt between batches;
+   * the cache keeps the batches that ran. If it throws, the request rejects
+   * with INVALID_ARGUMENT (the throw as its `cause`), or with what it threw
+   * if that is a WebslmError.
+   */
+  onProgress?: (progress: PrefillProgress) => void;
+}
+
+/**
+ * What a generation's `onProgress` receives: `done` of the prompt's `total`
+ * tokens are in the KV cache, a prefix reused from an earlier request included
+ * (so the first event may start past 0).
+ */
+export interface PrefillProgress {
+  phase: 'prefill';
+  done: number;
+  total: number;
 }
 
 /** One generated token and the text it completes (possibly empty while a character or a stop string is incomplete). */
@@ -227,6 +246,8 @@ export interface ChatCompletionRequest {
   stop?: string | string[];
   n?: 1;
   signal?: AbortSignal;
+  /** The prompt's progress, as for `chat` (not an OpenAI parameter). */
+  onProgress?: (progress: PrefillProgress) => void;
 }
 
 export interface ChatCompletion {

@@ -285,6 +285,22 @@ function progressError(e) {
 }
 
 /**
+ * What a generation calls after each batch of its prompt: `onProgress`, if
+ * given, with `{ phase: 'prefill', done, total }`; a throw fails the request
+ * as it fails a load. remote.js checks the same in worker mode.
+ */
+function prefillReporter(onProgress) {
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new WebslmError('INVALID_ARGUMENT', 'onProgress must be a function');
+  return ({ done, total }) => {
+    try {
+      onProgress?.({ phase: 'prefill', done, total });
+    } catch (e) {
+      throw progressError(e);
+    }
+  };
+}
+
+/**
  * glue.loadUrl, where a throwing onProgress fails the load as it does for
  * other sources: the engine's downloader ignores a callback's throw, so the
  * throw is kept, the download aborted, and the throw is the load's error.
@@ -337,7 +353,8 @@ async function withSize({ size, chunks }, declared) {
 
 const LOAD_KEYS = ['device', 'threads', 'contextLength', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
-const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal'];
+/** OpenAI's parameters, and webslm's `signal` and `onProgress` (the prompt's progress, as for chat). */
+const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal', 'onProgress'];
 
 /**
  * OpenAI's chat-completions shape over anything with `chat`, `info` and
@@ -354,9 +371,9 @@ export class ChatCompletions {
     for (const key of Object.keys(request ?? {})) {
       if (!COMPLETION_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unsupported parameter ${key} (supported: ${COMPLETION_KEYS.join(', ')})`);
     }
-    const { messages, stream = false, n = 1, signal } = request;
+    const { messages, stream = false, n = 1, signal, onProgress } = request;
     if (n !== 1) throw new WebslmError('INVALID_ARGUMENT', 'only n = 1 is supported');
-    const options = { signal };
+    const options = { signal, onProgress };
     const set = (key, value) => value !== undefined && value !== null && (options[key] = value);
     set('maxTokens', request.max_completion_tokens ?? request.max_tokens);
     set('temperature', request.temperature);
@@ -612,12 +629,18 @@ export class Generator {
     });
   }
 
+  /**
+   * The engine runs the prompt a batch (256 tokens) a call, answering
+   * `{ prefill }` for each, so that a long prompt reports its progress and
+   * an abort stops it between batches; the cache keeps the batches that ran.
+   */
   #stream(tokens, options) {
-    const { signal, queue, ...rest } = options;
+    const { signal, queue, onProgress, ...rest } = options;
     const self = this;
     // The request joins the queue when iteration starts; errors surface there
     // too (the engine rejects misspelt options).
     return (async function* () {
+      const report = prefillReporter(onProgress);
       const release = await self.#acquire(queue);
       try {
         checkAbort(signal);
@@ -630,8 +653,9 @@ export class Generator {
             checkAbort(signal);
             const piece = gpu ? await self.#callAsync(() => engine.nextAsync()) : self.#call(() => engine.next());
             if (piece === null) return;
-            yield piece;
-            // Let the event loop breathe (and an abort arrive) between tokens.
+            if (piece.prefill) report(piece.prefill);
+            else yield piece;
+            // Let the event loop breathe (and an abort arrive) between tokens and batches.
             await nextTurn();
           }
         } finally {

@@ -63,6 +63,15 @@ async function sendable(source) {
   return { source };
 }
 
+/** Calls a generation's onProgress; a throw fails the request, as index.js's prefillReporter does. */
+function progress(onProgress, { done, total }) {
+  try {
+    onProgress({ phase: 'prefill', done, total });
+  } catch (e) {
+    throw e instanceof WebslmError ? e : new WebslmError('INVALID_ARGUMENT', `onProgress threw: ${e?.message ?? e}`, { cause: e });
+  }
+}
+
 /** Lines up one streaming request's messages for an async generator to await in order. */
 class Inbox {
   #items = [];
@@ -231,19 +240,25 @@ export class RemoteGenerator {
    * order. Leaving early (break, return) or aborting cancels the generation in
    * the worker, and waits for it to end there so that `stats` are current.
    */
-  #stream(type, input, { signal, ...options } = {}) {
+  #stream(type, input, { signal, onProgress, ...options } = {}) {
     const self = this;
     return (async function* () {
+      // A function cannot be posted: the worker posts the prompt's progress back when asked to.
+      if (onProgress !== undefined && typeof onProgress !== 'function') throw new WebslmError('INVALID_ARGUMENT', 'onProgress must be a function');
       const inbox = new Inbox();
-      const request = self.#request(type, { input, options }, { signal, event: (piece) => inbox.put({ piece }) });
+      const request = self.#request(type, { input, options, progress: !!onProgress }, { signal, event: (item) => inbox.put(item) });
       request.done.then(
         () => inbox.put({ end: true }),
         (error) => inbox.put({ end: true, error }),
       );
       let item;
       try {
-        // Pieces that arrive after an abort are dropped: a Generator on the main thread would not have made them.
-        while (!(item = await inbox.take()).end) if (!signal?.aborted) yield item.piece;
+        // What arrives after an abort is dropped: a Generator on the main thread would not have made it.
+        while (!(item = await inbox.take()).end) {
+          if (signal?.aborted) continue;
+          if (item.prefill) progress(onProgress, item.prefill);
+          else yield item.piece;
+        }
       } finally {
         if (!item.end) {
           request.abort();

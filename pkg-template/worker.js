@@ -17,12 +17,17 @@ const handlers = {
   tokenize: ({ text, options }) => generator.tokenize(text, options),
   detokenize: ({ ids }) => generator.detokenize(ids),
   score: ({ input, options }, { signal }) => generator.score(input, { ...options, signal }),
-  generate: ({ input, options }, { signal, event }) => forward(generator.generate(input, { ...options, signal }), event),
-  chat: ({ input, options }, { signal, event }) => forward(generator.chat(input, { ...options, signal }), event),
+  generate: ({ input, options, progress }, { signal, event }) => forward(generator.generate(input, streamOptions(options, progress, signal, event)), event),
+  chat: ({ input, options, progress }, { signal, event }) => forward(generator.chat(input, streamOptions(options, progress, signal, event)), event),
 };
 
+/** A streaming request's options: with `progress`, the prompt's progress goes back as `{ prefill }` events. */
+function streamOptions(options, progress, signal, event) {
+  return progress ? { ...options, signal, onProgress: ({ done, total }) => event({ prefill: { done, total } }) } : { ...options, signal };
+}
+
 async function forward(pieces, event) {
-  for await (const piece of pieces) event(piece);
+  for await (const piece of pieces) event({ piece });
 }
 
 /** Runs one request; its end (a result or an error) carries the generator's stats for the proxy to cache. */

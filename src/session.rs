@@ -18,7 +18,10 @@ use web_time::Instant;
 
 /// Longest batch a forward pass takes unless [`LoadOptions::max_batch`] says
 /// otherwise; longer prompts go in several passes, which bounds the
-/// activation memory and the cache of sliding-window layers.
+/// activation memory and the cache of sliding-window layers. It is also the
+/// step of a prompt's progress ([`Session::prefill`]): a batch is the unit
+/// the cache grows by, and a smaller one for finer progress would cost
+/// prefill speed (each pass rereads every weight).
 const BATCH: usize = 256;
 /// Most bytes of logits a scoring pass makes: batches are cut shorter where a
 /// large vocabulary would pass it (64 rows of Gemma 3's 262k), so that the
@@ -108,6 +111,14 @@ pub enum FinishReason {
     MaxTokens,
     /// The context is full.
     ContextFull,
+}
+
+/// How far a generation's prompt is in the KV cache: `done` of its `total`
+/// tokens, a prefix reused from the cache included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
 }
 
 /// Figures of the last request.
@@ -259,24 +270,30 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// [`Engine::next`] after `tokens`, reusing the cached prefix; and how
-    /// many tokens were reused.
-    async fn prefill(&mut self, tokens: &[u32], greedy: bool) -> Result<(Next, usize)> {
+    /// Checks a prompt and drops what the cache holds past the prefix it
+    /// keeps of it; how many tokens that prefix is.
+    fn begin_prefill(&mut self, tokens: &[u32]) -> Result<usize> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("the prompt has no tokens".into()));
         }
         let reused = self.reusable(tokens, 1);
         self.begin(tokens, reused)?;
-        let mut pos = reused;
-        // Only the last batch's logits are read back.
-        loop {
-            let end = (pos + self.batch).min(tokens.len());
-            let out = self.batch(tokens, pos, end, Logits::Last);
-            if end == tokens.len() {
-                return Ok((self.next(out, greedy).await, reused));
-            }
-            pos = end;
+        Ok(reused)
+    }
+
+    /// Runs the batch of `tokens` from `pos` (where the cache ends) and
+    /// waits for it: where it ends, and after the last one what comes next.
+    async fn prefill_batch(&mut self, tokens: &[u32], pos: usize, greedy: bool) -> (usize, Option<Next>) {
+        let end = (pos + self.batch).min(tokens.len());
+        let out = self.batch(tokens, pos, end, Logits::Last);
+        if end == tokens.len() {
+            return (end, Some(self.next(out, greedy).await));
         }
+        // Four bytes back from a GPU once the batch has run, so that the
+        // progress reported is the work done, and a caller that stops here
+        // stops the work rather than its queueing.
+        self.backend.argmax(&out).get().await;
+        (end, None)
     }
 
     /// Feeds one more token; what comes next, or `None` when the context is
@@ -433,36 +450,68 @@ impl<B: Backend> Session<B> {
 
     /// [`Session::start`] on any backend.
     pub async fn start_async(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
+        let mut g = self.begin(prompt, options)?;
+        while self.prefill_async(&mut g).await.is_some() {}
+        Ok(g)
+    }
+
+    /// Checks `prompt` and returns a generation whose prompt is not run yet:
+    /// [`Session::prefill`] runs it a batch at a time, so that a caller can
+    /// report progress and stop between batches (the cache then holds the
+    /// batches that ran, which a later request may reuse). No other request
+    /// may run on the session until the generation ends or is dropped.
+    pub fn begin(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
         let start = Instant::now();
-        let sampler = Sampler::new(options.sampler);
-        let (next, reused) = self.engine.prefill(prompt, sampler.is_greedy()).await?;
-        self.stats = Stats {
-            prompt_tokens: prompt.len(),
-            reused_tokens: reused,
-            prefill_ms: ms_since(start),
-            ..Stats::default()
-        };
+        let reused = self.engine.begin_prefill(prompt)?;
+        self.stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reused, ..Stats::default() };
         Ok(GenerationState {
             decoder: StreamDecoder::new(self.tokenizer.clone(), false),
-            sampler,
+            sampler: Sampler::new(options.sampler),
             stops: StopStrings::new(options.stop),
             max_tokens: options.max_tokens,
-            next: Some(next),
+            prompt: prompt.to_vec(),
+            prefilled: reused,
+            next: None,
             pending: None,
             start,
             first_token_at: None,
         })
     }
 
+    /// Runs the next batch of a generation's prompt: how far the prompt has
+    /// got, or `None` once it is all in.
+    pub fn prefill(&mut self, g: &mut GenerationState) -> Option<Progress> {
+        now(self.prefill_async(g))
+    }
+
+    /// [`Session::prefill`] on any backend.
+    pub async fn prefill_async(&mut self, g: &mut GenerationState) -> Option<Progress> {
+        if g.prompt.is_empty() {
+            return None;
+        }
+        let start = Instant::now();
+        let (end, next) = self.engine.prefill_batch(&g.prompt, g.prefilled, g.sampler.is_greedy()).await;
+        self.stats.prefill_ms += ms_since(start);
+        let progress = Progress { done: end, total: g.prompt.len() };
+        g.prefilled = end;
+        if next.is_some() {
+            g.next = next;
+            g.prompt = Vec::new();
+        }
+        Some(progress)
+    }
+
     /// The next piece of a generation, or `None` once it has finished. Every
     /// sampled token gives one piece; the end-of-generation token's piece
-    /// carries only text that was held back.
+    /// carries only text that was held back. What is left of the prompt
+    /// runs first.
     pub fn step(&mut self, g: &mut GenerationState) -> Option<Piece> {
         now(self.step_async(g))
     }
 
     /// [`Session::step`] on any backend.
     pub async fn step_async(&mut self, g: &mut GenerationState) -> Option<Piece> {
+        while self.prefill_async(g).await.is_some() {}
         let mut next = g.next.take()?;
         if let Some(token) = g.pending.take() {
             match self.engine.step(token, g.sampler.is_greedy()).await {
@@ -594,7 +643,12 @@ pub struct GenerationState {
     sampler: Sampler,
     stops: StopStrings,
     max_tokens: usize,
-    /// What to take the next token from; `None` once finished.
+    /// The prompt while it is being prefilled; empty once it is all in.
+    prompt: Vec<u32>,
+    /// Prompt tokens in the cache.
+    prefilled: usize,
+    /// What to take the next token from; `None` while the prompt is
+    /// prefilled and once finished.
     next: Option<Next>,
     /// The last sampled token, not yet fed to the model.
     pending: Option<u32>,
@@ -604,7 +658,7 @@ pub struct GenerationState {
 
 impl GenerationState {
     pub fn is_finished(&self) -> bool {
-        self.next.is_none()
+        self.next.is_none() && self.prompt.is_empty()
     }
 
     /// Ends the generation; returns the text that was held back.

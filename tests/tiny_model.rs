@@ -7,7 +7,7 @@ mod common;
 
 use common::{tiny_gemma, tiny_llama};
 use webslm::sampler::SamplerConfig;
-use webslm::session::{FinishReason, Loader};
+use webslm::session::{FinishReason, Loader, Progress};
 use webslm::{cpu::Cpu, Error, GenerateOptions, LoadOptions, Message, Session};
 
 fn session() -> Session {
@@ -294,4 +294,43 @@ fn no_chat_template_is_a_clear_error() {
         Ok(_) => panic!("chat without a template"),
     }
     assert!(s.generate_text("hello", greedy(1)).is_ok());
+}
+
+/// A generation begun with [`Session::begin`] runs its prompt a batch per
+/// [`Session::prefill`], reporting how far it got, and generates what
+/// `generate` does; dropped between batches, it leaves the cache holding
+/// exactly the batches that ran, which the next request reuses.
+#[test]
+fn a_prompt_prefilled_batch_by_batch_reports_progress_and_can_stop_between_batches() {
+    let batched = || Session::load_bytes(&tiny_llama(), LoadOptions { max_batch: Some(5), ..LoadOptions::default() });
+    let mut s = batched().unwrap();
+    let prompt = s.tokenize(TEXT, true).unwrap();
+    assert!(prompt.len() > 8 && prompt.len() % 5 != 0, "{} tokens", prompt.len());
+    let expected: Vec<u32> = batched().unwrap().generate(&prompt, greedy(6)).unwrap().map(|p| p.token).collect();
+
+    let mut g = s.begin(&prompt, greedy(6)).unwrap();
+    let mut done = Vec::new();
+    while let Some(p) = s.prefill(&mut g) {
+        assert_eq!(p.total, prompt.len());
+        done.push(p.done);
+    }
+    let mut steps: Vec<usize> = (5..prompt.len()).step_by(5).collect();
+    steps.push(prompt.len());
+    assert_eq!(done, steps);
+    assert!(!g.is_finished());
+    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g)).map(|p| p.token).collect();
+    assert_eq!(tokens, expected);
+
+    let mut s = batched().unwrap();
+    let mut g = s.begin(&prompt, greedy(6)).unwrap();
+    assert_eq!(s.prefill(&mut g), Some(Progress { done: 5, total: prompt.len() }));
+    drop(g);
+    let again: Vec<u32> = s.generate(&prompt, greedy(6)).unwrap().map(|p| p.token).collect();
+    assert_eq!(s.stats().reused_tokens, 5);
+    assert_eq!(again, expected);
+
+    // Stepping a generation whose prompt is not all in runs the rest of it first.
+    let mut g = s.begin(&prompt, greedy(6)).unwrap();
+    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g)).map(|p| p.token).collect();
+    assert_eq!(tokens, expected);
 }

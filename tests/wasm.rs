@@ -98,6 +98,10 @@ mod js_api {
         let prompt = e.tokenize("hello there", true).unwrap();
         e.start(&prompt, options(&[("maxTokens", 6.into()), ("temperature", 0.8.into()), ("seed", 3.into())])).unwrap();
         assert_eq!(code(e.start(&prompt, JsValue::UNDEFINED).unwrap_err()), "BUSY");
+        // The prompt, shorter than a batch, runs in the first call.
+        let prefill = get(&e.next_piece().unwrap(), "prefill");
+        assert_eq!(get(&prefill, "done").as_f64().unwrap() as usize, prompt.len());
+        assert_eq!(get(&prefill, "total").as_f64().unwrap() as usize, prompt.len());
         let mut tokens = Vec::new();
         loop {
             let piece = e.next_piece().unwrap();

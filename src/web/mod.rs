@@ -380,6 +380,12 @@ struct JsStats {
     finish_reason: Option<crate::session::FinishReason>,
 }
 
+/// What `next` returns after a batch of the prompt, told from a piece by its key.
+#[derive(Serialize)]
+struct JsPrefill {
+    prefill: crate::session::Progress,
+}
+
 #[derive(Serialize)]
 struct JsPiece {
     token: u32,
@@ -478,12 +484,14 @@ impl Engine {
         on!(&self.session, s => s.chat_tokens_with(&messages, tools.as_ref())).map_err(js_error)
     }
 
-    /// Prefills `prompt` and starts a generation; `next` yields its pieces.
-    /// Fails with `BUSY` while another generation runs. `start`, `next` and
-    /// `score` return at once on the CPU; on the GPU, whose results come
-    /// back through the browser's event loop, the glue calls their `Async`
-    /// twins (a pending call holds the engine, so the CPU keeps the plain
-    /// ones: `stats` or `cancel` may come between its calls).
+    /// Checks `prompt` and starts a generation, whose prompt `next` then
+    /// runs a batch a call, so that the glue can report progress and stop
+    /// between batches, before it yields the pieces. Fails with `BUSY` while
+    /// another generation runs. `start`, `next` and `score` return at once on
+    /// the CPU; on the GPU, whose results come back through the browser's
+    /// event loop, the glue calls their `Async` twins (a pending call holds
+    /// the engine, so the CPU keeps the plain ones: `stats` or `cancel` may
+    /// come between its calls).
     pub fn start(&mut self, prompt: &[u32], options: JsValue) -> Result<(), JsValue> {
         ready(self.start_async(prompt.to_vec(), options))?
     }
@@ -492,13 +500,14 @@ impl Engine {
     pub async fn start_async(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
         let options = JsGenerateOptions::read(options)?.into_options();
-        let g = on!(&mut self.session, s => s.start_async(&prompt, options).await).map_err(js_error)?;
+        let g = on!(&mut self.session, s => s.begin(&prompt, options)).map_err(js_error)?;
         self.generation = Some(g);
         Ok(())
     }
 
-    /// The next `{token, text}` of the running generation, or `null` when it
-    /// has finished.
+    /// What the running generation did next: `{prefill: {done, total}}`
+    /// after a batch of its prompt, then its pieces `{token, text}`, then
+    /// `null` once it has finished.
     #[wasm_bindgen(js_name = next)]
     pub fn next_piece(&mut self) -> Result<JsValue, JsValue> {
         ready(self.next_async())
@@ -507,6 +516,9 @@ impl Engine {
     #[wasm_bindgen(js_name = nextAsync)]
     pub async fn next_async(&mut self) -> JsValue {
         let Some(g) = self.generation.as_mut() else { return JsValue::NULL };
+        if let Some(prefill) = on!(&mut self.session, s => s.prefill_async(g).await) {
+            return to_js(&JsPrefill { prefill });
+        }
         match on!(&mut self.session, s => s.step_async(g).await) {
             Some(p) => to_js(&JsPiece { token: p.token, text: p.text }),
             None => {

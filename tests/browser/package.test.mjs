@@ -213,3 +213,38 @@ pageTest("device: 'webgpu' runs on the page's adapter (SwiftShader here): llama.
   assert.ok(result.first.text.length > 0);
   assert.ok(result.second.reused > 0, `second turn reused ${result.second.reused} tokens`);
 });
+
+pageTest("device: 'webgpu': a long prompt runs a batch per call with its progress, and an abort from onProgress stops it between batches", async () => {
+  const result = await page.evaluate(async (url) => {
+    const { Generator } = await window.webslm;
+    const g = await Generator.load(url, { device: 'webgpu', contextLength: 1024 });
+    const { backend } = g.info;
+    const prompt = Array.from({ length: 600 }, (_, i) => (i * 37 + 5) % 1000);
+    const run = async (options = {}) => {
+      const events = [];
+      const tokens = [];
+      for await (const p of g.generate(prompt, { maxTokens: 4, onProgress: (e) => events.push(e.done), ...options })) tokens.push(p.token);
+      return { events, tokens, reused: g.stats.reusedTokens };
+    };
+    const first = await run();
+    // Another prompt, so that the next one reuses nothing.
+    for await (const _ of g.generate([999], { maxTokens: 1 }));
+    const controller = new AbortController();
+    let code = null;
+    try {
+      await run({ signal: controller.signal, onProgress: () => controller.abort() });
+    } catch (e) {
+      code = e.code;
+    }
+    const resumed = await run();
+    await g.dispose();
+    window.show(`webgpu prefill progress ${JSON.stringify(first.events)}, aborted (${code}), resumed from ${resumed.reused}`);
+    return { backend, first, code, resumed };
+  }, '/models/tiny-arch/phi3-Q8_0.gguf');
+  assert.equal(result.backend, 'webgpu');
+  assert.deepEqual(result.first.events, [256, 512, 600]);
+  assert.equal(result.code, 'ABORTED');
+  assert.equal(result.resumed.reused, 256);
+  assert.deepEqual(result.resumed.events, [512, 600]);
+  assert.deepEqual(result.resumed.tokens, result.first.tokens);
+});
