@@ -204,6 +204,10 @@ async function send() {
       // Small models loop without it.
       repeatPenalty: 1.1,
       signal: controller.signal,
+      // A long conversation takes a while to read in: say how far it is (Stop works between batches).
+      onProgress: ({ done, total }) => {
+        if (done < total) ui.stats.textContent = `Reading the conversation: ${done} of ${total} tokens`;
+      },
     };
     for await (const piece of gen.chat(messages, options)) {
       first ??= performance.now();
