@@ -46,9 +46,9 @@ fn runs(ty: GgmlType) -> Option<&'static [Run]> {
 }
 
 /// Whether matrices of `ty` are kept packed (the formats with a packed kernel).
-/// Q4_0 is not yet: its packed kernel, which must subtract 8·Σa for each
-/// token and block with relaxed SIMD, prefilled no faster than the file
-/// layout's tiles and decoded slower on two threads.
+/// Q4_0 is not yet: its packed kernel must subtract 8·Σa for each token and
+/// block with relaxed SIMD, and computing that sum for every group of rows
+/// cost what the layout saved (no faster than the file layout's tiles).
 pub fn is_packed(ty: GgmlType) -> bool {
     runs(ty).is_some()
 }
@@ -104,8 +104,8 @@ pub fn pack_group(ty: GgmlType, group: &mut [u8], scratch: &mut Vec<u8>) {
         }
     }
     if ty == GgmlType::Q4K {
-        for block in group.chunks_exact_mut(4 * ty.block_layout().1) {
-            encode_k4_scales((&mut block[16..64]).try_into().unwrap());
+        for packed in group.chunks_exact_mut(4 * block) {
+            encode_k4_scales((&mut packed[16..64]).try_into().unwrap());
         }
     }
 }
