@@ -256,7 +256,7 @@ async function nativeRun(config) {
   const { value, othersCpu } = await othersShare(() => promisify(execFile)(fileURLToPath(SPEED), args, { timeout: RUN_LIMIT_MS }));
   const r = JSON.parse(value.stdout.trim().split('\n').pop());
   const run = { prefillTokensPerSecond: r.prefill, decodeTokensPerSecond: r.decode, timeToFirstTokenMs: (promptTokens / r.prefill) * 1000, wall: {}, promptTokens, generatedTokens: MAX_TOKENS };
-  return { run, load: null, cacheLoad: null, info: { threads: config.threads, build: 'llama.cpp (llama-cpp-python 0.3.36, -march=native)' }, othersCpu, peakBytes: null, idleBytes: null };
+  return { run, load: null, cacheLoad: null, info: { threads: config.threads, build: 'llama.cpp (llama-cpp-python 0.3.36, AVX2 build)' }, othersCpu, peakBytes: null, idleBytes: null };
 }
 
 const servers = { plain: await serve({ isolated: false }), isolated: await serve({ isolated: true }) };
