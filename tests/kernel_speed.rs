@@ -86,7 +86,7 @@ fn gmacs(ty: GgmlType, w: &[u8], tokens: usize) -> f64 {
 #[wasm_bindgen_test]
 #[ignore]
 fn packing_speed() {
-    for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K] {
         let (block, size) = ty.block_layout();
         let mut data = weights(ty);
         let (mut scratch, group) = (Vec::new(), 4 * N / block * size);
@@ -105,7 +105,7 @@ fn packing_speed() {
 #[ignore]
 fn matmul_speed() {
     use GgmlType::*;
-    for ty in [Q4_0, Q4_1, Q8_0, Q4K, Q5K, Q6K] {
+    for ty in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q5K, Q6K] {
         let w = weights(ty);
         let (prompt, token) = (gmacs(ty, &w, 64), gmacs(ty, &w, 1));
         let gbs = token * 1e9 * w.len() as f64 / (ROWS * N) as f64 / 1e9;

@@ -227,7 +227,9 @@ type Packed = fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
 fn packed_kernels_equal_row_products() {
     use webslm::quant::packed;
     use GgmlType::*;
-    let kinds: [(GgmlType, GgmlType, Dot, Packed); 2] = [
+    let kinds: [(GgmlType, GgmlType, Dot, Packed); 4] = [
+        (Q4_0, Q8_0, scalar::vec_dot_q4_0_q8_0, simd128::packed_q4_0_q8_0),
+        (Q5_0, Q8_0, scalar::vec_dot_q5_0_q8_0, simd128::packed_q5_0_q8_0),
         (Q4K, Q8K, scalar::vec_dot_q4_k_q8_k, simd128::packed_q4_k_q8_k),
         (Q6K, Q8K, scalar::vec_dot_q6_k_q8_k, simd128::packed_q6_k_q8_k),
     ];
@@ -245,13 +247,24 @@ fn packed_kernels_equal_row_products() {
             })
             .collect();
         let acts: Vec<Vec<u8>> = (0..4).map(|i| act_row(act_ty, n, &mut rng, [0, 1, 2, 0][i])).collect();
+        // The rows as the kernels take them, with their blocks' sums where the type needs them.
+        let kernel_acts: Vec<Vec<u8>> = acts
+            .iter()
+            .map(|a| {
+                let mut k = a.clone();
+                if packed::takes_block_sums(ty) {
+                    packed::with_block_sums(a, a.len(), &mut k);
+                }
+                k
+            })
+            .collect();
         let same = |got: f32, want: f32| got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
         for (g, group) in groups.iter().enumerate() {
             for tokens in 1..=4 {
-                let a: Vec<&[u8]> = acts[..tokens].iter().map(|a| &a[..]).collect();
+                let k: Vec<&[u8]> = kernel_acts[..tokens].iter().map(|a| &a[..]).collect();
                 let mut out = [[f32::NAN; 4]; 4];
-                kernel(n, &[group], &a, &mut out);
-                for (t, a) in a.iter().enumerate() {
+                kernel(n, &[group], &k, &mut out);
+                for (t, a) in acts[..tokens].iter().enumerate() {
                     for r in 0..4 {
                         let want = dot(n, &rows[4 * g + r], a);
                         assert!(
@@ -265,9 +278,9 @@ fn packed_kernels_equal_row_products() {
             }
         }
         let all: Vec<&[u8]> = groups.iter().map(|g| &g[..]).collect();
-        for a in &acts {
+        for (a, k) in acts.iter().zip(&kernel_acts) {
             let mut out = [[f32::NAN; 4]; 4];
-            kernel(n, &all, &[a], &mut out);
+            kernel(n, &all, &[k], &mut out);
             for (g, o) in out.iter().enumerate() {
                 for r in 0..4 {
                     let want = dot(n, &rows[4 * g + r], a);

@@ -319,6 +319,8 @@ pub fn packed_dot(ty: GgmlType, n: usize, groups: &[&[u8]], acts: &[&[u8]], out:
     debug_assert!(out.len() >= groups.len() * acts.len());
     use GgmlType::*;
     match ty {
+        Q4_0 => kernels::packed_q4_0_q8_0(n, groups, acts, out),
+        Q5_0 => kernels::packed_q5_0_q8_0(n, groups, acts, out),
         Q4K => kernels::packed_q4_k_q8_k(n, groups, acts, out),
         Q6K => kernels::packed_q6_k_q8_k(n, groups, acts, out),
         _ => unsupported("packed_dot", ty),
@@ -366,26 +368,32 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
         }
     };
     let mut tile = [[0f32; 4]; 4];
-    if tokens == 1 {
-        let quarter = g1.saturating_sub(g0) / 4;
-        for q in g0..g0 + quarter {
-            let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
-            packed_dot(ty, n, &four.map(group), &[act], &mut tile);
-            for (&g, &v) in four.iter().zip(&tile) {
-                put(g, 0, v);
+    // Activation rows as the packed kernels take them: `k_row` bytes each.
+    let k_row = if packed::takes_block_sums(ty) { a_row + 4 * (n / 32) } else { a_row };
+    SUMMED.with_borrow_mut(|buf| {
+        if tokens == 1 {
+            let act = kernel_rows(ty, act, a_row, buf);
+            let quarter = g1.saturating_sub(g0) / 4;
+            for q in g0..g0 + quarter {
+                let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
+                packed_dot(ty, n, &four.map(group), &[act], &mut tile);
+                for (&g, &v) in four.iter().zip(&tile) {
+                    put(g, 0, v);
+                }
             }
+            for g in g0 + 4 * quarter..g1 {
+                packed_dot(ty, n, &[group(g)], &[act], &mut tile);
+                put(g, 0, tile[0]);
+            }
+            return;
         }
-        for g in g0 + 4 * quarter..g1 {
-            packed_dot(ty, n, &[group(g)], &[act], &mut tile);
-            put(g, 0, tile[0]);
-        }
-    } else {
         for first in (0..tokens).step_by(TOKEN_BLOCK) {
             let block = &act[first * a_row..(first + TOKEN_BLOCK).min(tokens) * a_row];
+            let block = kernel_rows(ty, block, a_row, buf);
             for g in g0..g1 {
-                for (c, four) in block.chunks(4 * a_row).enumerate() {
-                    let acts = token_rows(four, a_row);
-                    let acts = &acts[..four.len() / a_row];
+                for (c, four) in block.chunks(4 * k_row).enumerate() {
+                    let acts = token_rows(four, k_row);
+                    let acts = &acts[..four.len() / k_row];
                     packed_dot(ty, n, &[group(g)], acts, &mut tile);
                     for (t, &v) in tile[..acts.len()].iter().enumerate() {
                         put(g, first + 4 * c + t, v);
@@ -393,13 +401,29 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
                 }
             }
         }
-    }
+    });
     // The rows past the last whole group, in the file's layout.
     let tail = rows.start.max(packed_rows)..rows.end;
     if !tail.is_empty() {
         let at = tail.start - rows.start;
         matmul_rows(ty, n, &w[tail.start * w_row..tail.end * w_row], act, &mut out[at..], stride);
     }
+}
+
+std::thread_local! {
+    /// Activation rows with their blocks' sums ([`packed::with_block_sums`]):
+    /// a buffer a thread, as every thread runs its own share of a product.
+    static SUMMED: core::cell::RefCell<Vec<u8>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// `rows`, activation rows of `a_row` bytes, as `ty`'s packed kernels take
+/// them: in `buf` with their blocks' sums where [`packed::takes_block_sums`].
+fn kernel_rows<'a>(ty: GgmlType, rows: &'a [u8], a_row: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if !packed::takes_block_sums(ty) {
+        return rows;
+    }
+    packed::with_block_sums(rows, a_row, buf);
+    buf
 }
 
 /// Up to four activation rows of `a_row` bytes from `four`, on the stack:

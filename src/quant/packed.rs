@@ -11,6 +11,10 @@
 //! the file's layout. In a group, block `i` of the four rows becomes one
 //! packed block of four times the size at `i` times that size:
 //!
+//! - Q4_0 (72): `d` (f16) at 2r, then the 16 bytes of nibbles in 4-byte
+//!   units: unit `k` of row `r` at `8 + 16k + 4r`.
+//! - Q5_0 (88): `d` at 2r, `qh` (u32) at `8 + 4r`, the nibbles' units at
+//!   `24 + 16k + 4r`.
 //! - Q4_K (576): `d` (f16) at 2r, `dmin` at `8 + 2r`, the four rows' 6-bit scales
 //!   and mins re-encoded in 48 bytes at 16 (see [`encode_k4_scales`]), then
 //!   the 128 bytes of nibbles in 4-byte units: unit `k` of row `r` at
@@ -34,11 +38,15 @@ const fn run(src: usize, len: usize, dst: usize, count: usize) -> Run {
     Run { src, len, dst, count }
 }
 
+const Q4_0: &[Run] = &[run(0, 2, 0, 1), run(2, 4, 8, 4)];
+const Q5_0: &[Run] = &[run(0, 2, 0, 1), run(2, 4, 8, 1), run(6, 4, 24, 4)];
 const Q4_K: &[Run] = &[run(0, 2, 0, 1), run(2, 2, 8, 1), run(4, 12, 16, 1), run(16, 4, 64, 32)];
 const Q6_K: &[Run] = &[run(208, 2, 0, 1), run(192, 1, 8, 16), run(0, 4, 72, 32), run(128, 4, 584, 16)];
 
 fn runs(ty: GgmlType) -> Option<&'static [Run]> {
     match ty {
+        GgmlType::Q4_0 => Some(Q4_0),
+        GgmlType::Q5_0 => Some(Q5_0),
         GgmlType::Q4K => Some(Q4_K),
         GgmlType::Q6K => Some(Q6_K),
         _ => None,
@@ -46,11 +54,33 @@ fn runs(ty: GgmlType) -> Option<&'static [Run]> {
 }
 
 /// Whether matrices of `ty` are kept packed (the formats with a packed kernel).
-/// Q4_0 is not yet: its packed kernel must subtract 8·Σa for each token and
-/// block with relaxed SIMD, and computing that sum for every group of rows
-/// cost what the layout saved (no faster than the file layout's tiles).
 pub fn is_packed(ty: GgmlType) -> bool {
     runs(ty).is_some()
+}
+
+/// Whether `ty`'s packed kernels take each activation row (Q8_0 blocks)
+/// followed by its blocks' sums of quants ([`with_block_sums`]). Q4_0 and
+/// Q5_0 codes stand for `code - 2^K`; the relaxed dot product takes them
+/// unsigned and subtracts `2^K·Σa` a block, a sum that one pass over a
+/// token's activations gives every group of rows instead of each group
+/// computing its own (which cost what the layout saved).
+pub fn takes_block_sums(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0)
+}
+
+/// Activation rows of `a_row` bytes of Q8_0 blocks into `dst`, each followed
+/// by its blocks' sums of quants (little-endian i32), for the kernels of
+/// [`takes_block_sums`] types.
+pub fn with_block_sums(rows: &[u8], a_row: usize, dst: &mut Vec<u8>) {
+    const BLOCK: usize = 34;
+    dst.clear();
+    for row in rows.chunks_exact(a_row) {
+        dst.extend_from_slice(row);
+        for block in row.chunks_exact(BLOCK) {
+            let sum: i32 = block[2..].iter().map(|&q| q as i8 as i32).sum();
+            dst.extend_from_slice(&sum.to_le_bytes());
+        }
+    }
 }
 
 /// Calls `f(row, row offset, packed offset, len)` for every run of every

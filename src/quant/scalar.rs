@@ -527,11 +527,13 @@ macro_rules! packed {
         pub fn $packed(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
             let ty = super::GgmlType::$ty;
             let mut row = vec![0u8; groups[0].len() / 4];
+            // The rows of `takes_block_sums` types carry sums this leaves aside.
+            let a_row = super::vec_dot_type(ty).bytes_for(n as u64).unwrap() as usize;
             for (g, group) in groups.iter().enumerate() {
                 for r in 0..4 {
                     super::packed::unpack_row(ty, group, r, &mut row);
                     for (t, a) in acts.iter().enumerate() {
-                        out[g * acts.len() + t][r] = $one(n, &row, a);
+                        out[g * acts.len() + t][r] = $one(n, &row, &a[..a_row]);
                     }
                 }
             }
@@ -540,6 +542,8 @@ macro_rules! packed {
 }
 
 packed! {
+    vec_dot_q4_0_q8_0 => packed_q4_0_q8_0, Q4_0;
+    vec_dot_q5_0_q8_0 => packed_q5_0_q8_0, Q5_0;
     vec_dot_q4_k_q8_k => packed_q4_k_q8_k, Q4K;
     vec_dot_q6_k_q8_k => packed_q6_k_q8_k, Q6K;
 }

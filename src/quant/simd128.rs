@@ -660,8 +660,108 @@ fn packed_block<const N: usize>(group: &[u8], i: usize) -> &[u8; N] {
     group[N * i..N * i + N].try_into().unwrap()
 }
 
+const Q4_0_X4: usize = 4 * Q4_0_BYTES;
+const Q5_0_X4: usize = 4 * Q5_0_BYTES;
 const Q4_K_X4: usize = 4 * Q4_K_BYTES;
 const Q6_K_X4: usize = 4 * Q6_K_BYTES;
+
+/// The four rows' 4-bit codes of a packed Q4_0/Q5_0 block whose nibbles
+/// start at `at`: `[u]` holds elements `4u..4u + 4` of row `r` in bytes
+/// `4r..4r + 4` (units 0..4 the low nibbles, 4..8 the high ones).
+#[inline(always)]
+fn nibble_units<const W: usize>(wb: &[u8; W], at: usize) -> [v128; 8] {
+    let mut q = [i8x16_splat(0); 8];
+    for k in 0..4 {
+        (q[k], q[4 + k]) = nibbles(load(wb, at + 16 * k));
+    }
+    q
+}
+
+#[inline(always)]
+fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [v128; 8] {
+    nibble_units(wb, 8)
+}
+
+/// Q5_0: the nibbles with each row's `qh` bit `4u + e` (lane `r` of the
+/// vector at 8) as 16 in byte `4r + e` of unit `u`.
+#[inline(always)]
+fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
+    let qh = load(wb, 8);
+    let mut q = nibble_units(wb, 24);
+    for (u, q) in q.iter_mut().enumerate() {
+        let b = (u / 2) as u8;
+        let byte = i8x16_swizzle(qh, u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b));
+        let s = 4 * (u % 2) as u32;
+        let bit = u32x4_splat(0x0804_0201 << s);
+        *q = v128_or(*q, v128_and(i8x16_eq(v128_and(byte, bit), bit), u8x16_splat(16)));
+    }
+    q
+}
+
+/// `G` groups of packed Q4_0 (`K` = 3) or Q5_0 (`K` = 4) against `T`
+/// activation rows that carry their blocks' sums (`packed::with_block_sums`):
+/// `[g][t]` holds group `g`'s four products with activation `t`. Codes stand
+/// for `code - 2^K`: with relaxed SIMD they are dotted unsigned, less 2^K
+/// times the block's sum; without, shifted to [-2^K, 2^K) first (eight units
+/// of 16 · 127 fit an i16 lane).
+#[inline(always)]
+fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+    codes: impl Fn(&[u8; W]) -> [v128; 8],
+) -> [[v128; T]; G] {
+    let mut acc = [[f32x4_splat(0.0); T]; G];
+    for i in 0..n / QK {
+        let abs: [&[u8; Q8_0_BYTES]; T] =
+            core::array::from_fn(|t| acts[t][Q8_0_BYTES * i..Q8_0_BYTES * i + Q8_0_BYTES].try_into().unwrap());
+        #[cfg(target_feature = "relaxed-simd")]
+        let offsets: [v128; T] = core::array::from_fn(|t| {
+            let at = n / QK * Q8_0_BYTES + 4 * i;
+            i32x4_splat(i32::from_le_bytes(acts[t][at..at + 4].try_into().unwrap()) << K)
+        });
+        for (g, group) in groups.iter().enumerate() {
+            let wb = packed_block::<W>(group, i);
+            let d = f16x4_at(wb, 0);
+            let q = codes(wb);
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            let q = q.map(|c| i8x16_sub(c, i8x16_splat(1 << K)));
+            // Unit u's activations are the four at 2 + 4u (the high
+            // nibbles' elements 16.. follow the low ones').
+            let mut s = [Lanes::zero(); T];
+            if T == 1 {
+                for u in (0..8).step_by(2) {
+                    s[0] = s[0].add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
+                }
+            } else {
+                for (u, &q) in q.iter().enumerate() {
+                    for t in 0..T {
+                        s[t] = s[t].add(q, splat4(abs[t], 2 + 4 * u));
+                    }
+                }
+            }
+            for t in 0..T {
+                #[cfg(target_feature = "relaxed-simd")]
+                let isum = i32x4_sub(s[t].sum(), offsets[t]);
+                #[cfg(not(target_feature = "relaxed-simd"))]
+                let isum = s[t].sum();
+                let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
+                acc[g][t] = f32x4_add(acc[g][t], p);
+            }
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn packed_q4_0<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+    packed_offset::<Q4_0_X4, 3, G, T>(n, groups, acts, packed_codes_q4_0)
+}
+
+#[inline(always)]
+fn packed_q5_0<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+    packed_offset::<Q5_0_X4, 4, G, T>(n, groups, acts, packed_codes_q5_0)
+}
 
 /// The four rows' Q4_K scales and mins (as `quant::packed` encodes them):
 /// `[j]` holds sub-block `j`'s, row `r` in lane `r`.
@@ -703,17 +803,28 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
                 }
             }
-            for (t, a) in acts.iter().enumerate() {
-                let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
-                let mut isum = i32x4_splat(0);
-                for j in 0..8 {
-                    let mut s = Lanes::zero();
+            let abs: [&[u8; Q8_K_BYTES]; T] =
+                core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
+            let mut isums = [i32x4_splat(0); T];
+            for j in 0..8 {
+                let mut s = [Lanes::zero(); T];
+                if T == 1 {
                     for u in (0..8).step_by(2) {
                         let at = 4 + 32 * j + 4 * u;
-                        s = s.add2(q[8 * j + u], splat4(ab, at), q[8 * j + u + 1], splat4(ab, at + 4));
+                        s[0] = s[0].add2(q[8 * j + u], splat4(abs[0], at), q[8 * j + u + 1], splat4(abs[0], at + 4));
                     }
-                    isum = i32x4_add(isum, i32x4_mul(s.sum(), sc[j]));
+                } else {
+                    for u in 0..8 {
+                        for t in 0..T {
+                            s[t] = s[t].add(q[8 * j + u], splat4(abs[t], 4 + 32 * j + 4 * u));
+                        }
+                    }
                 }
+                for t in 0..T {
+                    isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                }
+            }
+            for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
                 // Σ_j min_j · (bsum_2j + bsum_2j+1), the pair sums added as i16
                 // (|·| ≤ 2 · 16 · 128) and widened.
                 let (b0, b1) = (load(ab, 260), load(ab, 276));
@@ -816,6 +927,8 @@ macro_rules! packed_kernels {
 }
 
 packed_kernels! {
+    packed_q4_0_q8_0 => packed_q4_0;
+    packed_q5_0_q8_0 => packed_q5_0;
     packed_q4_k_q8_k => packed_q4_k;
     packed_q6_k_q8_k => packed_q6_k;
 }

@@ -1063,7 +1063,7 @@ fn f32_activations_are_le_bytes() {
 fn packed_matrices_keep_their_rows_and_products() {
     let mut rng = Rng(17);
     let n = 512;
-    for ty in [Q4K, Q6K] {
+    for ty in [Q4_0, Q5_0, Q4K, Q6K] {
         let rows = 11;
         let file: Vec<u8> = (0..rows).flat_map(|_| quantize_ref(ty, &rng.row(n))).collect();
         let w_row = row_bytes(ty, n);
