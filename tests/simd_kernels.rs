@@ -357,6 +357,44 @@ fn attention_loops_match_scalar() {
     }
 }
 
+/// The prompt's attention kernels: `dot4` gives four `dot`s bit for bit
+/// (so a prompt's scores equal one token's) and its scalar twin's within
+/// `dot`'s budget; `weighted_sum` adds as one `axpy` a row does, bit for bit,
+/// and so as its scalar twin.
+#[wasm_bindgen_test]
+fn tiled_attention_kernels_equal_the_row_loops() {
+    use webslm::cpu::{kernels, simd128 as cpu_simd};
+    let mut rng = Rng(13);
+    for n in [64, 256, 60, 36, 7] {
+        let q: Vec<Vec<f32>> =
+            (0..4).map(|_| (0..n).map(|_| f16::from_f32(rng.f32() * 4.0).to_f32()).collect()).collect();
+        let k: Vec<f32> = (0..n).map(|_| f16::from_f32(rng.f32() * 100.0).to_f32()).collect();
+        let got = cpu_simd::dot4(core::array::from_fn(|r| &q[r][..]), &k);
+        let scalar = kernels::dot4(core::array::from_fn(|r| &q[r][..]), &k);
+        for r in 0..4 {
+            let want = cpu_simd::dot(&q[r], &k);
+            assert_eq!(got[r].to_bits(), want.to_bits(), "dot4 n={n} query {r}: {} vs {want}", got[r]);
+            let m: f64 = q[r].iter().zip(&k).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+            let budget = 2.0 * (n as f64 + 8.0) * f64::powi(2.0, -24) * m;
+            assert!((got[r] as f64 - scalar[r] as f64).abs() <= budget, "dot4 n={n} query {r} vs scalar");
+        }
+
+        for rows in [1, 5, 32] {
+            let p: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
+            let v: Vec<f32> = (0..rows * n).map(|_| f16::from_f32(rng.f32() * 8.0).to_f32()).collect();
+            let start: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let (mut want, mut got, mut scalar) = (start.clone(), start.clone(), start);
+            for (&a, row) in p.iter().zip(v.chunks_exact(n)) {
+                cpu_simd::axpy(a, row, &mut want);
+            }
+            cpu_simd::weighted_sum(&p, &v, &mut got);
+            kernels::weighted_sum(&p, &v, &mut scalar);
+            assert!(want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()), "weighted_sum n={n} rows={rows}");
+            assert!(want.iter().zip(&scalar).all(|(x, y)| x.to_bits() == y.to_bits()), "scalar n={n} rows={rows}");
+        }
+    }
+}
+
 /// `exp` within 2^-21 of e^x relative, over [-87, 88] (every 1/64 and at
 /// random points); below -87 it returns e^-87 instead of a subnormal or 0.
 /// `softmax` then differs from its twin by the exps' error, the two sums'
