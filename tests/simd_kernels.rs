@@ -395,6 +395,36 @@ fn tiled_attention_kernels_equal_the_row_loops() {
     }
 }
 
+/// `round_to_f16` rounds as `half` does, bit for bit: at and around every
+/// f16 value and every midpoint between neighbours (the ties and the values
+/// one f32 ulp off them), of both signs, past the largest f16, through f32's
+/// subnormals, and at random.
+#[wasm_bindgen_test]
+fn rounding_to_f16_matches_half() {
+    use webslm::cpu::simd128 as cpu_simd;
+    let mut x: Vec<f32> = vec![f32::INFINITY, f32::NAN, f32::MAX, 65520.0, 65519.996, 1e-45, 1e-40, 2.9802322e-8];
+    for h in 0..0x7c00u16 {
+        let (a, b) = (f16::from_bits(h).to_f32(), f16::from_bits(h + 1).to_f32());
+        let mid = (a + b) / 2.0;
+        for v in [a, mid] {
+            x.extend([v, f32::from_bits(v.to_bits() + 1), f32::from_bits(v.to_bits().saturating_sub(1))]);
+        }
+    }
+    let mut rng = Rng(3);
+    x.extend((0..100_000).map(|_| f32::from_bits(rng.next() as u32)));
+    x.extend(x.clone().iter().map(|v| -v));
+    let mut got = x.clone();
+    cpu_simd::round_to_f16(&mut got);
+    for (v, g) in x.iter().zip(&got) {
+        let want = f16::from_f32(*v).to_f32();
+        assert!(g.to_bits() == want.to_bits() || (want.is_nan() && g.is_nan()), "{v:e}: {g:e} vs {want:e}");
+    }
+    // The tail of fewer than four values takes the same path.
+    let mut tail = x[..7].to_vec();
+    cpu_simd::round_to_f16(&mut tail);
+    assert!(tail.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())));
+}
+
 /// `exp` within 2^-21 of e^x relative, over [-87, 88] (every 1/64 and at
 /// random points); below -87 it returns e^-87 instead of a subnormal or 0.
 /// `softmax` then differs from its twin by the exps' error, the two sums'

@@ -1,6 +1,6 @@
 //! Portable float kernels of the CPU backend. `simd128.rs` provides the
 //! attention loops (`widen_f16`, `dot`, `dot4`, `axpy`, `weighted_sum`,
-//! `softmax`) and `silu_mul` for wasm SIMD builds.
+//! `softmax`, `round_to_f16`) and `silu_mul` for wasm SIMD builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -118,6 +118,14 @@ pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
 pub fn widen_f16(x: &[f16], out: &mut [f32]) {
     for (d, s) in out.iter_mut().zip(x) {
         *d = s.to_f32();
+    }
+}
+
+/// `x` rounded to f16 precision in place: attention weights as they meet
+/// the f16 cache.
+pub fn round_to_f16(x: &mut [f32]) {
+    for v in x {
+        *v = f16::from_f32(*v).to_f32();
     }
 }
 

@@ -531,14 +531,14 @@ fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, sha
         let (qs, rest) = scratch.split_at_mut(queries * hd);
         let (rows, scores) = rest.split_at_mut(CHUNK * hd);
         for (t, qs) in qs.chunks_exact_mut(unit).enumerate() {
-            for (d, s) in qs.iter_mut().zip(&q.row(first + t)[g * unit..(g + 1) * unit]) {
-                *d = to_f16_precision(*s);
-            }
+            qs.copy_from_slice(&q.row(first + t)[g * unit..(g + 1) * unit]);
         }
+        ops::round_to_f16(qs);
         // Query `i` (token `i / group`) has a row of `len` scores, of which
         // it reads those of its own positions. Four queries at a time meet
-        // each key of the positions any of them attends to: the last few at
-        // the tile's edges are computed for nothing.
+        // each key of the positions any of them attends to: the few that only
+        // some of the four attend to are computed for the others too, and
+        // ignored.
         for c in (lo..hi).step_by(CHUNK) {
             let end = (c + CHUNK).min(hi);
             for (j, row) in (c..end).zip(rows.chunks_exact_mut(hd)) {
@@ -560,7 +560,7 @@ fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, sha
             let (start, end) = range(i / group);
             let s = &mut s[start - lo..end - lo];
             ops::softmax(s);
-            s.iter_mut().for_each(|p| *p = to_f16_precision(*p));
+            ops::round_to_f16(s);
         }
         for c in (lo..hi).step_by(CHUNK) {
             let end = (c + CHUNK).min(hi);
