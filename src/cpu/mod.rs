@@ -488,8 +488,10 @@ fn to_f16_precision(x: f32) -> f32 {
 }
 
 /// Tokens a tile of [`attention_by_groups`] takes at most: each cache row
-/// it widens to f32 serves that many tokens' queries.
-const TILE: usize = 16;
+/// it widens to f32 serves that many tokens' queries. Products cost the same
+/// in any tile (each four queries meet only their own positions); at 32,
+/// widening takes some 4% of SmolLM2's prefill attention (10% at 16).
+const TILE: usize = 32;
 
 /// The most scores a tile holds (1 MiB): long spans (Gemma 3's 32K context,
 /// four heads a group) get tiles of fewer tokens, down to one.
