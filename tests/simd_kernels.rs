@@ -370,6 +370,74 @@ fn attention_loops_match_scalar() {
     }
 }
 
+/// The prompt's attention kernels: `dot4` gives four `dot`s bit for bit
+/// (so a prompt's scores equal one token's) and its scalar twin's within
+/// `dot`'s budget; `weighted_sum` adds as one `axpy` a row does, bit for bit,
+/// and so as its scalar twin.
+#[wasm_bindgen_test]
+fn tiled_attention_kernels_equal_the_row_loops() {
+    use webslm::cpu::{kernels, simd128 as cpu_simd};
+    let mut rng = Rng(13);
+    for n in [64, 256, 60, 36, 7] {
+        let q: Vec<Vec<f32>> =
+            (0..4).map(|_| (0..n).map(|_| f16::from_f32(rng.f32() * 4.0).to_f32()).collect()).collect();
+        let k: Vec<f32> = (0..n).map(|_| f16::from_f32(rng.f32() * 100.0).to_f32()).collect();
+        let got = cpu_simd::dot4(core::array::from_fn(|r| &q[r][..]), &k);
+        let scalar = kernels::dot4(core::array::from_fn(|r| &q[r][..]), &k);
+        for r in 0..4 {
+            let want = cpu_simd::dot(&q[r], &k);
+            assert_eq!(got[r].to_bits(), want.to_bits(), "dot4 n={n} query {r}: {} vs {want}", got[r]);
+            let m: f64 = q[r].iter().zip(&k).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+            let budget = 2.0 * (n as f64 + 8.0) * f64::powi(2.0, -24) * m;
+            assert!((got[r] as f64 - scalar[r] as f64).abs() <= budget, "dot4 n={n} query {r} vs scalar");
+        }
+
+        for rows in [1, 5, 32] {
+            let p: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
+            let v: Vec<f32> = (0..rows * n).map(|_| f16::from_f32(rng.f32() * 8.0).to_f32()).collect();
+            let start: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let (mut want, mut got, mut scalar) = (start.clone(), start.clone(), start);
+            for (&a, row) in p.iter().zip(v.chunks_exact(n)) {
+                cpu_simd::axpy(a, row, &mut want);
+            }
+            cpu_simd::weighted_sum(&p, &v, &mut got);
+            kernels::weighted_sum(&p, &v, &mut scalar);
+            assert!(want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits()), "weighted_sum n={n} rows={rows}");
+            assert!(want.iter().zip(&scalar).all(|(x, y)| x.to_bits() == y.to_bits()), "scalar n={n} rows={rows}");
+        }
+    }
+}
+
+/// `round_to_f16` rounds as `half` does, bit for bit: at and around every
+/// f16 value and every midpoint between neighbours (the ties and the values
+/// one f32 ulp off them), of both signs, past the largest f16, through f32's
+/// subnormals, and at random.
+#[wasm_bindgen_test]
+fn rounding_to_f16_matches_half() {
+    use webslm::cpu::simd128 as cpu_simd;
+    let mut x: Vec<f32> = vec![f32::INFINITY, f32::NAN, f32::MAX, 65520.0, 65519.996, 1e-45, 1e-40, 2.9802322e-8];
+    for h in 0..0x7c00u16 {
+        let (a, b) = (f16::from_bits(h).to_f32(), f16::from_bits(h + 1).to_f32());
+        let mid = (a + b) / 2.0;
+        for v in [a, mid] {
+            x.extend([v, f32::from_bits(v.to_bits() + 1), f32::from_bits(v.to_bits().saturating_sub(1))]);
+        }
+    }
+    let mut rng = Rng(3);
+    x.extend((0..100_000).map(|_| f32::from_bits(rng.next() as u32)));
+    x.extend(x.clone().iter().map(|v| -v));
+    let mut got = x.clone();
+    cpu_simd::round_to_f16(&mut got);
+    for (v, g) in x.iter().zip(&got) {
+        let want = f16::from_f32(*v).to_f32();
+        assert!(g.to_bits() == want.to_bits() || (want.is_nan() && g.is_nan()), "{v:e}: {g:e} vs {want:e}");
+    }
+    // The tail of fewer than four values takes the same path.
+    let mut tail = x[..7].to_vec();
+    cpu_simd::round_to_f16(&mut tail);
+    assert!(tail.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())));
+}
+
 /// `exp` within 2^-21 of e^x relative, over [-87, 88] (every 1/64 and at
 /// random points); below -87 it returns e^-87 instead of a subnormal or 0.
 /// `softmax` then differs from its twin by the exps' error, the two sums'

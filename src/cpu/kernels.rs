@@ -1,6 +1,6 @@
 //! Portable float kernels of the CPU backend. `simd128.rs` provides the
-//! attention loops (`widen_f16`, `dot`, `axpy`, `softmax`) and `silu_mul`
-//! for wasm SIMD builds.
+//! attention loops (`widen_f16`, `dot`, `dot4`, `axpy`, `weighted_sum`,
+//! `softmax`, `round_to_f16`) and `silu_mul` for wasm SIMD builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -121,13 +121,35 @@ pub fn widen_f16(x: &[f16], out: &mut [f32]) {
     }
 }
 
+/// `x` rounded to f16 precision in place: attention weights as they meet
+/// the f16 cache.
+pub fn round_to_f16(x: &mut [f32]) {
+    for v in x {
+        *v = f16::from_f32(*v).to_f32();
+    }
+}
+
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Four queries against one key: `dot(q[r], k)` each, bit for bit, so that
+/// a prompt's scores equal one token's.
+pub fn dot4(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
+    q.map(|q| dot(q, k))
 }
 
 /// `y += a * x`.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (d, s) in y.iter_mut().zip(x) {
         *d += a * s;
+    }
+}
+
+/// `out += p[j] * rows[j]` for each row `j` of `out.len()` values in turn:
+/// one `axpy` a row, so the same sums in the same order.
+pub fn weighted_sum(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (&a, row) in p.iter().zip(rows.chunks_exact(out.len())) {
+        axpy(a, row, out);
     }
 }

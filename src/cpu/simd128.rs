@@ -76,6 +76,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// Four queries against one key, loaded once for the four: each result is
+/// `dot(q[r], k)` bit for bit (the same two chains of four lanes, multiplied
+/// then added, the same reduction and tail), so that a prompt's scores equal
+/// one token's.
+pub fn dot4(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
+    let n = q.iter().fold(k.len(), |n, q| n.min(q.len()));
+    let (q, k) = (q.map(|q| &q[..n]), &k[..n]);
+    let mut acc = [[f32x4_splat(0.0); 2]; 4];
+    let mut i = 0;
+    while i + 8 <= n {
+        let (k0, k1) = (load4(k, i), load4(k, i + 4));
+        for (acc, q) in acc.iter_mut().zip(q) {
+            acc[0] = f32x4_add(acc[0], f32x4_mul(load4(q, i), k0));
+            acc[1] = f32x4_add(acc[1], f32x4_mul(load4(q, i + 4), k1));
+        }
+        i += 8;
+    }
+    core::array::from_fn(|r| {
+        let mut sum = sum4(f32x4_add(acc[r][0], acc[r][1]));
+        for j in i..n {
+            sum += q[r][j] * k[j];
+        }
+        sum
+    })
+}
+
 /// `y += a * x`, in the same order as the scalar twin.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
@@ -88,6 +114,72 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for j in i..n {
         y[j] += a * x[j];
     }
+}
+
+/// `out += p[j] * rows[j]` for each row `j` of `out.len()` values in turn,
+/// as `axpy` row after row would add (multiplied, then added, rows in
+/// order) but with 32 columns of `out` held in registers across the rows
+/// instead of loaded and stored for every row.
+pub fn weighted_sum(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    let rows = &rows[..p.len() * n];
+    let mut c = 0;
+    while c + 32 <= n {
+        let mut acc: [v128; 8] = core::array::from_fn(|i| load4(out, c + 4 * i));
+        for (j, &a) in p.iter().enumerate() {
+            let (s, row) = (f32x4_splat(a), &rows[j * n + c..][..32]);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                *acc = f32x4_add(*acc, f32x4_mul(s, load4(row, 4 * i)));
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            store4(out, c + 4 * i, acc);
+        }
+        c += 32;
+    }
+    while c + 4 <= n {
+        let mut acc = load4(out, c);
+        for (j, &a) in p.iter().enumerate() {
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(a), load4(rows, j * n + c)));
+        }
+        store4(out, c, acc);
+        c += 4;
+    }
+    for c in c..n {
+        for (j, &a) in p.iter().enumerate() {
+            out[c] += a * rows[j * n + c];
+        }
+    }
+}
+
+/// `x` rounded to f16 precision in place, as `f16::from_f32(x).to_f32()`
+/// rounds it (to nearest, ties to even; past 65504 to infinity; NaN stays
+/// NaN) but four lanes at a time instead of `half`'s scalar branches.
+pub fn round_to_f16(x: &mut [f32]) {
+    let n = x.len();
+    let mut i = 0;
+    while i + 4 <= n {
+        store4(x, i, round_f16x4(load4(x, i)));
+        i += 4;
+    }
+    for v in &mut x[i..] {
+        *v = f32x4_extract_lane::<0>(round_f16x4(f32x4_splat(*v)));
+    }
+}
+
+/// f16's normal values (2^-14 and up) by rounding the f32 bits at f16's
+/// last mantissa bit, the carry running into the exponent; its subnormals
+/// (multiples of 2^-24) by adding and subtracting 0.5, whose ulp is 2^-24.
+#[inline(always)]
+fn round_f16x4(v: v128) -> v128 {
+    let abs = v128_and(v, u32x4_splat(0x7fff_ffff));
+    let lsb = v128_and(u32x4_shr(abs, 13), u32x4_splat(1));
+    let normal = v128_and(i32x4_add(abs, i32x4_add(lsb, u32x4_splat(0xfff))), u32x4_splat(!0x1fff));
+    let normal = v128_bitselect(u32x4_splat(0x7f80_0000), normal, u32x4_ge(normal, u32x4_splat(0x4780_0000)));
+    let subnormal = f32x4_sub(f32x4_add(abs, f32x4_splat(0.5)), f32x4_splat(0.5));
+    let r = v128_bitselect(subnormal, normal, u32x4_lt(abs, u32x4_splat(0x3880_0000)));
+    let r = v128_bitselect(abs, r, u32x4_gt(abs, u32x4_splat(0x7f80_0000)));
+    v128_or(r, v128_xor(v, abs))
 }
 
 /// `e^x` in four lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two
