@@ -4,6 +4,7 @@
 
 use crate::model::Rope;
 use half::f16;
+use std::sync::OnceLock;
 
 /// The sum of squares is kept in f64, as ggml does: residual streams with
 /// outliers in the hundreds lose digits in f32 that later layers amplify.
@@ -88,14 +89,20 @@ pub fn gelu(x: f32) -> f32 {
 
 /// GELU as ggml's CPU computes it (`GGML_GELU_FP16`): a table of GELU
 /// rounded to f16, looked up by `x` rounded to f16; `x` at or past ±10 is
-/// taken as 0 or itself.
+/// taken as 0 or itself. The table (one f32 for each of the 65536 f16s,
+/// built on first use) replaces a `tanh` an element: 6% of Gemma 3's
+/// prompt time went to computing it.
 pub fn gelu_f16_table(x: f32) -> f32 {
+    static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        f16::from_f32(gelu(f16::from_f32(x).to_f32())).to_f32()
+        let table = TABLE.get_or_init(|| {
+            (0..=u16::MAX).map(|h| f16::from_f32(gelu(f16::from_bits(h).to_f32())).to_f32()).collect()
+        });
+        table[f16::from_f32(x).to_bits() as usize]
     }
 }
 
