@@ -796,32 +796,41 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
             let wb = packed_block::<Q4_K_X4>(group, i);
             let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
             let (sc, mn) = k4_scales(wb);
-            // Sub-block 2c's codes in units 0..8 of chunk c, 2c + 1's in 8..16.
-            let mut q = [i8x16_splat(0); 64];
-            for c in 0..4 {
-                for u in 0..8 {
-                    (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
-                }
-            }
             let abs: [&[u8; Q8_K_BYTES]; T] =
                 core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
             let mut isums = [i32x4_splat(0); T];
-            for j in 0..8 {
-                let mut s = [Lanes::zero(); T];
-                if T == 1 {
-                    for u in (0..8).step_by(2) {
-                        let at = 4 + 32 * j + 4 * u;
-                        s[0] = s[0].add2(q[8 * j + u], splat4(abs[0], at), q[8 * j + u + 1], splat4(abs[0], at + 4));
+            if T == 1 {
+                // One token: the codes are dotted as they are unpacked, the
+                // sub-blocks 2c and 2c + 1 that one load holds in two chains.
+                for c in 0..4 {
+                    let (mut s0, mut s1) = (Lanes::zero(), Lanes::zero());
+                    for u in 0..8 {
+                        let (lo, hi) = nibbles(load(wb, 64 + 128 * c + 16 * u));
+                        s0 = s0.add(lo, splat4(abs[0], 4 + 64 * c + 4 * u));
+                        s1 = s1.add(hi, splat4(abs[0], 36 + 64 * c + 4 * u));
                     }
-                } else {
+                    let s = i32x4_add(i32x4_mul(s0.sum(), sc[2 * c]), i32x4_mul(s1.sum(), sc[2 * c + 1]));
+                    isums[0] = i32x4_add(isums[0], s);
+                }
+            } else {
+                // Unpacked once for the tokens: sub-block 2c's codes in units
+                // 0..8 of chunk c, 2c + 1's in 8..16.
+                let mut q = [i8x16_splat(0); 64];
+                for c in 0..4 {
+                    for u in 0..8 {
+                        (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
+                    }
+                }
+                for j in 0..8 {
+                    let mut s = [Lanes::zero(); T];
                     for u in 0..8 {
                         for t in 0..T {
                             s[t] = s[t].add(q[8 * j + u], splat4(abs[t], 4 + 32 * j + 4 * u));
                         }
                     }
-                }
-                for t in 0..T {
-                    isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                    for t in 0..T {
+                        isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                    }
                 }
             }
             for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
@@ -860,30 +869,70 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
         for (g, group) in groups.iter().enumerate() {
             let wb = packed_block::<Q6_K_X4>(group, i);
             let d = f16x4_at(wb, 0);
-            let sc: [v128; 16] = core::array::from_fn(|j| {
-                i32x4(
-                    wb[8 + 4 * j] as i8 as i32,
-                    wb[9 + 4 * j] as i8 as i32,
-                    wb[10 + 4 * j] as i8 as i32,
-                    wb[11 + 4 * j] as i8 as i32,
-                )
-            });
-            // Unit v of sub-block j (elements 16j + 4v..) in q[4j + v]: half
-            // h = j / 8 takes ql's units 16h + u (A) and 16h + 8 + u (B) and
-            // qh's 8h + u, u = 4(j % 2) + v; (j % 8) / 2 picks the nibble,
-            // the source and the two bits of qh as `scalar::unpack_q6_half`.
+            // Scale j of row r is byte 8 + 4j + r: four scales a load, widened.
+            let mut sc = [i32x4_splat(0); 16];
+            for k in 0..4 {
+                let v = load(wb, 8 + 16 * k);
+                let (lo, hi) = (i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v));
+                sc[4 * k] = i32x4_extend_low_i16x8(lo);
+                sc[4 * k + 1] = i32x4_extend_high_i16x8(lo);
+                sc[4 * k + 2] = i32x4_extend_low_i16x8(hi);
+                sc[4 * k + 3] = i32x4_extend_high_i16x8(hi);
+            }
+            // The codes of one load of each source: half h = j / 8 takes ql's
+            // units 16h + u (A) and 16h + 8 + u (B) and qh's 8h + u; kind
+            // (j % 8) / 2 picks the nibble, the source and the two bits of qh
+            // as `scalar::unpack_q6_half`, giving unit v = u % 4 of sub-block
+            // j = 8h + 2·kind + u / 4 (elements 16j + 4v..).
+            let codes = |h: usize, u: usize| -> [v128; 4] {
+                let a = load(wb, 72 + 16 * (16 * h + u));
+                let b = load(wb, 72 + 16 * (16 * h + 8 + u));
+                let qh = load(wb, 584 + 16 * (8 * h + u));
+                let ((a_lo, a_hi), (b_lo, b_hi)) = (nibbles(a), nibbles(b));
+                [
+                    v128_or(a_lo, bits_to_4_5(qh, 0)),
+                    v128_or(b_lo, bits_to_4_5(qh, 2)),
+                    v128_or(a_hi, bits_to_4_5(qh, 4)),
+                    v128_or(b_hi, bits_to_4_5(qh, 6)),
+                ]
+            };
+            // Sub-block j's sum less 32 times its activations' sum, times its scales.
+            let scaled = |s: Lanes, ab: &[u8; Q8_K_BYTES], j: usize| {
+                let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
+                i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j])
+            };
+            if T == 1 && cfg!(target_feature = "relaxed-simd") {
+                // One token: the codes are dotted as they are unpacked, the
+                // four sub-blocks one load of each source holds in four chains
+                // (without relaxed SIMD, four pairs of i16 accumulators and
+                // the products' temporaries outgrow x64's 16 registers: 22%
+                // slower).
+                let ab: &[u8; Q8_K_BYTES] = acts[0][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
+                let mut isum = i32x4_splat(0);
+                for h in 0..2 {
+                    for w in 0..2 {
+                        let mut s = [Lanes::zero(); 4];
+                        for v in 0..4 {
+                            for (kind, code) in codes(h, 4 * w + v).into_iter().enumerate() {
+                                s[kind] = s[kind].add(code, splat4(ab, 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
+                            }
+                        }
+                        for (kind, s) in s.into_iter().enumerate() {
+                            isum = i32x4_add(isum, scaled(s, ab, 8 * h + 2 * kind + w));
+                        }
+                    }
+                }
+                let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(ab, 0))), f32x4_convert_i32x4(isum));
+                acc[g][0] = f32x4_add(acc[g][0], p);
+                continue;
+            }
+            // Unpacked once for the tokens: unit v of sub-block j in q[4j + v].
             let mut q = [i8x16_splat(0); 64];
             for h in 0..2 {
                 for u in 0..8 {
-                    let a = load(wb, 72 + 16 * (16 * h + u));
-                    let b = load(wb, 72 + 16 * (16 * h + 8 + u));
-                    let qh = load(wb, 584 + 16 * (8 * h + u));
-                    let at = |kind: usize| 4 * (8 * h + 2 * kind + u / 4) + u % 4;
-                    let ((a_lo, a_hi), (b_lo, b_hi)) = (nibbles(a), nibbles(b));
-                    q[at(0)] = v128_or(a_lo, bits_to_4_5(qh, 0));
-                    q[at(1)] = v128_or(b_lo, bits_to_4_5(qh, 2));
-                    q[at(2)] = v128_or(a_hi, bits_to_4_5(qh, 4));
-                    q[at(3)] = v128_or(b_hi, bits_to_4_5(qh, 6));
+                    for (kind, code) in codes(h, u).into_iter().enumerate() {
+                        q[4 * (8 * h + 2 * kind + u / 4) + u % 4] = code;
+                    }
                 }
             }
             for (t, a) in acts.iter().enumerate() {
@@ -893,8 +942,7 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     let at = 4 + 16 * j;
                     let s = Lanes::zero().add2(q[4 * j], splat4(ab, at), q[4 * j + 1], splat4(ab, at + 4));
                     let s = s.add2(q[4 * j + 2], splat4(ab, at + 8), q[4 * j + 3], splat4(ab, at + 12));
-                    let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
-                    isum = i32x4_add(isum, i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j]));
+                    isum = i32x4_add(isum, scaled(s, ab, j));
                 }
                 acc[g][t] = f32x4_add(
                     acc[g][t],
