@@ -764,9 +764,10 @@ fn packed_q5_0<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
 }
 
 /// The four rows' Q4_K scales and mins (as `quant::packed` encodes them):
-/// `[j]` holds sub-block `j`'s, row `r` in lane `r`.
+/// scales `[j]` sub-block `j`'s, row `r` in lane `r`; mins `[r]` row `r`'s
+/// eight as i16, for `i32x4_dot_i16x8` with the activations' pair sums.
 #[inline(always)]
-fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 8]) {
+fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 4]) {
     let (n0, n1, h) = (load(wb, 16), load(wb, 32), load(wb, 48));
     let ((s0, s1), (m0, m1)) = (nibbles(n0), nibbles(n1));
     // Bytes 4j + r: scales (or mins) j of rows r, for j in 0..4 and 4..8.
@@ -777,8 +778,19 @@ fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 8]) {
         let z = 0x80;
         i8x16_swizzle(v, u8x16(4 * j, z, z, z, 4 * j + 1, z, z, z, 4 * j + 2, z, z, z, 4 * j + 3, z, z, z))
     };
-    let each = |v: [v128; 2]| -> [v128; 8] { core::array::from_fn(|j| lanes(v[j / 4], (j % 4) as u8)) };
-    (each(s), each(m))
+    let scales = core::array::from_fn(|j| lanes(s[j / 4], (j % 4) as u8));
+    // Bytes 4j + r to 4r + j, then rows r's mins 0..4 and 4..8 side by side.
+    let by_row = |v: v128| i8x16_swizzle(v, u8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    let (lo, hi) = (by_row(m[0]), by_row(m[1]));
+    let rows01 = i8x16_shuffle::<0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23>(lo, hi);
+    let rows23 = i8x16_shuffle::<8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31>(lo, hi);
+    let mins = [
+        u16x8_extend_low_u8x16(rows01),
+        u16x8_extend_high_u8x16(rows01),
+        u16x8_extend_low_u8x16(rows23),
+        u16x8_extend_high_u8x16(rows23),
+    ];
+    (scales, mins)
 }
 
 /// `G` groups against `T` activation rows: `[g][t]` holds group `g`'s four
@@ -841,15 +853,8 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
                     i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1),
                 );
-                let p = [i32x4_extend_low_i16x8(pairs), i32x4_extend_high_i16x8(pairs)];
-                let mut msum = i32x4_mul(mn[0], i32x4_shuffle::<0, 0, 0, 0>(p[0], p[0]));
-                msum = i32x4_add(msum, i32x4_mul(mn[1], i32x4_shuffle::<1, 1, 1, 1>(p[0], p[0])));
-                msum = i32x4_add(msum, i32x4_mul(mn[2], i32x4_shuffle::<2, 2, 2, 2>(p[0], p[0])));
-                msum = i32x4_add(msum, i32x4_mul(mn[3], i32x4_shuffle::<3, 3, 3, 3>(p[0], p[0])));
-                msum = i32x4_add(msum, i32x4_mul(mn[4], i32x4_shuffle::<0, 0, 0, 0>(p[1], p[1])));
-                msum = i32x4_add(msum, i32x4_mul(mn[5], i32x4_shuffle::<1, 1, 1, 1>(p[1], p[1])));
-                msum = i32x4_add(msum, i32x4_mul(mn[6], i32x4_shuffle::<2, 2, 2, 2>(p[1], p[1])));
-                msum = i32x4_add(msum, i32x4_mul(mn[7], i32x4_shuffle::<3, 3, 3, 3>(p[1], p[1])));
+                // Row r's Σ in lane r (|min · pair| ≤ 63 · 4096: no overflow).
+                let msum = reduce4(mn.map(|m| i32x4_dot_i16x8(m, pairs)));
                 let da = f32x4_splat(f32_at(ab, 0));
                 acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isum)));
                 acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
