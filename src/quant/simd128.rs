@@ -865,25 +865,46 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
 }
 
 /// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes (four units
-/// of 63 · 128 fit an i16 lane), each sum less 32 times the activations'
-/// sum, times the rows' signed scales.
+/// of 63 · 128 fit an i16 lane) times the rows' signed scales, less 32 times
+/// Σ_j scale_j · (the activations' sum over sub-block j), as `scalar`
+/// combines them (exact integers, so in any order).
 #[inline(always)]
 fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK_K {
+        let abs: [&[u8; Q8_K_BYTES]; T] =
+            core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
         for (g, group) in groups.iter().enumerate() {
             let wb = packed_block::<Q6_K_X4>(group, i);
             let d = f16x4_at(wb, 0);
-            // Scale j of row r is byte 8 + 4j + r: four scales a load, widened.
-            let mut sc = [i32x4_splat(0); 16];
-            for k in 0..4 {
-                let v = load(wb, 8 + 16 * k);
-                let (lo, hi) = (i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v));
-                sc[4 * k] = i32x4_extend_low_i16x8(lo);
-                sc[4 * k + 1] = i32x4_extend_high_i16x8(lo);
-                sc[4 * k + 2] = i32x4_extend_low_i16x8(hi);
-                sc[4 * k + 3] = i32x4_extend_high_i16x8(hi);
-            }
+            // Scale j of row r is byte 8 + 4j + r: `sc[j]` row r's in lane r,
+            // and `by_row[r]` row r's sixteen as i16 (scales 0..8, 8..16).
+            let v: [v128; 4] = core::array::from_fn(|k| load(wb, 8 + 16 * k));
+            let sc: [v128; 16] = core::array::from_fn(|j| {
+                let h = if j % 4 < 2 { i16x8_extend_low_i8x16(v[j / 4]) } else { i16x8_extend_high_i8x16(v[j / 4]) };
+                if j % 2 == 0 { i32x4_extend_low_i16x8(h) } else { i32x4_extend_high_i16x8(h) }
+            });
+            let t = v.map(|v| i8x16_swizzle(v, u8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)));
+            let (a01, b01) = (
+                i8x16_shuffle::<0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23>(t[0], t[1]),
+                i8x16_shuffle::<0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23>(t[2], t[3]),
+            );
+            let (a23, b23) = (
+                i8x16_shuffle::<8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31>(t[0], t[1]),
+                i8x16_shuffle::<8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31>(t[2], t[3]),
+            );
+            let by_row = [
+                (i16x8_extend_low_i8x16(a01), i16x8_extend_low_i8x16(b01)),
+                (i16x8_extend_high_i8x16(a01), i16x8_extend_high_i8x16(b01)),
+                (i16x8_extend_low_i8x16(a23), i16x8_extend_low_i8x16(b23)),
+                (i16x8_extend_high_i8x16(a23), i16x8_extend_high_i8x16(b23)),
+            ];
+            // 32 · Σ_j scale_j · bsum_j, row r in lane r (|scale · bsum| ≤ 128 · 2032).
+            let offset = |ab: &[u8; Q8_K_BYTES]| {
+                let (b0, b1) = (load(ab, 260), load(ab, 276));
+                let sums = by_row.map(|(s0, s1)| i32x4_add(i32x4_dot_i16x8(s0, b0), i32x4_dot_i16x8(s1, b1)));
+                i32x4_shl(reduce4(sums), 5)
+            };
             // The codes of one load of each source: half h = j / 8 takes ql's
             // units 16h + u (A) and 16h + 8 + u (B) and qh's 8h + u; kind
             // (j % 8) / 2 picks the nibble, the source and the two bits of qh
@@ -901,58 +922,58 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     v128_or(b_hi, bits_to_4_5(qh, 6)),
                 ]
             };
-            // Sub-block j's sum less 32 times its activations' sum, times its scales.
-            let scaled = |s: Lanes, ab: &[u8; Q8_K_BYTES], j: usize| {
-                let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
-                i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j])
-            };
+            let mut isums = [i32x4_splat(0); T];
             if T == 1 && cfg!(target_feature = "relaxed-simd") {
                 // One token: the codes are dotted as they are unpacked, the
                 // four sub-blocks one load of each source holds in four chains
                 // (without relaxed SIMD, four pairs of i16 accumulators and
                 // the products' temporaries outgrow x64's 16 registers: 22%
                 // slower).
-                let ab: &[u8; Q8_K_BYTES] = acts[0][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
-                let mut isum = i32x4_splat(0);
                 for h in 0..2 {
                     for w in 0..2 {
                         let mut s = [Lanes::zero(); 4];
                         for v in 0..4 {
                             for (kind, code) in codes(h, 4 * w + v).into_iter().enumerate() {
-                                s[kind] = s[kind].add(code, splat4(ab, 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
+                                s[kind] = s[kind].add(code, splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
                             }
                         }
                         for (kind, s) in s.into_iter().enumerate() {
-                            isum = i32x4_add(isum, scaled(s, ab, 8 * h + 2 * kind + w));
+                            isums[0] = i32x4_add(isums[0], i32x4_mul(s.sum(), sc[8 * h + 2 * kind + w]));
                         }
                     }
                 }
-                let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(ab, 0))), f32x4_convert_i32x4(isum));
-                acc[g][0] = f32x4_add(acc[g][0], p);
-                continue;
-            }
-            // Unpacked once for the tokens: unit v of sub-block j in q[4j + v].
-            let mut q = [i8x16_splat(0); 64];
-            for h in 0..2 {
-                for u in 0..8 {
-                    for (kind, code) in codes(h, u).into_iter().enumerate() {
-                        q[4 * (8 * h + 2 * kind + u / 4) + u % 4] = code;
+            } else {
+                // Unpacked once for the tokens: unit v of sub-block j in q[4j + v].
+                let mut q = [i8x16_splat(0); 64];
+                for h in 0..2 {
+                    for u in 0..8 {
+                        for (kind, code) in codes(h, u).into_iter().enumerate() {
+                            q[4 * (8 * h + 2 * kind + u / 4) + u % 4] = code;
+                        }
+                    }
+                }
+                for j in 0..16 {
+                    let mut s = [Lanes::zero(); T];
+                    if T == 1 {
+                        let at = 4 + 16 * j;
+                        s[0] = s[0].add2(q[4 * j], splat4(abs[0], at), q[4 * j + 1], splat4(abs[0], at + 4));
+                        s[0] = s[0].add2(q[4 * j + 2], splat4(abs[0], at + 8), q[4 * j + 3], splat4(abs[0], at + 12));
+                    } else {
+                        for v in 0..4 {
+                            for t in 0..T {
+                                s[t] = s[t].add(q[4 * j + v], splat4(abs[t], 4 + 16 * j + 4 * v));
+                            }
+                        }
+                    }
+                    for t in 0..T {
+                        isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
                     }
                 }
             }
-            for (t, a) in acts.iter().enumerate() {
-                let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
-                let mut isum = i32x4_splat(0);
-                for j in 0..16 {
-                    let at = 4 + 16 * j;
-                    let s = Lanes::zero().add2(q[4 * j], splat4(ab, at), q[4 * j + 1], splat4(ab, at + 4));
-                    let s = s.add2(q[4 * j + 2], splat4(ab, at + 8), q[4 * j + 3], splat4(ab, at + 12));
-                    isum = i32x4_add(isum, scaled(s, ab, j));
-                }
-                acc[g][t] = f32x4_add(
-                    acc[g][t],
-                    f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(ab, 0))), f32x4_convert_i32x4(isum)),
-                );
+            for t in 0..T {
+                let isum = i32x4_sub(isums[t], offset(abs[t]));
+                let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(abs[t], 0))), f32x4_convert_i32x4(isum));
+                acc[g][t] = f32x4_add(acc[g][t], p);
             }
         }
     }
