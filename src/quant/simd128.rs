@@ -597,11 +597,12 @@ fn splat4<const M: usize>(b: &[u8; M], at: usize) -> v128 {
     unsafe { v128_load32_splat(b.as_ptr().add(at) as *const u32) }
 }
 
-/// Integer sums of four rows, row `r` in lane `r`, from vectors of codes
-/// (bytes `4r..4r + 4`: four elements of row `r`) against [`splat4`]
-/// activations. With relaxed SIMD codes lie in [0, 127]; without, products
-/// add up in i16 lanes until [`Lanes::sum`], so a caller keeps the sum of
-/// |code · a| over the units it adds below 2^15.
+/// Integer sums of four rows, row `r` in lane `r`, from vectors of codes in
+/// [0, 127] (bytes `4r..4r + 4`: four elements of row `r`) against [`splat4`]
+/// activations. Without relaxed SIMD both widen to i16 and meet in
+/// `i32x4_dot_i16x8`, one `pmaddwd` on x64 where each i8 extending multiply
+/// takes three to five instructions: rows 0 and 1 sum in the first
+/// accumulator and rows 2 and 3 in the second, two lanes a row.
 #[derive(Clone, Copy)]
 struct Lanes(v128, v128);
 
@@ -616,10 +617,14 @@ impl Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        return Lanes(
-            i16x8_add(self.0, i16x8_extmul_low_i8x16(codes, a)),
-            i16x8_add(self.1, i16x8_extmul_high_i8x16(codes, a)),
-        );
+        {
+            // a0..a3 twice: the activations of both rows in each half.
+            let a = i16x8_extend_low_i8x16(a);
+            return Lanes(
+                i32x4_add(self.0, i32x4_dot_i16x8(u16x8_extend_low_u8x16(codes), a)),
+                i32x4_add(self.1, i32x4_dot_i16x8(u16x8_extend_high_u8x16(codes), a)),
+            );
+        }
     }
 
     /// Two units at once: with relaxed SIMD into two accumulators, so that
@@ -640,11 +645,10 @@ impl Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return i32x4_add(self.0, self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        {
-            // Rows 0 and 1 in `lo` (two lanes each), rows 2 and 3 in `hi`.
-            let (lo, hi) = (i32x4_extadd_pairwise_i16x8(self.0), i32x4_extadd_pairwise_i16x8(self.1));
-            return i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
-        }
+        return i32x4_add(
+            i32x4_shuffle::<0, 2, 4, 6>(self.0, self.1),
+            i32x4_shuffle::<1, 3, 5, 7>(self.0, self.1),
+        );
     }
 }
 
@@ -701,9 +705,7 @@ fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
 /// `G` groups of packed Q4_0 (`K` = 3) or Q5_0 (`K` = 4) against `T`
 /// activation rows that carry their blocks' sums (`packed::with_block_sums`):
 /// `[g][t]` holds group `g`'s four products with activation `t`. Codes stand
-/// for `code - 2^K`: with relaxed SIMD they are dotted unsigned, less 2^K
-/// times the block's sum; without, shifted to [-2^K, 2^K) first (eight units
-/// of 16 · 127 fit an i16 lane).
+/// for `code - 2^K`: they are dotted unsigned, less 2^K times the block's sum.
 #[inline(always)]
 fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
     n: usize,
@@ -715,7 +717,6 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
     for i in 0..n / QK {
         let abs: [&[u8; Q8_0_BYTES]; T] =
             core::array::from_fn(|t| acts[t][Q8_0_BYTES * i..Q8_0_BYTES * i + Q8_0_BYTES].try_into().unwrap());
-        #[cfg(target_feature = "relaxed-simd")]
         let offsets: [v128; T] = core::array::from_fn(|t| {
             let at = n / QK * Q8_0_BYTES + 4 * i;
             i32x4_splat(i32::from_le_bytes(acts[t][at..at + 4].try_into().unwrap()) << K)
@@ -724,8 +725,6 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
             let wb = packed_block::<W>(group, i);
             let d = f16x4_at(wb, 0);
             let q = codes(wb);
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            let q = q.map(|c| i8x16_sub(c, i8x16_splat(1 << K)));
             // Unit u's activations are the four at 2 + 4u (the high
             // nibbles' elements 16.. follow the low ones').
             let mut s = [Lanes::zero(); T];
@@ -741,10 +740,7 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
                 }
             }
             for t in 0..T {
-                #[cfg(target_feature = "relaxed-simd")]
                 let isum = i32x4_sub(s[t].sum(), offsets[t]);
-                #[cfg(not(target_feature = "relaxed-simd"))]
-                let isum = s[t].sum();
                 let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
                 acc[g][t] = f32x4_add(acc[g][t], p);
             }
@@ -784,9 +780,9 @@ fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 8]) {
 /// `G` groups against `T` activation rows: `[g][t]` holds group `g`'s four
 /// products with activation `t`.
 ///
-/// Q4_K: the eight 32-element sub-blocks' sums (codes in [0, 16): eight
-/// units of 15 · 127 fit an i16 lane) times the rows' 6-bit scales, and the
-/// mins against the activations' 16-element sums, as `scalar` combines them.
+/// Q4_K: the eight 32-element sub-blocks' sums (codes in [0, 16)) times the
+/// rows' 6-bit scales, and the mins against the activations' 16-element
+/// sums, as `scalar` combines them.
 #[inline(always)]
 fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
@@ -850,9 +846,8 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
     core::array::from_fn(|g| core::array::from_fn(|t| f32x4_sub(acc[g][t], acc_min[g][t])))
 }
 
-/// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes (four units
-/// of 63 · 128 fit an i16 lane), each sum less 32 times the activations'
-/// sum, times the rows' signed scales.
+/// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes, each sum
+/// less 32 times the activations' sum, times the rows' signed scales.
 #[inline(always)]
 fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
