@@ -597,12 +597,42 @@ fn splat4<const M: usize>(b: &[u8; M], at: usize) -> v128 {
     unsafe { v128_load32_splat(b.as_ptr().add(at) as *const u32) }
 }
 
-/// Integer sums of four rows, row `r` in lane `r`, from vectors of codes in
-/// [0, 127] (bytes `4r..4r + 4`: four elements of row `r`) against [`splat4`]
-/// activations. Without relaxed SIMD both widen to i16 and meet in
-/// `i32x4_dot_i16x8`, one `pmaddwd` on x64 where each i8 extending multiply
-/// takes three to five instructions: rows 0 and 1 sum in the first
-/// accumulator and rows 2 and 3 in the second, two lanes a row.
+/// A unit of four rows' codes in [0, 127] (bytes `4r..4r + 4`: four
+/// elements of row `r`) as [`Lanes::add`] takes it: the 16 bytes with
+/// relaxed SIMD; without, widened to u16, rows 0 and 1 then rows 2 and 3.
+#[cfg(target_feature = "relaxed-simd")]
+type Unit = v128;
+#[cfg(not(target_feature = "relaxed-simd"))]
+type Unit = [v128; 2];
+
+#[inline(always)]
+fn unit(codes: v128) -> Unit {
+    #[cfg(target_feature = "relaxed-simd")]
+    return codes;
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return [u16x8_extend_low_u8x16(codes), u16x8_extend_high_u8x16(codes)];
+}
+
+/// [`nibbles`] as two units: without relaxed SIMD the bytes widen first and
+/// split in u16 lanes (a shift needs no mask there), seven instructions on
+/// x64 instead of nine.
+#[inline(always)]
+fn unit_nibbles(qs: v128) -> (Unit, Unit) {
+    #[cfg(target_feature = "relaxed-simd")]
+    return nibbles(qs);
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        let ([w0, w1], low) = (unit(qs), u16x8_splat(0x0f));
+        return ([v128_and(w0, low), v128_and(w1, low)], [u16x8_shr(w0, 4), u16x8_shr(w1, 4)]);
+    }
+}
+
+/// Integer sums of four rows, row `r` in lane `r`, from [`Unit`]s against
+/// [`splat4`] activations. Without relaxed SIMD the activations widen to i16
+/// too and meet the codes in `i32x4_dot_i16x8`, one `pmaddwd` on x64 where
+/// each i8 extending multiply takes three to five instructions: rows 0 and 1
+/// sum in the first accumulator and rows 2 and 3 in the second, two lanes a
+/// row.
 #[derive(Clone, Copy)]
 struct Lanes(v128, v128);
 
@@ -613,7 +643,7 @@ impl Lanes {
     }
 
     #[inline(always)]
-    fn add(self, codes: v128, a: v128) -> Lanes {
+    fn add(self, codes: Unit, a: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
@@ -621,8 +651,8 @@ impl Lanes {
             // a0..a3 twice: the activations of both rows in each half.
             let a = i16x8_extend_low_i8x16(a);
             return Lanes(
-                i32x4_add(self.0, i32x4_dot_i16x8(u16x8_extend_low_u8x16(codes), a)),
-                i32x4_add(self.1, i32x4_dot_i16x8(u16x8_extend_high_u8x16(codes), a)),
+                i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)),
+                i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)),
             );
         }
     }
@@ -630,7 +660,7 @@ impl Lanes {
     /// Two units at once: with relaxed SIMD into two accumulators, so that
     /// a sub-block's dot products form two dependency chains, not one.
     #[inline(always)]
-    fn add2(self, c0: v128, a0: v128, c1: v128, a1: v128) -> Lanes {
+    fn add2(self, c0: Unit, a0: v128, c1: Unit, a1: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(
             i32x4_relaxed_dot_i8x16_i7x16_add(a0, c0, self.0),
@@ -670,28 +700,25 @@ const Q4_K_X4: usize = 4 * Q4_K_BYTES;
 const Q6_K_X4: usize = 4 * Q6_K_BYTES;
 
 /// The four rows' 4-bit codes of a packed Q4_0/Q5_0 block whose nibbles
-/// start at `at`: `[u]` holds elements `4u..4u + 4` of row `r` in bytes
-/// `4r..4r + 4` (units 0..4 the low nibbles, 4..8 the high ones).
+/// start at `at`, split by `split`: `[u]` holds elements `4u..4u + 4` of row
+/// `r` in bytes `4r..4r + 4` (units 0..4 the low nibbles, 4..8 the high ones).
 #[inline(always)]
-fn nibble_units<const W: usize>(wb: &[u8; W], at: usize) -> [v128; 8] {
-    let mut q = [i8x16_splat(0); 8];
-    for k in 0..4 {
-        (q[k], q[4 + k]) = nibbles(load(wb, at + 16 * k));
-    }
-    q
+fn nibble_units<const W: usize, U: Copy>(wb: &[u8; W], at: usize, split: impl Fn(v128) -> (U, U)) -> [U; 8] {
+    let pairs: [(U, U); 4] = core::array::from_fn(|k| split(load(wb, at + 16 * k)));
+    core::array::from_fn(|u| if u < 4 { pairs[u].0 } else { pairs[u - 4].1 })
 }
 
 #[inline(always)]
-fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [v128; 8] {
-    nibble_units(wb, 8)
+fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [Unit; 8] {
+    nibble_units(wb, 8, unit_nibbles)
 }
 
 /// Q5_0: the nibbles with each row's `qh` bit `4u + e` (lane `r` of the
 /// vector at 8) as 16 in byte `4r + e` of unit `u`.
 #[inline(always)]
-fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
+fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [Unit; 8] {
     let qh = load(wb, 8);
-    let mut q = nibble_units(wb, 24);
+    let mut q = nibble_units(wb, 24, nibbles);
     for (u, q) in q.iter_mut().enumerate() {
         let b = (u / 2) as u8;
         let byte = i8x16_swizzle(qh, u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b));
@@ -699,7 +726,7 @@ fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
         let bit = u32x4_splat(0x0804_0201 << s);
         *q = v128_or(*q, v128_and(i8x16_eq(v128_and(byte, bit), bit), u8x16_splat(16)));
     }
-    q
+    q.map(unit)
 }
 
 /// `G` groups of packed Q4_0 (`K` = 3) or Q5_0 (`K` = 4) against `T`
@@ -711,7 +738,7 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
     n: usize,
     groups: [&[u8]; G],
     acts: [&[u8]; T],
-    codes: impl Fn(&[u8; W]) -> [v128; 8],
+    codes: impl Fn(&[u8; W]) -> [Unit; 8],
 ) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK {
@@ -792,32 +819,32 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
             let wb = packed_block::<Q4_K_X4>(group, i);
             let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
             let (sc, mn) = k4_scales(wb);
-            // Sub-block 2c's codes in units 0..8 of chunk c, 2c + 1's in 8..16.
-            let mut q = [i8x16_splat(0); 64];
-            for c in 0..4 {
-                for u in 0..8 {
-                    (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
-                }
-            }
             let abs: [&[u8; Q8_K_BYTES]; T] =
                 core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
             let mut isums = [i32x4_splat(0); T];
-            for j in 0..8 {
-                let mut s = [Lanes::zero(); T];
-                if T == 1 {
-                    for u in (0..8).step_by(2) {
-                        let at = 4 + 32 * j + 4 * u;
-                        s[0] = s[0].add2(q[8 * j + u], splat4(abs[0], at), q[8 * j + u + 1], splat4(abs[0], at + 4));
-                    }
-                } else {
-                    for u in 0..8 {
-                        for t in 0..T {
-                            s[t] = s[t].add(q[8 * j + u], splat4(abs[t], 4 + 32 * j + 4 * u));
+            for c in 0..4 {
+                // Chunk c: sub-block 2c's codes in the low nibbles, 2c + 1's
+                // in the high ones, unpacked as they are used (without
+                // relaxed SIMD, 64 widened units would not stay in registers).
+                let pairs: [(Unit, Unit); 8] = core::array::from_fn(|u| unit_nibbles(load(wb, 64 + 128 * c + 16 * u)));
+                for j in [2 * c, 2 * c + 1] {
+                    let q = |u: usize| if j % 2 == 0 { pairs[u].0 } else { pairs[u].1 };
+                    let mut s = [Lanes::zero(); T];
+                    if T == 1 {
+                        for u in (0..8).step_by(2) {
+                            let at = 4 + 32 * j + 4 * u;
+                            s[0] = s[0].add2(q(u), splat4(abs[0], at), q(u + 1), splat4(abs[0], at + 4));
+                        }
+                    } else {
+                        for u in 0..8 {
+                            for t in 0..T {
+                                s[t] = s[t].add(q(u), splat4(abs[t], 4 + 32 * j + 4 * u));
+                            }
                         }
                     }
-                }
-                for t in 0..T {
-                    isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                    for t in 0..T {
+                        isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                    }
                 }
             }
             for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
@@ -881,16 +908,22 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     q[at(3)] = v128_or(b_hi, bits_to_4_5(qh, 6));
                 }
             }
-            for (t, a) in acts.iter().enumerate() {
-                let ab: &[u8; Q8_K_BYTES] = a[Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap();
-                let mut isum = i32x4_splat(0);
-                for j in 0..16 {
+            let abs: [&[u8; Q8_K_BYTES]; T] =
+                core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
+            let mut isums = [i32x4_splat(0); T];
+            for j in 0..16 {
+                // Widened as they are used: 64 widened units would not stay
+                // in registers.
+                let q: [Unit; 4] = core::array::from_fn(|v| unit(q[4 * j + v]));
+                for (t, &ab) in abs.iter().enumerate() {
                     let at = 4 + 16 * j;
-                    let s = Lanes::zero().add2(q[4 * j], splat4(ab, at), q[4 * j + 1], splat4(ab, at + 4));
-                    let s = s.add2(q[4 * j + 2], splat4(ab, at + 8), q[4 * j + 3], splat4(ab, at + 12));
+                    let s = Lanes::zero().add2(q[0], splat4(ab, at), q[1], splat4(ab, at + 4));
+                    let s = s.add2(q[2], splat4(ab, at + 8), q[3], splat4(ab, at + 12));
                     let bsum = i16::from_le_bytes([ab[260 + 2 * j], ab[261 + 2 * j]]) as i32;
-                    isum = i32x4_add(isum, i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j]));
+                    isums[t] = i32x4_add(isums[t], i32x4_mul(i32x4_sub(s.sum(), i32x4_splat(32 * bsum)), sc[j]));
                 }
+            }
+            for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
                 acc[g][t] = f32x4_add(
                     acc[g][t],
                     f32x4_mul(f32x4_mul(d, f32x4_splat(f32_at(ab, 0))), f32x4_convert_i32x4(isum)),
