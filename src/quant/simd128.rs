@@ -621,10 +621,9 @@ fn unit_nibbles(qs: v128) -> (Unit, Unit) {
     #[cfg(target_feature = "relaxed-simd")]
     return nibbles(qs);
     #[cfg(not(target_feature = "relaxed-simd"))]
-    {
-        let ([w0, w1], low) = (unit(qs), u16x8_splat(0x0f));
-        return ([v128_and(w0, low), v128_and(w1, low)], [u16x8_shr(w0, 4), u16x8_shr(w1, 4)]);
-    }
+    let ([w0, w1], low) = (unit(qs), u16x8_splat(0x0f));
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return ([v128_and(w0, low), v128_and(w1, low)], [u16x8_shr(w0, 4), u16x8_shr(w1, 4)]);
 }
 
 /// Integer sums of four rows, row `r` in lane `r`, from [`Unit`]s against
@@ -646,15 +645,14 @@ impl Lanes {
     fn add(self, codes: Unit, a: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
+        // a0..a3 twice: the activations of both rows in each half.
         #[cfg(not(target_feature = "relaxed-simd"))]
-        {
-            // a0..a3 twice: the activations of both rows in each half.
-            let a = i16x8_extend_low_i8x16(a);
-            return Lanes(
-                i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)),
-                i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)),
-            );
-        }
+        let a = i16x8_extend_low_i8x16(a);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return Lanes(
+            i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)),
+            i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)),
+        );
     }
 
     /// Two units at once: with relaxed SIMD into two accumulators, so that
