@@ -60,8 +60,8 @@ pub fn is_packed(ty: GgmlType) -> bool {
 
 /// Whether `ty`'s packed kernels take each activation row (Q8_0 blocks)
 /// followed by its blocks' sums of quants ([`with_block_sums`]). Q4_0 and
-/// Q5_0 codes stand for `code - 2^K`; the relaxed dot product takes them
-/// unsigned and subtracts `2^K·Σa` a block, a sum that one pass over a
+/// Q5_0 codes stand for `code - 2^K`; the kernels dot them unsigned (as the
+/// relaxed dot product needs) and subtract `2^K·Σa` a block, a sum that one pass over a
 /// token's activations gives every group of rows instead of each group
 /// computing its own (which cost what the layout saved).
 pub fn takes_block_sums(ty: GgmlType) -> bool {

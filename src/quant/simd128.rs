@@ -597,11 +597,41 @@ fn splat4<const M: usize>(b: &[u8; M], at: usize) -> v128 {
     unsafe { v128_load32_splat(b.as_ptr().add(at) as *const u32) }
 }
 
-/// Integer sums of four rows, row `r` in lane `r`, from vectors of codes
-/// (bytes `4r..4r + 4`: four elements of row `r`) against [`splat4`]
-/// activations. With relaxed SIMD codes lie in [0, 127]; without, products
-/// add up in i16 lanes until [`Lanes::sum`], so a caller keeps the sum of
-/// |code · a| over the units it adds below 2^15.
+/// A unit of four rows' codes in [0, 127] (bytes `4r..4r + 4`: four
+/// elements of row `r`) as [`Lanes::add`] takes it: the 16 bytes with
+/// relaxed SIMD; without, widened to u16, rows 0 and 1 then rows 2 and 3.
+#[cfg(target_feature = "relaxed-simd")]
+type Unit = v128;
+#[cfg(not(target_feature = "relaxed-simd"))]
+type Unit = [v128; 2];
+
+#[inline(always)]
+fn unit(codes: v128) -> Unit {
+    #[cfg(target_feature = "relaxed-simd")]
+    return codes;
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return [u16x8_extend_low_u8x16(codes), u16x8_extend_high_u8x16(codes)];
+}
+
+/// [`nibbles`] as two units: without relaxed SIMD the bytes widen first and
+/// split in u16 lanes (a shift needs no mask there), seven instructions on
+/// x64 instead of nine.
+#[inline(always)]
+fn unit_nibbles(qs: v128) -> (Unit, Unit) {
+    #[cfg(target_feature = "relaxed-simd")]
+    return nibbles(qs);
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    let ([w0, w1], low) = (unit(qs), u16x8_splat(0x0f));
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return ([v128_and(w0, low), v128_and(w1, low)], [u16x8_shr(w0, 4), u16x8_shr(w1, 4)]);
+}
+
+/// Integer sums of four rows, row `r` in lane `r`, from [`Unit`]s against
+/// [`splat4`] activations. Without relaxed SIMD the activations widen to i16
+/// too and meet the codes in `i32x4_dot_i16x8`, one `pmaddwd` on x64 where
+/// each i8 extending multiply takes three to five instructions: rows 0 and 1
+/// sum in the first accumulator and rows 2 and 3 in the second, two lanes a
+/// row.
 #[derive(Clone, Copy)]
 struct Lanes(v128, v128);
 
@@ -612,20 +642,23 @@ impl Lanes {
     }
 
     #[inline(always)]
-    fn add(self, codes: v128, a: v128) -> Lanes {
+    fn add(self, codes: Unit, a: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
+        // a0..a3 twice: the activations of both rows in each half.
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let a = i16x8_extend_low_i8x16(a);
         #[cfg(not(target_feature = "relaxed-simd"))]
         return Lanes(
-            i16x8_add(self.0, i16x8_extmul_low_i8x16(codes, a)),
-            i16x8_add(self.1, i16x8_extmul_high_i8x16(codes, a)),
+            i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)),
+            i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)),
         );
     }
 
     /// Two units at once: with relaxed SIMD into two accumulators, so that
     /// a sub-block's dot products form two dependency chains, not one.
     #[inline(always)]
-    fn add2(self, c0: v128, a0: v128, c1: v128, a1: v128) -> Lanes {
+    fn add2(self, c0: Unit, a0: v128, c1: Unit, a1: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(
             i32x4_relaxed_dot_i8x16_i7x16_add(a0, c0, self.0),
@@ -640,11 +673,10 @@ impl Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return i32x4_add(self.0, self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        {
-            // Rows 0 and 1 in `lo` (two lanes each), rows 2 and 3 in `hi`.
-            let (lo, hi) = (i32x4_extadd_pairwise_i16x8(self.0), i32x4_extadd_pairwise_i16x8(self.1));
-            return i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
-        }
+        return i32x4_add(
+            i32x4_shuffle::<0, 2, 4, 6>(self.0, self.1),
+            i32x4_shuffle::<1, 3, 5, 7>(self.0, self.1),
+        );
     }
 }
 
@@ -666,28 +698,25 @@ const Q4_K_X4: usize = 4 * Q4_K_BYTES;
 const Q6_K_X4: usize = 4 * Q6_K_BYTES;
 
 /// The four rows' 4-bit codes of a packed Q4_0/Q5_0 block whose nibbles
-/// start at `at`: `[u]` holds elements `4u..4u + 4` of row `r` in bytes
-/// `4r..4r + 4` (units 0..4 the low nibbles, 4..8 the high ones).
+/// start at `at`, split by `split`: `[u]` holds elements `4u..4u + 4` of row
+/// `r` in bytes `4r..4r + 4` (units 0..4 the low nibbles, 4..8 the high ones).
 #[inline(always)]
-fn nibble_units<const W: usize>(wb: &[u8; W], at: usize) -> [v128; 8] {
-    let mut q = [i8x16_splat(0); 8];
-    for k in 0..4 {
-        (q[k], q[4 + k]) = nibbles(load(wb, at + 16 * k));
-    }
-    q
+fn nibble_units<const W: usize, U: Copy>(wb: &[u8; W], at: usize, split: impl Fn(v128) -> (U, U)) -> [U; 8] {
+    let pairs: [(U, U); 4] = core::array::from_fn(|k| split(load(wb, at + 16 * k)));
+    core::array::from_fn(|u| if u < 4 { pairs[u].0 } else { pairs[u - 4].1 })
 }
 
 #[inline(always)]
-fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [v128; 8] {
-    nibble_units(wb, 8)
+fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [Unit; 8] {
+    nibble_units(wb, 8, unit_nibbles)
 }
 
 /// Q5_0: the nibbles with each row's `qh` bit `4u + e` (lane `r` of the
 /// vector at 8) as 16 in byte `4r + e` of unit `u`.
 #[inline(always)]
-fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
+fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [Unit; 8] {
     let qh = load(wb, 8);
-    let mut q = nibble_units(wb, 24);
+    let mut q = nibble_units(wb, 24, nibbles);
     for (u, q) in q.iter_mut().enumerate() {
         let b = (u / 2) as u8;
         let byte = i8x16_swizzle(qh, u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b));
@@ -695,27 +724,24 @@ fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [v128; 8] {
         let bit = u32x4_splat(0x0804_0201 << s);
         *q = v128_or(*q, v128_and(i8x16_eq(v128_and(byte, bit), bit), u8x16_splat(16)));
     }
-    q
+    q.map(unit)
 }
 
 /// `G` groups of packed Q4_0 (`K` = 3) or Q5_0 (`K` = 4) against `T`
 /// activation rows that carry their blocks' sums (`packed::with_block_sums`):
 /// `[g][t]` holds group `g`'s four products with activation `t`. Codes stand
-/// for `code - 2^K`: with relaxed SIMD they are dotted unsigned, less 2^K
-/// times the block's sum; without, shifted to [-2^K, 2^K) first (eight units
-/// of 16 · 127 fit an i16 lane).
+/// for `code - 2^K`: they are dotted unsigned, less 2^K times the block's sum.
 #[inline(always)]
 fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
     n: usize,
     groups: [&[u8]; G],
     acts: [&[u8]; T],
-    codes: impl Fn(&[u8; W]) -> [v128; 8],
+    codes: impl Fn(&[u8; W]) -> [Unit; 8],
 ) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK {
         let abs: [&[u8; Q8_0_BYTES]; T] =
             core::array::from_fn(|t| acts[t][Q8_0_BYTES * i..Q8_0_BYTES * i + Q8_0_BYTES].try_into().unwrap());
-        #[cfg(target_feature = "relaxed-simd")]
         let offsets: [v128; T] = core::array::from_fn(|t| {
             let at = n / QK * Q8_0_BYTES + 4 * i;
             i32x4_splat(i32::from_le_bytes(acts[t][at..at + 4].try_into().unwrap()) << K)
@@ -724,8 +750,6 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
             let wb = packed_block::<W>(group, i);
             let d = f16x4_at(wb, 0);
             let q = codes(wb);
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            let q = q.map(|c| i8x16_sub(c, i8x16_splat(1 << K)));
             // Unit u's activations are the four at 2 + 4u (the high
             // nibbles' elements 16.. follow the low ones').
             let mut s = [Lanes::zero(); T];
@@ -741,10 +765,7 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
                 }
             }
             for t in 0..T {
-                #[cfg(target_feature = "relaxed-simd")]
                 let isum = i32x4_sub(s[t].sum(), offsets[t]);
-                #[cfg(not(target_feature = "relaxed-simd"))]
-                let isum = s[t].sum();
                 let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
                 acc[g][t] = f32x4_add(acc[g][t], p);
             }
@@ -796,9 +817,9 @@ fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 4]) {
 /// `G` groups against `T` activation rows: `[g][t]` holds group `g`'s four
 /// products with activation `t`.
 ///
-/// Q4_K: the eight 32-element sub-blocks' sums (codes in [0, 16): eight
-/// units of 15 · 127 fit an i16 lane) times the rows' 6-bit scales, and the
-/// mins against the activations' 16-element sums, as `scalar` combines them.
+/// Q4_K: the eight 32-element sub-blocks' sums (codes in [0, 16)) times the
+/// rows' 6-bit scales, and the mins against the activations' 16-element
+/// sums, as `scalar` combines them.
 #[inline(always)]
 fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
@@ -811,33 +832,24 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
             let abs: [&[u8; Q8_K_BYTES]; T] =
                 core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
             let mut isums = [i32x4_splat(0); T];
-            if T == 1 {
-                // One token: the codes are dotted as they are unpacked, the
-                // sub-blocks 2c and 2c + 1 that one load holds in two chains.
-                for c in 0..4 {
-                    let (mut s0, mut s1) = (Lanes::zero(), Lanes::zero());
-                    for u in 0..8 {
-                        let (lo, hi) = nibbles(load(wb, 64 + 128 * c + 16 * u));
-                        s0 = s0.add(lo, splat4(abs[0], 4 + 64 * c + 4 * u));
-                        s1 = s1.add(hi, splat4(abs[0], 36 + 64 * c + 4 * u));
-                    }
-                    let s = i32x4_add(i32x4_mul(s0.sum(), sc[2 * c]), i32x4_mul(s1.sum(), sc[2 * c + 1]));
-                    isums[0] = i32x4_add(isums[0], s);
-                }
-            } else {
-                // Unpacked once for the tokens: sub-block 2c's codes in units
-                // 0..8 of chunk c, 2c + 1's in 8..16.
-                let mut q = [i8x16_splat(0); 64];
-                for c in 0..4 {
-                    for u in 0..8 {
-                        (q[16 * c + u], q[16 * c + 8 + u]) = nibbles(load(wb, 64 + 128 * c + 16 * u));
-                    }
-                }
-                for j in 0..8 {
+            for c in 0..4 {
+                // Chunk c: sub-block 2c's codes in the low nibbles, 2c + 1's
+                // in the high ones, unpacked as they are used (without
+                // relaxed SIMD, 64 widened units would not stay in registers).
+                let pairs: [(Unit, Unit); 8] = core::array::from_fn(|u| unit_nibbles(load(wb, 64 + 128 * c + 16 * u)));
+                for j in [2 * c, 2 * c + 1] {
+                    let q = |u: usize| if j % 2 == 0 { pairs[u].0 } else { pairs[u].1 };
                     let mut s = [Lanes::zero(); T];
-                    for u in 0..8 {
-                        for t in 0..T {
-                            s[t] = s[t].add(q[8 * j + u], splat4(abs[t], 4 + 32 * j + 4 * u));
+                    if T == 1 {
+                        for u in (0..8).step_by(2) {
+                            let at = 4 + 32 * j + 4 * u;
+                            s[0] = s[0].add2(q(u), splat4(abs[0], at), q(u + 1), splat4(abs[0], at + 4));
+                        }
+                    } else {
+                        for u in 0..8 {
+                            for t in 0..T {
+                                s[t] = s[t].add(q(u), splat4(abs[t], 4 + 32 * j + 4 * u));
+                            }
                         }
                     }
                     for t in 0..T {
@@ -864,10 +876,10 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
     core::array::from_fn(|g| core::array::from_fn(|t| f32x4_sub(acc[g][t], acc_min[g][t])))
 }
 
-/// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes (four units
-/// of 63 · 128 fit an i16 lane) times the rows' signed scales, less 32 times
-/// Σ_j scale_j · (the activations' sum over sub-block j), as `scalar`
-/// combines them (exact integers, so in any order).
+/// Q6_K: sixteen 16-element sub-blocks of unsigned 6-bit codes times the
+/// rows' signed scales, less 32 times Σ_j scale_j · (the activations' sum
+/// over sub-block j), as `scalar` combines them (exact integers, so in any
+/// order).
 #[inline(always)]
 fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
@@ -934,7 +946,7 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                         let mut s = [Lanes::zero(); 4];
                         for v in 0..4 {
                             for (kind, code) in codes(h, 4 * w + v).into_iter().enumerate() {
-                                s[kind] = s[kind].add(code, splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
+                                s[kind] = s[kind].add(unit(code), splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
                             }
                         }
                         for (kind, s) in s.into_iter().enumerate() {
@@ -953,15 +965,18 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     }
                 }
                 for j in 0..16 {
+                    // Widened as they are used: 64 widened units would not
+                    // stay in registers.
+                    let q: [Unit; 4] = core::array::from_fn(|v| unit(q[4 * j + v]));
                     let mut s = [Lanes::zero(); T];
                     if T == 1 {
                         let at = 4 + 16 * j;
-                        s[0] = s[0].add2(q[4 * j], splat4(abs[0], at), q[4 * j + 1], splat4(abs[0], at + 4));
-                        s[0] = s[0].add2(q[4 * j + 2], splat4(abs[0], at + 8), q[4 * j + 3], splat4(abs[0], at + 12));
+                        s[0] = s[0].add2(q[0], splat4(abs[0], at), q[1], splat4(abs[0], at + 4));
+                        s[0] = s[0].add2(q[2], splat4(abs[0], at + 8), q[3], splat4(abs[0], at + 12));
                     } else {
-                        for v in 0..4 {
+                        for (v, &q) in q.iter().enumerate() {
                             for t in 0..T {
-                                s[t] = s[t].add(q[4 * j + v], splat4(abs[t], 4 + 16 * j + 4 * v));
+                                s[t] = s[t].add(q, splat4(abs[t], 4 + 16 * j + 4 * v));
                             }
                         }
                     }
