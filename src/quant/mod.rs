@@ -369,7 +369,7 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
     };
     let mut tile = [[0f32; 4]; 4];
     // Activation rows as the packed kernels take them: `k_row` bytes each.
-    let k_row = if packed::takes_block_sums(ty) { a_row + 4 * (n / 32) } else { a_row };
+    let k_row = packed::kernel_row_bytes(ty, a_row);
     SUMMED.with_borrow_mut(|buf| {
         if tokens == 1 {
             let act = kernel_rows(ty, act, a_row, buf);

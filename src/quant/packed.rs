@@ -23,6 +23,7 @@
 //!   rows' scale `j` in one 32-bit word), then `ql` in 4-byte units at
 //!   `72 + 16k + 4r` and `qh` at `584 + 16k + 4r`.
 
+use super::scalar::Q8_0_BYTES;
 use super::GgmlType;
 
 /// A run of a block's bytes: `count` units of `len` bytes from `src`, unit
@@ -68,15 +69,20 @@ pub fn takes_block_sums(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0)
 }
 
+/// The bytes of an activation row of `a_row` bytes as `ty`'s packed kernels
+/// take it: with its blocks' sums where [`takes_block_sums`].
+pub fn kernel_row_bytes(ty: GgmlType, a_row: usize) -> usize {
+    if takes_block_sums(ty) { a_row + 4 * (a_row / Q8_0_BYTES) } else { a_row }
+}
+
 /// Activation rows of `a_row` bytes of Q8_0 blocks into `dst`, each followed
 /// by its blocks' sums of quants (little-endian i32), for the kernels of
 /// [`takes_block_sums`] types.
 pub fn with_block_sums(rows: &[u8], a_row: usize, dst: &mut Vec<u8>) {
-    const BLOCK: usize = 34;
     dst.clear();
     for row in rows.chunks_exact(a_row) {
         dst.extend_from_slice(row);
-        for block in row.chunks_exact(BLOCK) {
+        for block in row.chunks_exact(Q8_0_BYTES) {
             let sum: i32 = block[2..].iter().map(|&q| q as i8 as i32).sum();
             dst.extend_from_slice(&sum.to_le_bytes());
         }
