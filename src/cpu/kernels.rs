@@ -99,9 +99,8 @@ pub fn gelu_f16_table(x: f32) -> f32 {
     } else if x >= 10.0 {
         x
     } else {
-        let table = TABLE.get_or_init(|| {
-            (0..=u16::MAX).map(|h| f16::from_f32(gelu(f16::from_bits(h).to_f32())).to_f32()).collect()
-        });
+        let table = TABLE
+            .get_or_init(|| (0..=u16::MAX).map(|h| f16::from_f32(gelu(f16::from_bits(h).to_f32())).to_f32()).collect());
         table[f16::from_f32(x).to_bits() as usize]
     }
 }

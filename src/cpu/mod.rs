@@ -971,7 +971,8 @@ mod tests {
             }
         }
         // 4 heads a group over 20000 positions: tiles of three tokens.
-        let (shape, pos, n) = (Attention { n_head: 8, n_head_kv: 2, head_dim: 36, scale: 0.2, window: None }, 20_000, 7);
+        let (shape, pos, n) =
+            (Attention { n_head: 8, n_head_kv: 2, head_dim: 36, scale: 0.2, window: None }, 20_000, 7);
         let kv_dim = 72;
         let paged = |seed: usize| -> Vec<Vec<f16>> {
             let flat: Vec<f16> = values((pos + n) * kv_dim, seed).into_iter().map(f16::from_f32).collect();

@@ -72,7 +72,11 @@ pub fn takes_block_sums(ty: GgmlType) -> bool {
 /// The bytes of an activation row of `a_row` bytes as `ty`'s packed kernels
 /// take it: with its blocks' sums where [`takes_block_sums`].
 pub fn kernel_row_bytes(ty: GgmlType, a_row: usize) -> usize {
-    if takes_block_sums(ty) { a_row + 4 * (a_row / Q8_0_BYTES) } else { a_row }
+    if takes_block_sums(ty) {
+        a_row + 4 * (a_row / Q8_0_BYTES)
+    } else {
+        a_row
+    }
 }
 
 /// Activation rows of `a_row` bytes of Q8_0 blocks into `dst`, each followed

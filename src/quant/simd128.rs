@@ -649,10 +649,7 @@ impl Lanes {
         #[cfg(not(target_feature = "relaxed-simd"))]
         let a = i16x8_extend_low_i8x16(a);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        return Lanes(
-            i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)),
-            i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)),
-        );
+        return Lanes(i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)), i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)));
     }
 
     /// Two units at once: with relaxed SIMD into two accumulators, so that
@@ -673,10 +670,7 @@ impl Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return i32x4_add(self.0, self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        return i32x4_add(
-            i32x4_shuffle::<0, 2, 4, 6>(self.0, self.1),
-            i32x4_shuffle::<1, 3, 5, 7>(self.0, self.1),
-        );
+        return i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(self.0, self.1), i32x4_shuffle::<1, 3, 5, 7>(self.0, self.1));
     }
 }
 
@@ -719,7 +713,10 @@ fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [Unit; 8] {
     let mut q = nibble_units(wb, 24, nibbles);
     for (u, q) in q.iter_mut().enumerate() {
         let b = (u / 2) as u8;
-        let byte = i8x16_swizzle(qh, u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b));
+        let byte = i8x16_swizzle(
+            qh,
+            u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b),
+        );
         let s = 4 * (u % 2) as u32;
         let bit = u32x4_splat(0x0804_0201 << s);
         *q = v128_or(*q, v128_and(i8x16_eq(v128_and(byte, bit), bit), u8x16_splat(16)));
@@ -904,7 +901,11 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
             let v: [v128; 4] = core::array::from_fn(|k| load(wb, 8 + 16 * k));
             let sc: [v128; 16] = core::array::from_fn(|j| {
                 let h = if j % 4 < 2 { i16x8_extend_low_i8x16(v[j / 4]) } else { i16x8_extend_high_i8x16(v[j / 4]) };
-                if j % 2 == 0 { i32x4_extend_low_i16x8(h) } else { i32x4_extend_high_i16x8(h) }
+                if j % 2 == 0 {
+                    i32x4_extend_low_i16x8(h)
+                } else {
+                    i32x4_extend_high_i16x8(h)
+                }
             });
             let ((a01, a23), (b01, b23)) = (by_rows(v[0], v[1]), by_rows(v[2], v[3]));
             let by_row = [
@@ -947,7 +948,8 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                         let mut s = [Lanes::zero(); 4];
                         for v in 0..4 {
                             for (kind, code) in codes(h, 4 * w + v).into_iter().enumerate() {
-                                s[kind] = s[kind].add(unit(code), splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
+                                s[kind] =
+                                    s[kind].add(unit(code), splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
                             }
                         }
                         for (kind, s) in s.into_iter().enumerate() {
