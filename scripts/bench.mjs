@@ -79,7 +79,7 @@ const CONFIGS = [
   { id: 'webslm-page', library: 'webslm', where: 'Chromium, plain page', isolated: false, threads: 1 },
   { id: 'webslm-coop-coep', library: 'webslm', where: 'Chromium, COOP/COEP', isolated: true, threads: 2 },
   { id: 'webslm-worker', library: 'webslm', where: 'Chromium, plain page, Worker mode', isolated: false, threads: 1, worker: true },
-  { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1 },
+  { id: 'webslm-node', library: 'webslm', where: 'Node', threads: 1, node: process.execPath },
   // Node 22 has relaxed SIMD, so the package runs its relaxed build there
   // (scripts/setup.sh installs this Node beside the system's).
   { id: 'webslm-node22', library: 'webslm', where: 'Node 22', threads: 1, node: NODE22 },
@@ -235,7 +235,7 @@ async function nodeRun(config) {
   const { file, prompt, endOfGeneration } = MODELS[config.model];
   const args = JSON.stringify({ model: fileURLToPath(new URL(file, root)), ...prompt, endOfGeneration, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
   const lastLine = (text) => text?.trim().split('\n').pop();
-  const { value, othersCpu } = await othersShare(() => promisify(execFile)(config.node ?? process.execPath, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
+  const { value, othersCpu } = await othersShare(() => promisify(execFile)(config.node, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
     // A crash or a hang: the child could not report it itself.
     throw new Error(e.killed ? `the run took longer than ${RUN_LIMIT_MS / 60000} minutes` : `the Node process exited with ${e.code ?? e.signal}: ${lastLine(e.stderr)}`);
   });
@@ -276,7 +276,7 @@ try {
       // A configuration that failed once would only fail again.
       if (result.errors.length) continue;
       try {
-        const r = result.native ? await nativeRun(result) : result.where.startsWith('Node') ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
+        const r = result.native ? await nativeRun(result) : result.node ? await nodeRun(result) : await browserRun(result, result.isolated ? servers.isolated : servers.plain);
         result.runs.push(r);
         console.error(`  ${result.model} ${result.id} run ${round}: prefill ${fmt(r.run.prefillTokensPerSecond)}, decode ${fmt(r.run.decodeTokensPerSecond)} tok/s, others' CPU ${percent(r.othersCpu)}`);
       } catch (e) {
