@@ -105,13 +105,26 @@ fn packing_speed() {
 #[ignore]
 fn matmul_speed() {
     use GgmlType::*;
+    // The relaxed build's packed kernels as dispatched, then with each summation.
+    #[cfg(target_feature = "relaxed-simd")]
+    let summations =
+        [("", None), (" i32", Some(quant::simd128::Summation::I32)), (" i16", Some(quant::simd128::Summation::I16))];
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    let summations = [("", ())];
     for ty in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q5K, Q6K] {
         let w = weights(ty);
-        let (prompt, token) = (gmacs(ty, &w, 64), gmacs(ty, &w, 1));
-        let gbs = token * 1e9 * w.len() as f64 / (ROWS * N) as f64 / 1e9;
-        console_log!(
-            "{:5} prompt of 64: {prompt:6.2} GMAC/s   one token: {token:5.2} GMAC/s ({gbs:.1} GB/s of weights)",
-            ty.name()
-        );
+        for (how, _s) in summations {
+            if !how.is_empty() && !quant::packed::is_packed(ty) {
+                continue;
+            }
+            #[cfg(target_feature = "relaxed-simd")]
+            quant::simd128::set_summation(_s);
+            let (prompt, token) = (gmacs(ty, &w, 64), gmacs(ty, &w, 1));
+            let gbs = token * 1e9 * w.len() as f64 / (ROWS * N) as f64 / 1e9;
+            console_log!(
+                "{:9} prompt of 64: {prompt:6.2} GMAC/s   one token: {token:5.2} GMAC/s ({gbs:.1} GB/s of weights)",
+                format!("{}{how}", ty.name())
+            );
+        }
     }
 }

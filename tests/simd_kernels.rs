@@ -76,12 +76,15 @@ fn weight_row(ty: GgmlType, n: usize, rng: &mut Rng, fill: u8) -> Vec<u8> {
     row
 }
 
-/// Activations quantized by the scalar quantizer from random, ±max and
-/// one-hot rows (so every activation format is valid, with Σq consistent).
+/// Activations quantized by the scalar quantizer from random, ±max, one-hot
+/// and constant rows (so every activation format is valid, with Σq
+/// consistent; a constant row gives every product of a block one sign, the
+/// largest sums a lane can hold).
 fn act_row(act_ty: GgmlType, n: usize, rng: &mut Rng, kind: u64) -> Vec<u8> {
     let x: Vec<f32> = match kind {
         0 => (0..n).map(|_| rng.f32() * 3.0).collect(),
         1 => (0..n).map(|_| if rng.below(2) == 0 { 1e4 } else { -1e4 }).collect(),
+        3 => vec![1e4; n],
         _ => (0..n).map(|i| if i % 37 == 0 { 1.0 } else { 1e-3 * rng.f32() }).collect(),
     };
     let mut q = vec![0u8; act_ty.bytes_for(n as u64).unwrap() as usize];
@@ -222,10 +225,10 @@ type Packed = fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
 
 /// The packed kernels (four interleaved rows, `quant::packed`) against the
 /// file-layout product of each row: one group with one to four tokens, four
-/// groups with one, on random rows and rows of extreme codes.
+/// groups with one, on random rows and rows of extreme codes. The relaxed
+/// build's kernels are checked with each summation and as dispatched.
 #[wasm_bindgen_test]
 fn packed_kernels_equal_row_products() {
-    use webslm::quant::packed;
     use GgmlType::*;
     let kinds: [(GgmlType, GgmlType, Dot, Packed); 4] = [
         (Q4_0, Q8_0, scalar::vec_dot_q4_0_q8_0, simd128::packed_q4_0_q8_0),
@@ -233,59 +236,86 @@ fn packed_kernels_equal_row_products() {
         (Q4K, Q8K, scalar::vec_dot_q4_k_q8_k, simd128::packed_q4_k_q8_k),
         (Q6K, Q8K, scalar::vec_dot_q6_k_q8_k, simd128::packed_q6_k_q8_k),
     ];
-    let mut rng = Rng(91);
     for (ty, act_ty, dot, kernel) in kinds {
-        let n = 512;
-        let rows: Vec<Vec<u8>> = (0..16).map(|r| weight_row(ty, n, &mut rng, [0, 0, 1, 2][r % 4])).collect();
-        let mut scratch = Vec::new();
-        let groups: Vec<Vec<u8>> = rows
-            .chunks(4)
-            .map(|four| {
-                let mut g = four.concat();
-                packed::pack_group(ty, &mut g, &mut scratch);
-                g
-            })
-            .collect();
-        let acts: Vec<Vec<u8>> = (0..4).map(|i| act_row(act_ty, n, &mut rng, [0, 1, 2, 0][i])).collect();
-        // The rows as the kernels take them, with their blocks' sums where the type needs them.
-        let kernel_acts: Vec<Vec<u8>> = acts
-            .iter()
-            .map(|a| {
-                let mut k = a.clone();
-                if packed::takes_block_sums(ty) {
-                    packed::with_block_sums(a, a.len(), &mut k);
-                }
-                k
-            })
-            .collect();
-        let same = |got: f32, want: f32| got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
-        for (g, group) in groups.iter().enumerate() {
-            for tokens in 1..=4 {
-                let k: Vec<&[u8]> = kernel_acts[..tokens].iter().map(|a| &a[..]).collect();
-                let mut out = [[f32::NAN; 4]; 4];
-                kernel(n, &[group], &k, &mut out);
-                for (t, a) in acts[..tokens].iter().enumerate() {
-                    for r in 0..4 {
-                        let want = dot(n, &rows[4 * g + r], a);
-                        assert!(
-                            same(out[t][r], want),
-                            "{} group {g}, {tokens} tokens, row {r} token {t}: {} vs {want}",
-                            ty.name(),
-                            out[t][r]
-                        );
-                    }
+        check_packed(ty, act_ty, dot, &kernel, "dispatched");
+    }
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        use simd128::Summation;
+        type Summed = fn(Summation, usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
+        let kinds: [(GgmlType, GgmlType, Dot, Summed); 4] = [
+            (Q4_0, Q8_0, scalar::vec_dot_q4_0_q8_0, simd128::packed_q4_0_q8_0_summed),
+            (Q5_0, Q8_0, scalar::vec_dot_q5_0_q8_0, simd128::packed_q5_0_q8_0_summed),
+            (Q4K, Q8K, scalar::vec_dot_q4_k_q8_k, simd128::packed_q4_k_q8_k_summed),
+            (Q6K, Q8K, scalar::vec_dot_q6_k_q8_k, simd128::packed_q6_k_q8_k_summed),
+        ];
+        for (ty, act_ty, dot, summed) in kinds {
+            for s in [Summation::I32, Summation::I16] {
+                check_packed(ty, act_ty, dot, &|n, g, a, o| summed(s, n, g, a, o), &format!("{s:?}"));
+            }
+        }
+    }
+}
+
+fn check_packed(
+    ty: GgmlType,
+    act_ty: GgmlType,
+    dot: Dot,
+    kernel: &dyn Fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]),
+    how: &str,
+) {
+    use webslm::quant::packed;
+    let mut rng = Rng(91);
+    let n = 512;
+    let rows: Vec<Vec<u8>> = (0..16).map(|r| weight_row(ty, n, &mut rng, [0, 0, 1, 2][r % 4])).collect();
+    let mut scratch = Vec::new();
+    let groups: Vec<Vec<u8>> = rows
+        .chunks(4)
+        .map(|four| {
+            let mut g = four.concat();
+            packed::pack_group(ty, &mut g, &mut scratch);
+            g
+        })
+        .collect();
+    let acts: Vec<Vec<u8>> = (0..4).map(|i| act_row(act_ty, n, &mut rng, [0, 1, 2, 3][i])).collect();
+    // The rows as the kernels take them, with their blocks' sums where the type needs them.
+    let kernel_acts: Vec<Vec<u8>> = acts
+        .iter()
+        .map(|a| {
+            let mut k = a.clone();
+            if packed::takes_block_sums(ty) {
+                packed::with_block_sums(a, a.len(), &mut k);
+            }
+            k
+        })
+        .collect();
+    let same = |got: f32, want: f32| got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+    for (g, group) in groups.iter().enumerate() {
+        for tokens in 1..=4 {
+            let k: Vec<&[u8]> = kernel_acts[..tokens].iter().map(|a| &a[..]).collect();
+            let mut out = [[f32::NAN; 4]; 4];
+            kernel(n, &[group], &k, &mut out);
+            for (t, a) in acts[..tokens].iter().enumerate() {
+                for r in 0..4 {
+                    let want = dot(n, &rows[4 * g + r], a);
+                    assert!(
+                        same(out[t][r], want),
+                        "{} {how}: group {g}, {tokens} tokens, row {r} token {t}: {} vs {want}",
+                        ty.name(),
+                        out[t][r]
+                    );
                 }
             }
         }
-        let all: Vec<&[u8]> = groups.iter().map(|g| &g[..]).collect();
-        for (a, k) in acts.iter().zip(&kernel_acts) {
-            let mut out = [[f32::NAN; 4]; 4];
-            kernel(n, &all, &[k], &mut out);
-            for (g, o) in out.iter().enumerate() {
-                for r in 0..4 {
-                    let want = dot(n, &rows[4 * g + r], a);
-                    assert!(same(o[r], want), "{} four groups, group {g} row {r}: {} vs {want}", ty.name(), o[r]);
-                }
+    }
+    let all: Vec<&[u8]> = groups.iter().map(|g| &g[..]).collect();
+    for (a, k) in acts.iter().zip(&kernel_acts) {
+        let mut out = [[f32::NAN; 4]; 4];
+        kernel(n, &all, &[k], &mut out);
+        for (g, o) in out.iter().enumerate() {
+            for r in 0..4 {
+                let want = dot(n, &rows[4 * g + r], a);
+                assert!(same(o[r], want), "{} {how}: four groups, group {g} row {r}: {} vs {want}", ty.name(), o[r]);
             }
         }
     }

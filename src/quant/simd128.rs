@@ -627,22 +627,41 @@ fn unit_nibbles(qs: v128) -> (Unit, Unit) {
 }
 
 /// Integer sums of four rows, row `r` in lane `r`, from [`Unit`]s against
-/// [`splat4`] activations. Without relaxed SIMD the activations widen to i16
-/// too and meet the codes in `i32x4_dot_i16x8`, one `pmaddwd` on x64 where
-/// each i8 extending multiply takes three to five instructions: rows 0 and 1
-/// sum in the first accumulator and rows 2 and 3 in the second, two lanes a
-/// row.
+/// [`splat4`] activations: how a packed kernel sums its dot products.
+///
+/// `add::<C>` puts a unit's products in bucket `C` (0 or 1). A summation
+/// that keeps narrow lanes (`Lanes16`) keeps the buckets apart until they
+/// widen, so a kernel bounds what one lane holds by putting no more than its
+/// bound's units into one bucket; the others ignore the bucket.
+trait Acc: Copy {
+    fn zero() -> Self;
+    fn add<const C: usize>(self, codes: Unit, a: v128) -> Self;
+    /// Two units, into buckets 0 and 1: with relaxed SIMD in two dependency
+    /// chains, so that a sub-block's dot products do not wait on each other.
+    fn add2(self, c0: Unit, a0: v128, c1: Unit, a1: v128) -> Self;
+    /// The four rows' sums as i32.
+    fn sum(self) -> v128;
+    /// The sums times `scale` (row `r`'s in lane `r`, within i16).
+    fn scaled(self, scale: v128) -> v128;
+}
+
+/// The i32 summation. With relaxed SIMD, `i32x4_relaxed_dot_i8x16_i7x16_add`:
+/// one `vpdpbusd` where V8 has AVX-VNNI, about five instructions elsewhere.
+/// Without, the activations widen to i16 too and meet the codes in
+/// `i32x4_dot_i16x8`, one `pmaddwd` on x64 where each i8 extending multiply
+/// takes three to five instructions: rows 0 and 1 sum in the first
+/// accumulator and rows 2 and 3 in the second, two lanes a row.
 #[derive(Clone, Copy)]
 struct Lanes(v128, v128);
 
-impl Lanes {
+impl Acc for Lanes {
     #[inline(always)]
     fn zero() -> Lanes {
         Lanes(i32x4_splat(0), i32x4_splat(0))
     }
 
     #[inline(always)]
-    fn add(self, codes: Unit, a: v128) -> Lanes {
+    fn add<const C: usize>(self, codes: Unit, a: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
         return Lanes(i32x4_relaxed_dot_i8x16_i7x16_add(a, codes, self.0), self.1);
         // a0..a3 twice: the activations of both rows in each half.
@@ -652,8 +671,6 @@ impl Lanes {
         return Lanes(i32x4_add(self.0, i32x4_dot_i16x8(codes[0], a)), i32x4_add(self.1, i32x4_dot_i16x8(codes[1], a)));
     }
 
-    /// Two units at once: with relaxed SIMD into two accumulators, so that
-    /// a sub-block's dot products form two dependency chains, not one.
     #[inline(always)]
     fn add2(self, c0: Unit, a0: v128, c1: Unit, a1: v128) -> Lanes {
         #[cfg(target_feature = "relaxed-simd")]
@@ -662,7 +679,7 @@ impl Lanes {
             i32x4_relaxed_dot_i8x16_i7x16_add(a1, c1, self.1),
         );
         #[cfg(not(target_feature = "relaxed-simd"))]
-        return self.add(c0, a0).add(c1, a1);
+        return self.add::<0>(c0, a0).add::<1>(c1, a1);
     }
 
     #[inline(always)]
@@ -671,6 +688,69 @@ impl Lanes {
         return i32x4_add(self.0, self.1);
         #[cfg(not(target_feature = "relaxed-simd"))]
         return i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(self.0, self.1), i32x4_shuffle::<1, 3, 5, 7>(self.0, self.1));
+    }
+
+    #[inline(always)]
+    fn scaled(self, scale: v128) -> v128 {
+        i32x4_mul(self.sum(), scale)
+    }
+}
+
+/// The i16 summation of the relaxed build: `i16x8_relaxed_dot_i8x16_i7x16`
+/// (one `pmaddubsw` on every x64 CPU) summed in i16 lanes, row `r` in lanes
+/// `2r` and `2r + 1`, widened once a sub-block by `i32x4_dot_i16x8` with
+/// the scales. Where V8 lowers the i32 dot to five instructions this runs
+/// 30–40% faster; where it has AVX-VNNI, sometimes slower
+/// ([`summation`] times both).
+///
+/// A unit adds at most 2 · c · 128 to a lane for codes below `c`, so one
+/// bucket holds 8 units of 4-bit codes (30720), 4 of 5-bit (31744) and 2 of
+/// 6-bit (32256). `JOIN`: the kernel's bound holds for both buckets
+/// together, which then widen as one.
+#[cfg(target_feature = "relaxed-simd")]
+#[derive(Clone, Copy)]
+struct Lanes16<const JOIN: bool>(v128, v128);
+
+#[cfg(target_feature = "relaxed-simd")]
+impl<const JOIN: bool> Acc for Lanes16<JOIN> {
+    #[inline(always)]
+    fn zero() -> Self {
+        Lanes16(i16x8_splat(0), i16x8_splat(0))
+    }
+
+    #[inline(always)]
+    fn add<const C: usize>(self, codes: Unit, a: v128) -> Self {
+        let p = i16x8_relaxed_dot_i8x16_i7x16(a, codes);
+        if C == 0 {
+            Lanes16(i16x8_add(self.0, p), self.1)
+        } else {
+            Lanes16(self.0, i16x8_add(self.1, p))
+        }
+    }
+
+    #[inline(always)]
+    fn add2(self, c0: Unit, a0: v128, c1: Unit, a1: v128) -> Self {
+        self.add::<0>(c0, a0).add::<1>(c1, a1)
+    }
+
+    #[inline(always)]
+    fn sum(self) -> v128 {
+        if JOIN {
+            i32x4_extadd_pairwise_i16x8(i16x8_add(self.0, self.1))
+        } else {
+            i32x4_add(i32x4_extadd_pairwise_i16x8(self.0), i32x4_extadd_pairwise_i16x8(self.1))
+        }
+    }
+
+    #[inline(always)]
+    fn scaled(self, scale: v128) -> v128 {
+        // Row r's scale in i16 lanes 2r and 2r + 1 (|sum · scale| < 2^23).
+        let s = i16x8_shuffle::<0, 0, 2, 2, 4, 4, 6, 6>(scale, scale);
+        if JOIN {
+            i32x4_dot_i16x8(i16x8_add(self.0, self.1), s)
+        } else {
+            i32x4_add(i32x4_dot_i16x8(self.0, s), i32x4_dot_i16x8(self.1, s))
+        }
     }
 }
 
@@ -729,7 +809,7 @@ fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [Unit; 8] {
 /// `[g][t]` holds group `g`'s four products with activation `t`. Codes stand
 /// for `code - 2^K`: they are dotted unsigned, less 2^K times the block's sum.
 #[inline(always)]
-fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
+fn packed_offset<L: Acc, const W: usize, const K: u32, const G: usize, const T: usize>(
     n: usize,
     groups: [&[u8]; G],
     acts: [&[u8]; T],
@@ -749,15 +829,15 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
             let q = codes(wb);
             // Unit u's activations are the four at 2 + 4u (the high
             // nibbles' elements 16.. follow the low ones').
-            let mut s = [Lanes::zero(); T];
-            if T == 1 {
-                for u in (0..8).step_by(2) {
+            // Even units in bucket 0, odd ones in bucket 1.
+            let mut s = [L::zero(); T];
+            for u in (0..8).step_by(2) {
+                if T == 1 {
                     s[0] = s[0].add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
-                }
-            } else {
-                for (u, &q) in q.iter().enumerate() {
+                } else {
                     for t in 0..T {
-                        s[t] = s[t].add(q, splat4(abs[t], 2 + 4 * u));
+                        let (a0, a1) = (splat4(abs[t], 2 + 4 * u), splat4(abs[t], 6 + 4 * u));
+                        s[t] = s[t].add::<0>(q[u], a0).add::<1>(q[u + 1], a1);
                     }
                 }
             }
@@ -772,13 +852,21 @@ fn packed_offset<const W: usize, const K: u32, const G: usize, const T: usize>(
 }
 
 #[inline(always)]
-fn packed_q4_0<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
-    packed_offset::<Q4_0_X4, 3, G, T>(n, groups, acts, packed_codes_q4_0)
+fn packed_q4_0<L: Acc, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+) -> [[v128; T]; G] {
+    packed_offset::<L, Q4_0_X4, 3, G, T>(n, groups, acts, packed_codes_q4_0)
 }
 
 #[inline(always)]
-fn packed_q5_0<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
-    packed_offset::<Q5_0_X4, 4, G, T>(n, groups, acts, packed_codes_q5_0)
+fn packed_q5_0<L: Acc, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+) -> [[v128; T]; G] {
+    packed_offset::<L, Q5_0_X4, 4, G, T>(n, groups, acts, packed_codes_q5_0)
 }
 
 /// Four rows' fields `j` (byte `4j + r` of `a` for j in 0..4, of `b` for j
@@ -828,7 +916,11 @@ fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 4]) {
 /// rows' 6-bit scales, and the mins against the activations' 16-element
 /// sums, as `scalar` combines them.
 #[inline(always)]
-fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+fn packed_q4_k<L: Acc, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     let mut acc_min = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK_K {
@@ -846,7 +938,7 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                 let pairs: [(Unit, Unit); 8] = core::array::from_fn(|u| unit_nibbles(load(wb, 64 + 128 * c + 16 * u)));
                 for j in [2 * c, 2 * c + 1] {
                     let q = |u: usize| if j % 2 == 0 { pairs[u].0 } else { pairs[u].1 };
-                    let mut s = [Lanes::zero(); T];
+                    let mut s = [L::zero(); T];
                     if T == 1 {
                         for u in (0..8).step_by(2) {
                             let at = 4 + 32 * j + 4 * u;
@@ -855,12 +947,12 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     } else {
                         for u in 0..8 {
                             for t in 0..T {
-                                s[t] = s[t].add(q(u), splat4(abs[t], 4 + 32 * j + 4 * u));
+                                s[t] = s[t].add::<0>(q(u), splat4(abs[t], 4 + 32 * j + 4 * u));
                             }
                         }
                     }
                     for t in 0..T {
-                        isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                        isums[t] = i32x4_add(isums[t], s[t].scaled(sc[j]));
                     }
                 }
             }
@@ -888,7 +980,11 @@ fn packed_q4_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
 /// over sub-block j), as `scalar` combines them (exact integers, so in any
 /// order).
 #[inline(always)]
-fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], acts: [&[u8]; T]) -> [[v128; T]; G] {
+fn packed_q6_k<L: Acc, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK_K {
         let abs: [&[u8; Q8_K_BYTES]; T] =
@@ -945,15 +1041,20 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                 // that build still summed in i16 lanes; not re-measured).
                 for h in 0..2 {
                     for w in 0..2 {
-                        let mut s = [Lanes::zero(); 4];
+                        // Units 0 and 2 in bucket 0, 1 and 3 in bucket 1.
+                        let mut s = [L::zero(); 4];
                         for v in 0..4 {
                             for (kind, code) in codes(h, 4 * w + v).into_iter().enumerate() {
-                                s[kind] =
-                                    s[kind].add(unit(code), splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v));
+                                let a = splat4(abs[0], 4 + 16 * (8 * h + 2 * kind + w) + 4 * v);
+                                s[kind] = if v % 2 == 0 {
+                                    s[kind].add::<0>(unit(code), a)
+                                } else {
+                                    s[kind].add::<1>(unit(code), a)
+                                };
                             }
                         }
                         for (kind, s) in s.into_iter().enumerate() {
-                            isums[0] = i32x4_add(isums[0], i32x4_mul(s.sum(), sc[8 * h + 2 * kind + w]));
+                            isums[0] = i32x4_add(isums[0], s.scaled(sc[8 * h + 2 * kind + w]));
                         }
                     }
                 }
@@ -971,20 +1072,23 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
                     // Widened as they are used: 64 widened units would not
                     // stay in registers.
                     let q: [Unit; 4] = core::array::from_fn(|v| unit(q[4 * j + v]));
-                    let mut s = [Lanes::zero(); T];
+                    // Units 0 and 2 in bucket 0, 1 and 3 in bucket 1.
+                    let mut s = [L::zero(); T];
                     if T == 1 {
                         let at = 4 + 16 * j;
                         s[0] = s[0].add2(q[0], splat4(abs[0], at), q[1], splat4(abs[0], at + 4));
                         s[0] = s[0].add2(q[2], splat4(abs[0], at + 8), q[3], splat4(abs[0], at + 12));
                     } else {
-                        for (v, &q) in q.iter().enumerate() {
+                        for v in (0..4).step_by(2) {
                             for t in 0..T {
-                                s[t] = s[t].add(q, splat4(abs[t], 4 + 16 * j + 4 * v));
+                                let at = 4 + 16 * j + 4 * v;
+                                s[t] =
+                                    s[t].add::<0>(q[v], splat4(abs[t], at)).add::<1>(q[v + 1], splat4(abs[t], at + 4));
                             }
                         }
                     }
                     for t in 0..T {
-                        isums[t] = i32x4_add(isums[t], i32x4_mul(s[t].sum(), sc[j]));
+                        isums[t] = i32x4_add(isums[t], s[t].scaled(sc[j]));
                     }
                 }
             }
@@ -998,29 +1102,178 @@ fn packed_q6_k<const G: usize, const T: usize>(n: usize, groups: [&[u8]; G], act
     acc
 }
 
-/// The packed kernels' entry points, with `scalar`'s signatures: one group
-/// and one to four activation rows, or four groups and one.
-macro_rules! packed_kernels {
-    ($($name:ident => $kernel:ident;)*) => {$(
-        pub fn $name(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
-            let lanes = |v: v128| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)];
-            if groups.len() == 4 {
-                let r = $kernel::<4, 1>(n, [groups[0], groups[1], groups[2], groups[3]], [acts[0]]);
-                for (o, v) in out.iter_mut().zip(r) {
-                    *o = lanes(v[0]);
-                }
-            } else {
-                by_tokens!(acts, |a: T| $kernel::<1, T>(n, [groups[0]], a), |r| for (o, &v) in out.iter_mut().zip(&r[0]) {
+/// One packed kernel with summation `$l` for one group and one to four
+/// activation rows, or four groups and one, written to `out` as `scalar`'s.
+macro_rules! packed_run {
+    ($kernel:ident::<$l:ty>($n:expr, $groups:expr, $acts:expr, $out:expr)) => {{
+        let (n, groups, acts, out): (usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]) = ($n, $groups, $acts, $out);
+        let lanes = |v: v128| {
+            [
+                f32x4_extract_lane::<0>(v),
+                f32x4_extract_lane::<1>(v),
+                f32x4_extract_lane::<2>(v),
+                f32x4_extract_lane::<3>(v),
+            ]
+        };
+        if groups.len() == 4 {
+            let r = $kernel::<$l, 4, 1>(n, [groups[0], groups[1], groups[2], groups[3]], [acts[0]]);
+            for (o, v) in out.iter_mut().zip(r) {
+                *o = lanes(v[0]);
+            }
+        } else {
+            by_tokens!(
+                acts,
+                |a: T| $kernel::<$l, 1, T>(n, [groups[0]], a),
+                |r| for (o, &v) in out.iter_mut().zip(&r[0]) {
                     *o = lanes(v);
+                }
+            );
+        }
+    }};
+}
+
+/// The packed kernels' entry points, with `scalar`'s signatures. In the
+/// relaxed build each runs the summation that [`summation`] found faster on
+/// this machine for its kernel and shape; `<name>_summed` runs the one given
+/// (every summation gives the same bits). `$join`: `Lanes16`'s bound holds
+/// for a whole block's (or sub-block's) units in one lane.
+macro_rules! packed_kernels {
+    ($($name:ident, $summed:ident => $kernel:ident, $join:literal, $slot:literal;)*) => {$(
+        pub fn $name(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            #[cfg(target_feature = "relaxed-simd")]
+            {
+                let shape = (groups.len(), acts.len());
+                let faster = summation(2 * $slot + (shape.1 == 1) as usize, |s| {
+                    let z: &[u8] = &ZEROS;
+                    $summed(s, CALIBRATION_N, &[z; 4][..shape.0], &[z; 4][..shape.1], &mut [[0.0; 4]; 4]);
                 });
+                $summed(faster, n, groups, acts, out)
+            }
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            packed_run!($kernel::<Lanes>(n, groups, acts, out))
+        }
+
+        #[cfg(target_feature = "relaxed-simd")]
+        pub fn $summed(summation: Summation, n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
+            match summation {
+                Summation::I32 => packed_run!($kernel::<Lanes>(n, groups, acts, out)),
+                Summation::I16 => packed_run!($kernel::<Lanes16<$join>>(n, groups, acts, out)),
             }
         }
     )*};
 }
 
 packed_kernels! {
-    packed_q4_0_q8_0 => packed_q4_0;
-    packed_q5_0_q8_0 => packed_q5_0;
-    packed_q4_k_q8_k => packed_q4_k;
-    packed_q6_k_q8_k => packed_q6_k;
+    packed_q4_0_q8_0, packed_q4_0_q8_0_summed => packed_q4_0, true, 0;
+    packed_q5_0_q8_0, packed_q5_0_q8_0_summed => packed_q5_0, false, 1;
+    packed_q4_k_q8_k, packed_q4_k_q8_k_summed => packed_q4_k, true, 2;
+    packed_q6_k_q8_k, packed_q6_k_q8_k_summed => packed_q6_k, false, 3;
+}
+
+/// How the relaxed build's packed kernels sum their dot products: [`Lanes`]
+/// (i32) or `Lanes16` (i16). Which is faster depends on the CPU under V8,
+/// not on anything wasm can query, so it is timed.
+#[cfg(target_feature = "relaxed-simd")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summation {
+    I32,
+    I16,
+}
+
+/// The elements a calibration product takes: four Q4_K/Q6_K blocks, 32 Q4_0.
+#[cfg(target_feature = "relaxed-simd")]
+const CALIBRATION_N: usize = 1024;
+
+/// Weights and activations of the calibration products (zeros: integer
+/// instructions take the same time on any values, and zero floats keep
+/// subnormals out). Every packed format's group and activation row of
+/// [`CALIBRATION_N`] elements fits.
+#[cfg(target_feature = "relaxed-simd")]
+static ZEROS: [u8; 4 * Q6_K_X4 * CALIBRATION_N / QK_K] = [0; 4 * Q6_K_X4 * CALIBRATION_N / QK_K];
+
+/// A summation forced for every kernel ([`set_summation`]): 0 for none,
+/// else 1 + the [`Summation`].
+#[cfg(target_feature = "relaxed-simd")]
+static FORCED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// What a thread knows of a kernel's faster summation.
+#[cfg(target_feature = "relaxed-simd")]
+#[derive(Clone, Copy)]
+enum Choice {
+    Untimed,
+    /// Timed at first use, with this many calls since: V8 first runs a
+    /// function as baseline (Liftoff) code and swaps in optimised code when
+    /// a background compile finishes, and baseline code favours the i32
+    /// summation, so the first timing may have measured the wrong code.
+    Provisional(Summation, u32),
+    Settled(Summation),
+}
+
+/// Calls after which a provisional choice is timed again: about 0.4 s of
+/// the kernel's own work, by when V8 has long since optimised it.
+#[cfg(target_feature = "relaxed-simd")]
+const RETIME_AFTER: u32 = 1 << 18;
+
+#[cfg(target_feature = "relaxed-simd")]
+std::thread_local! {
+    /// The choice for each kernel (`2 · slot`: several tokens, `+ 1`: one),
+    /// a thread's own: each Worker runs its own instance of the code.
+    static CHOICES: [core::cell::Cell<Choice>; 8] = const { [const { core::cell::Cell::new(Choice::Untimed) }; 8] };
+}
+
+/// Runs every packed kernel with `summation` from now on, or, with `None`,
+/// with the one timed faster, timed again on this thread (for probes that
+/// compare them).
+#[cfg(target_feature = "relaxed-simd")]
+pub fn set_summation(summation: Option<Summation>) {
+    FORCED.store(summation.map_or(0, |s| 1 + s as u8), core::sync::atomic::Ordering::Relaxed);
+    CHOICES.with(|c| c.iter().for_each(|c| c.set(Choice::Untimed)));
+}
+
+/// The faster summation for `slot` on this thread. `run` is a product of
+/// [`ZEROS`] in the caller's shape, timed 2048 times each way, three times
+/// over alternately, the fastest of each kept: about 10 ms, at first use
+/// and again after [`RETIME_AFTER`] calls.
+#[cfg(target_feature = "relaxed-simd")]
+fn summation(slot: usize, run: impl Fn(Summation)) -> Summation {
+    match FORCED.load(core::sync::atomic::Ordering::Relaxed) {
+        1 => return Summation::I32,
+        2 => return Summation::I16,
+        _ => {}
+    }
+    let faster = || {
+        let time = |s: Summation| {
+            let start = web_time::Instant::now();
+            for _ in 0..2048 {
+                run(s);
+            }
+            start.elapsed()
+        };
+        let (mut i32_best, mut i16_best) = (web_time::Duration::MAX, web_time::Duration::MAX);
+        for _ in 0..3 {
+            i32_best = i32_best.min(time(Summation::I32));
+            i16_best = i16_best.min(time(Summation::I16));
+        }
+        if i16_best < i32_best {
+            Summation::I16
+        } else {
+            Summation::I32
+        }
+    };
+    CHOICES.with(|c| {
+        let (choice, s) = match c[slot].get() {
+            Choice::Settled(s) => return s,
+            Choice::Provisional(s, calls) if calls < RETIME_AFTER => (Choice::Provisional(s, calls + 1), s),
+            Choice::Provisional(..) => {
+                let s = faster();
+                (Choice::Settled(s), s)
+            }
+            Choice::Untimed => {
+                let s = faster();
+                (Choice::Provisional(s, 0), s)
+            }
+        };
+        c[slot].set(choice);
+        s
+    })
 }
