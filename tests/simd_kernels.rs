@@ -222,6 +222,7 @@ fn tiles_equal_single_row_products() {
 }
 
 type Packed = fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
+type PackedDyn = dyn Fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
 
 /// The packed kernels (four interleaved rows, `quant::packed`) against the
 /// file-layout product of each row: one group with one to four tokens, four
@@ -257,13 +258,7 @@ fn packed_kernels_equal_row_products() {
     }
 }
 
-fn check_packed(
-    ty: GgmlType,
-    act_ty: GgmlType,
-    dot: Dot,
-    kernel: &dyn Fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]),
-    how: &str,
-) {
+fn check_packed(ty: GgmlType, act_ty: GgmlType, dot: Dot, kernel: &PackedDyn, how: &str) {
     use webslm::quant::packed;
     let mut rng = Rng(91);
     let n = 512;

@@ -1,16 +1,24 @@
 //! WebAssembly SIMD128 kernels: the hot-path functions of `scalar` (the same
 //! names and signatures), chosen by `cfg` for wasm32 builds with `+simd128`.
 //!
-//! Weight codes are unpacked into `i8x16` registers and multiplied with the
-//! activations by widening `i16x8` multiplies. Integer sums are exact, as in
-//! `scalar` (the bounds that keep every `i16` lane from overflowing are
-//! stated where they are used), and each block's sum meets its scales in the
-//! same float operations as in `scalar`, so every result is bit-exact.
+//! Integer sums are exact, as in `scalar` (the bounds that keep every `i16`
+//! lane from overflowing are stated where they are used), and each block's
+//! sum meets its scales in the same float operations as in `scalar`, so
+//! every result is bit-exact.
+//!
+//! The file-layout kernels unpack weight codes into `i8x16` registers and
+//! multiply them with the activations by widening `i16x8` multiplies. The
+//! packed kernels (four interleaved rows, `quant::packed`) dot four
+//! activations broadcast to every lane with four elements of each row, so
+//! each row sums in its own lane: without relaxed SIMD through `i16` codes
+//! and `i32x4_dot_i16x8`; with it through the relaxed dot products, summed
+//! in `i32` or `i16` lanes, whichever this machine runs faster.
 //!
 //! With `+relaxed-simd` the dot products of unsigned weight codes (below 128)
-//! use `i32x4_relaxed_dot_i8x16_i7x16_add`, whose result is deterministic when
-//! its second operand lies in [0, 127]: signed formats are dotted unsigned and
-//! corrected by the activations' block sums, which keeps the sums exact.
+//! use `i32x4_relaxed_dot_i8x16_i7x16_add` (or its `i16x8` form), whose
+//! result is deterministic when its second operand lies in [0, 127]: signed
+//! formats are dotted unsigned and corrected by the activations' block sums,
+//! which keeps the sums exact.
 
 use core::arch::wasm32::*;
 
