@@ -222,11 +222,11 @@ fn tiles_equal_single_row_products() {
 }
 
 type Packed = fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
-type PackedDyn = dyn Fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]);
+type PackedDyn<'a> = dyn Fn(usize, &[&[u8]], &[&[u8]], &mut [[f32; 4]]) + 'a;
 
 /// The packed kernels (four interleaved rows, `quant::packed`) against the
-/// file-layout product of each row: one group with one to four tokens, four
-/// groups with one, on random rows and rows of extreme codes. The relaxed
+/// file-layout product of each row: one or two groups with one to four
+/// tokens, four groups with one, on random rows and rows of extreme codes. The relaxed
 /// build's kernels are checked with each summation and as dispatched.
 #[wasm_bindgen_test]
 fn packed_kernels_equal_row_products() {
@@ -253,6 +253,50 @@ fn packed_kernels_equal_row_products() {
         for (ty, act_ty, dot, summed) in kinds {
             for s in [Summation::I32, Summation::I16] {
                 check_packed(ty, act_ty, dot, &|n, g, a, o| summed(s, n, g, a, o), &format!("{s:?}"));
+            }
+        }
+    }
+}
+
+/// `quant::matmul` of packed matrices (the groups it hands the kernels at
+/// once, an odd number of groups, rows past the last group, token blocks)
+/// against the file-layout product of each row.
+#[wasm_bindgen_test]
+fn packed_matmuls_equal_row_products() {
+    use webslm::quant::{self, packed};
+    use GgmlType::*;
+    let mut rng = Rng(5);
+    let (n, rows) = (512, 23);
+    for (ty, act_ty, dot) in [
+        (Q4_0, Q8_0, scalar::vec_dot_q4_0_q8_0 as Dot),
+        (Q5_0, Q8_0, scalar::vec_dot_q5_0_q8_0),
+        (Q4K, Q8K, scalar::vec_dot_q4_k_q8_k),
+        (Q6K, Q8K, scalar::vec_dot_q6_k_q8_k),
+    ] {
+        let file: Vec<u8> = (0..rows).flat_map(|r| weight_row(ty, n, &mut rng, [0, 0, 1, 2][r % 4])).collect();
+        let w_row = file.len() / rows;
+        let mut data = file.clone();
+        let mut scratch = Vec::new();
+        for group in data.chunks_exact_mut(4 * w_row).take(rows / 4) {
+            packed::pack_group(ty, group, &mut scratch);
+        }
+        let acts: Vec<Vec<u8>> = (0..70).map(|i| act_row(act_ty, n, &mut rng, i % 4)).collect();
+        for tokens in [1, 6, 70] {
+            let act = acts[..tokens].concat();
+            for range in [0..rows, 4..23, 1..13, 21..23] {
+                let mut out = vec![f32::NAN; tokens * range.len()];
+                quant::matmul(ty, n, &data, range.clone(), &act, &mut out, range.len());
+                for (t, a) in acts[..tokens].iter().enumerate() {
+                    for r in range.clone() {
+                        let want = dot(n, &file[r * w_row..][..w_row], a);
+                        let got = out[t * range.len() + r - range.start];
+                        assert!(
+                            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                            "{} rows {range:?}, token {t} of {tokens}, row {r}: {got} vs {want}",
+                            ty.name()
+                        );
+                    }
+                }
             }
         }
     }
@@ -298,6 +342,25 @@ fn check_packed(ty: GgmlType, act_ty: GgmlType, dot: Dot, kernel: &PackedDyn, ho
                         "{} {how}: group {g}, {tokens} tokens, row {r} token {t}: {} vs {want}",
                         ty.name(),
                         out[t][r]
+                    );
+                }
+            }
+        }
+    }
+    for g in [0, 2] {
+        for tokens in 1..=4 {
+            let k: Vec<&[u8]> = kernel_acts[..tokens].iter().map(|a| &a[..]).collect();
+            let mut out = [[f32::NAN; 4]; 8];
+            kernel(n, &[&groups[g], &groups[g + 1]], &k, &mut out);
+            for (i, o) in out[..2 * tokens].iter().enumerate() {
+                let (g, t) = (g + i / tokens, i % tokens);
+                for r in 0..4 {
+                    let want = dot(n, &rows[4 * g + r], &acts[t]);
+                    assert!(
+                        same(o[r], want),
+                        "{} {how}: two groups, group {g}, {tokens} tokens, row {r} token {t}: {} vs {want}",
+                        ty.name(),
+                        o[r]
                     );
                 }
             }
