@@ -339,7 +339,9 @@ const TOKEN_BLOCK: usize = 64;
 /// with AVX-VNNI); one elsewhere, where two groups' sums would not stay in
 /// registers.
 fn groups_a_call(ty: GgmlType) -> usize {
-    if ty == GgmlType::Q4K && cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+    if matches!(ty, GgmlType::Q4K | GgmlType::Q4_0)
+        && cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"))
+    {
         2
     } else {
         1

@@ -831,26 +831,39 @@ fn packed_offset<L: Acc, const W: usize, const K: u32, const G: usize, const T: 
             let at = n / QK * Q8_0_BYTES + 4 * i;
             i32x4_splat(i32::from_le_bytes(acts[t][at..at + 4].try_into().unwrap()) << K)
         });
-        for (g, group) in groups.iter().enumerate() {
-            let wb = packed_block::<W>(group, i);
-            let d = f16x4_at(wb, 0);
-            let q = codes(wb);
-            // Unit u's activations are the four at 2 + 4u (the high
-            // nibbles' elements 16.. follow the low ones').
+        let wbs: [&[u8; W]; G] = core::array::from_fn(|g| packed_block(groups[g], i));
+        // Unit u's activations are the four at 2 + 4u (the high nibbles'
+        // elements 16.. follow the low ones').
+        let mut s = [[L::zero(); T]; G];
+        if T == 1 {
             // Even units in bucket 0, odd ones in bucket 1.
-            let mut s = [L::zero(); T];
-            for u in (0..8).step_by(2) {
-                if T == 1 {
-                    s[0] = s[0].add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
-                } else {
-                    for t in 0..T {
-                        let (a0, a1) = (splat4(abs[t], 2 + 4 * u), splat4(abs[t], 6 + 4 * u));
-                        s[t] = s[t].add::<0>(q[u], a0).add::<1>(q[u + 1], a1);
+            for (g, wb) in wbs.iter().enumerate() {
+                let q = codes(wb);
+                for u in (0..8).step_by(2) {
+                    s[g][0] = s[g][0].add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
+                }
+            }
+        } else {
+            // Each activation broadcast serves every group. Q4_0's eight
+            // units fit one bucket; Q5_0's odd units go in bucket 1.
+            let q: [[Unit; 8]; G] = wbs.map(&codes);
+            for u in 0..8 {
+                for t in 0..T {
+                    let a = splat4(abs[t], 2 + 4 * u);
+                    for g in 0..G {
+                        s[g][t] = if K == 3 || u % 2 == 0 {
+                            s[g][t].add::<0>(q[g][u], a)
+                        } else {
+                            s[g][t].add::<1>(q[g][u], a)
+                        };
                     }
                 }
             }
+        }
+        for (g, wb) in wbs.iter().enumerate() {
+            let d = f16x4_at(wb, 0);
             for t in 0..T {
-                let isum = i32x4_sub(s[t].sum(), offsets[t]);
+                let isum = i32x4_sub(s[g][t].sum(), offsets[t]);
                 let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
                 acc[g][t] = f32x4_add(acc[g][t], p);
             }
