@@ -13,8 +13,8 @@
 //!
 //! - Q4_0 (72): `d` (f16) at 2r, then the 16 bytes of nibbles in 4-byte
 //!   units: unit `k` of row `r` at `8 + 16k + 4r`.
-//! - Q5_0 (88): `d` at 2r, `qh` (u32) at `8 + 4r`, the nibbles' units at
-//!   `24 + 16k + 4r`.
+//! - Q5_0 (88): `d` at 2r, the four rows' `qh` transposed in 16 bytes at 8
+//!   (see [`transpose_q5_qh`]), the nibbles' units at `24 + 16k + 4r`.
 //! - Q4_K (576): `d` (f16) at 2r, `dmin` at `8 + 2r`, the four rows' 6-bit scales
 //!   and mins re-encoded in 48 bytes at 16 (see [`encode_k4_scales`]), then
 //!   the 128 bytes of nibbles in 4-byte units: unit `k` of row `r` at
@@ -148,6 +148,11 @@ pub fn pack_group(ty: GgmlType, group: &mut [u8], scratch: &mut Vec<u8>) {
             encode_k4_scales((&mut packed[16..64]).try_into().unwrap());
         }
     }
+    if ty == GgmlType::Q5_0 {
+        for packed in group.chunks_exact_mut(4 * block) {
+            transpose_q5_qh((&mut packed[8..24]).try_into().unwrap());
+        }
+    }
 }
 
 /// Row `r` (0..4) of a packed group, in the file's layout, into `out`.
@@ -158,6 +163,12 @@ pub fn unpack_row(ty: GgmlType, group: &[u8], r: usize, out: &mut [u8]) {
         decoded = group.to_vec();
         for block in decoded.chunks_exact_mut(4 * ty.block_layout().1) {
             decode_k4_scales((&mut block[16..64]).try_into().unwrap());
+        }
+        group = &decoded;
+    } else if ty == GgmlType::Q5_0 {
+        decoded = group.to_vec();
+        for block in decoded.chunks_exact_mut(4 * ty.block_layout().1) {
+            untranspose_q5_qh((&mut block[8..24]).try_into().unwrap());
         }
         group = &decoded;
     }
@@ -186,6 +197,33 @@ fn encode_k4_scales(s: &mut [u8; 48]) {
         s[b] = (v[b] & 15) | (v[16 + b] & 15) << 4;
         s[16 + b] = (v[32 + b] & 15) | (v[48 + b] & 15) << 4;
         s[32 + b] = (v[b] >> 4) | (v[16 + b] >> 4) << 2 | (v[32 + b] >> 4) << 4 | (v[48 + b] >> 4) << 6;
+    }
+}
+
+/// Transposes four rows' Q5_0 fifth bits (row `r`'s `qh` at `4r`, bit `e`
+/// for element `e`) so that bit `u` of byte `4r + e` is row `r`'s bit for
+/// element `4u + e`: the unit of elements `4u..4u + 4` the kernels dot. Its
+/// bits then come from one vector by a shift and a mask, where gathering
+/// them from `qh` took a swizzle, a compare and two masks a unit.
+fn transpose_q5_qh(q: &mut [u8; 16]) {
+    let qh: [u32; 4] = core::array::from_fn(|r| u32::from_le_bytes(q[4 * r..4 * r + 4].try_into().unwrap()));
+    for (b, byte) in q.iter_mut().enumerate() {
+        let (r, e) = (b / 4, b % 4);
+        *byte = (0..8).map(|u| ((qh[r] >> (4 * u + e) & 1) as u8) << u).sum();
+    }
+}
+
+/// The inverse of [`transpose_q5_qh`].
+fn untranspose_q5_qh(q: &mut [u8; 16]) {
+    let mut qh = [0u32; 4];
+    for (b, &byte) in q.iter().enumerate() {
+        let (r, e) = (b / 4, b % 4);
+        for u in 0..8 {
+            qh[r] |= ((byte >> u & 1) as u32) << (4 * u + e);
+        }
+    }
+    for (r, h) in qh.iter().enumerate() {
+        q[4 * r..4 * r + 4].copy_from_slice(&h.to_le_bytes());
     }
 }
 

@@ -793,21 +793,18 @@ fn packed_codes_q4_0(wb: &[u8; Q4_0_X4]) -> [Unit; 8] {
     nibble_units(wb, 8, unit_nibbles)
 }
 
-/// Q5_0: the nibbles with each row's `qh` bit `4u + e` (lane `r` of the
-/// vector at 8) as 16 in byte `4r + e` of unit `u`.
+/// Q5_0: the nibbles with each row's fifth bit of element `4u + e` (bit `u`
+/// of byte `4r + e` of the vector at 8, as `quant::packed` transposes it)
+/// as 16 in byte `4r + e` of unit `u`, by a 16-bit shift whose spill
+/// between bytes the mask drops.
 #[inline(always)]
 fn packed_codes_q5_0(wb: &[u8; Q5_0_X4]) -> [Unit; 8] {
     let qh = load(wb, 8);
     let mut q = nibble_units(wb, 24, nibbles);
     for (u, q) in q.iter_mut().enumerate() {
-        let b = (u / 2) as u8;
-        let byte = i8x16_swizzle(
-            qh,
-            u8x16(b, b, b, b, 4 + b, 4 + b, 4 + b, 4 + b, 8 + b, 8 + b, 8 + b, 8 + b, 12 + b, 12 + b, 12 + b, 12 + b),
-        );
-        let s = 4 * (u % 2) as u32;
-        let bit = u32x4_splat(0x0804_0201 << s);
-        *q = v128_or(*q, v128_and(i8x16_eq(v128_and(byte, bit), bit), u8x16_splat(16)));
+        let u = u as u32;
+        let at_4 = if u <= 4 { i16x8_shl(qh, 4 - u) } else { u16x8_shr(qh, u - 4) };
+        *q = v128_or(*q, v128_and(at_4, u8x16_splat(16)));
     }
     q.map(unit)
 }
@@ -832,21 +829,30 @@ fn packed_offset<L: Acc, const W: usize, const K: u32, const G: usize, const T: 
             i32x4_splat(i32::from_le_bytes(acts[t][at..at + 4].try_into().unwrap()) << K)
         });
         let wbs: [&[u8; W]; G] = core::array::from_fn(|g| packed_block(groups[g], i));
+        // Row r's product with token t, from the block's integer sums.
+        let mut finish = |g: usize, t: usize, s: L| {
+            let isum = i32x4_sub(s.sum(), offsets[t]);
+            let p =
+                f32x4_mul(f32x4_mul(f16x4_at(wbs[g], 0), f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
+            acc[g][t] = f32x4_add(acc[g][t], p);
+        };
         // Unit u's activations are the four at 2 + 4u (the high nibbles'
         // elements 16.. follow the low ones').
-        let mut s = [[L::zero(); T]; G];
         if T == 1 {
             // Even units in bucket 0, odd ones in bucket 1.
             for (g, wb) in wbs.iter().enumerate() {
                 let q = codes(wb);
+                let mut s = L::zero();
                 for u in (0..8).step_by(2) {
-                    s[g][0] = s[g][0].add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
+                    s = s.add2(q[u], splat4(abs[0], 2 + 4 * u), q[u + 1], splat4(abs[0], 6 + 4 * u));
                 }
+                finish(g, 0, s);
             }
         } else {
             // Each activation broadcast serves every group. Q4_0's eight
             // units fit one bucket; Q5_0's odd units go in bucket 1.
             let q: [[Unit; 8]; G] = wbs.map(&codes);
+            let mut s = [[L::zero(); T]; G];
             for u in 0..8 {
                 for t in 0..T {
                     let a = splat4(abs[t], 2 + 4 * u);
@@ -859,13 +865,10 @@ fn packed_offset<L: Acc, const W: usize, const K: u32, const G: usize, const T: 
                     }
                 }
             }
-        }
-        for (g, wb) in wbs.iter().enumerate() {
-            let d = f16x4_at(wb, 0);
-            for t in 0..T {
-                let isum = i32x4_sub(s[g][t].sum(), offsets[t]);
-                let p = f32x4_mul(f32x4_mul(d, f32x4_splat(f16_at(abs[t], 0))), f32x4_convert_i32x4(isum));
-                acc[g][t] = f32x4_add(acc[g][t], p);
+            for (g, s) in s.iter().enumerate() {
+                for (t, &s) in s.iter().enumerate() {
+                    finish(g, t, s);
+                }
             }
         }
     }
