@@ -89,20 +89,25 @@ pub fn gelu(x: f32) -> f32 {
 
 /// GELU as ggml's CPU computes it (`GGML_GELU_FP16`): a table of GELU
 /// rounded to f16, looked up by `x` rounded to f16; `x` at or past ±10 is
-/// taken as 0 or itself. The table (one f32 for each of the 65536 f16s,
-/// built on first use) replaces a `tanh` an element: 6% of Gemma 3's
-/// prompt time went to computing it.
+/// taken as 0 or itself. The table ([`gelu_table`]) replaces a `tanh` an
+/// element: 6% of Gemma 3's prompt time went to computing it.
 pub fn gelu_f16_table(x: f32) -> f32 {
-    static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let table = TABLE
-            .get_or_init(|| (0..=u16::MAX).map(|h| f16::from_f32(gelu(f16::from_bits(h).to_f32())).to_f32()).collect());
-        table[f16::from_f32(x).to_bits() as usize]
+        gelu_table()[f16::from_f32(x).to_bits() as usize]
     }
+}
+
+/// GELU rounded to f16 for each of the 65536 f16s, built on first call.
+/// Call it before splitting work that reads it over threads: a `OnceLock`
+/// that two threads first touch at once makes one of them wait, and a
+/// page's main thread cannot wait (`Atomics.wait` traps there).
+pub fn gelu_table() -> &'static [f32] {
+    static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..=u16::MAX).map(|h| f16::from_f32(gelu(f16::from_bits(h).to_f32())).to_f32()).collect())
 }
 
 /// `out = gelu(x)` as ggml's `ggml_vec_gelu_f32` ([`gelu_f16_table`]).

@@ -399,6 +399,7 @@ impl Backend for Cpu {
 
     fn geglu(&mut self, gate: &Act, up: &Act) -> Act {
         let mut out = Act::zeros(gate.rows, gate.cols);
+        kernels::gelu_table();
         parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 8, |first, dst| {
             kernels::gelu_mul(&gate.data[first..], &up.data[first..], dst);
         });
@@ -407,6 +408,7 @@ impl Backend for Cpu {
 
     fn gelu(&mut self, x: &Act) -> Act {
         let mut out = Act::zeros(x.rows, x.cols);
+        kernels::gelu_table();
         parallel::for_chunks(&mut out.data, 1, 1, parallel::MIN_WORK / 8, |first, dst| {
             kernels::gelu_row(&x.data[first..], dst);
         });
