@@ -945,6 +945,76 @@ fn packed_q4_k<L: Acc, const G: usize, const T: usize>(
     groups: [&[u8]; G],
     acts: [&[u8]; T],
 ) -> [[v128; T]; G] {
+    #[cfg(target_feature = "relaxed-simd")]
+    if T > 1 {
+        return packed_q4_k_shared::<L, G, T>(n, groups, acts);
+    }
+    let mut acc = [[f32x4_splat(0.0); T]; G];
+    let mut acc_min = [[f32x4_splat(0.0); T]; G];
+    for i in 0..n / QK_K {
+        for (g, group) in groups.iter().enumerate() {
+            let wb = packed_block::<Q4_K_X4>(group, i);
+            let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
+            let (sc, mn) = k4_scales(wb);
+            let abs: [&[u8; Q8_K_BYTES]; T] =
+                core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
+            let mut isums = [i32x4_splat(0); T];
+            for c in 0..4 {
+                // Chunk c: sub-block 2c's codes in the low nibbles, 2c + 1's
+                // in the high ones, unpacked as they are used (without
+                // relaxed SIMD, 64 widened units would not stay in registers).
+                let pairs: [(Unit, Unit); 8] = core::array::from_fn(|u| unit_nibbles(load(wb, 64 + 128 * c + 16 * u)));
+                for j in [2 * c, 2 * c + 1] {
+                    let q = |u: usize| if j % 2 == 0 { pairs[u].0 } else { pairs[u].1 };
+                    let mut s = [L::zero(); T];
+                    if T == 1 {
+                        for u in (0..8).step_by(2) {
+                            let at = 4 + 32 * j + 4 * u;
+                            s[0] = s[0].add2(q(u), splat4(abs[0], at), q(u + 1), splat4(abs[0], at + 4));
+                        }
+                    } else {
+                        for u in 0..8 {
+                            for t in 0..T {
+                                s[t] = s[t].add::<0>(q(u), splat4(abs[t], 4 + 32 * j + 4 * u));
+                            }
+                        }
+                    }
+                    for t in 0..T {
+                        isums[t] = i32x4_add(isums[t], s[t].scaled(sc[j]));
+                    }
+                }
+            }
+            for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
+                // Σ_j min_j · (bsum_2j + bsum_2j+1), the pair sums added as i16
+                // (|·| ≤ 2 · 16 · 128) and widened.
+                let (b0, b1) = (load(ab, 260), load(ab, 276));
+                let pairs = i16x8_add(
+                    i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
+                    i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1),
+                );
+                // Row r's Σ in lane r (|min · pair| ≤ 63 · 4096: no overflow).
+                let msum = reduce4(mn.map(|m| i32x4_dot_i16x8(m, pairs)));
+                let da = f32x4_splat(f32_at(ab, 0));
+                acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isum)));
+                acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
+            }
+        }
+    }
+    core::array::from_fn(|g| core::array::from_fn(|t| f32x4_sub(acc[g][t], acc_min[g][t])))
+}
+
+/// [`packed_q4_k`] for several tokens in the relaxed build, where each
+/// activation broadcast serves every group. Not in the SIMD128 build: there
+/// its mere presence beside the one-token code slowed that code by a third
+/// in V8 (measured in Node 20), and two groups' sums would not stay in
+/// registers anyway.
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn packed_q4_k_shared<L: Acc, const G: usize, const T: usize>(
+    n: usize,
+    groups: [&[u8]; G],
+    acts: [&[u8]; T],
+) -> [[v128; T]; G] {
     let mut acc = [[f32x4_splat(0.0); T]; G];
     let mut acc_min = [[f32x4_splat(0.0); T]; G];
     for i in 0..n / QK_K {
@@ -953,56 +1023,34 @@ fn packed_q4_k<L: Acc, const G: usize, const T: usize>(
             core::array::from_fn(|t| acts[t][Q8_K_BYTES * i..Q8_K_BYTES * i + Q8_K_BYTES].try_into().unwrap());
         let scales: [([v128; 8], [v128; 4]); G] = core::array::from_fn(|g| k4_scales(wbs[g]));
         let mut isums = [[i32x4_splat(0); T]; G];
-        if T == 1 {
-            for (g, wb) in wbs.iter().enumerate() {
-                for c in 0..4 {
-                    // Chunk c: sub-block 2c's codes in the low nibbles, 2c + 1's
-                    // in the high ones.
-                    let pairs: [(Unit, Unit); 8] =
-                        core::array::from_fn(|u| unit_nibbles(load(wb, 64 + 128 * c + 16 * u)));
-                    for j in [2 * c, 2 * c + 1] {
-                        let q = |u: usize| if j % 2 == 0 { pairs[u].0 } else { pairs[u].1 };
-                        let mut s = L::zero();
-                        for u in (0..8).step_by(2) {
-                            let at = 4 + 32 * j + 4 * u;
-                            s = s.add2(q(u), splat4(abs[0], at), q(u + 1), splat4(abs[0], at + 4));
-                        }
-                        isums[g][0] = i32x4_add(isums[g][0], s.scaled(scales[g].0[j]));
+        // A unit's codes are unpacked as they are used (sub-block j's
+        // nibbles, the low ones for even j), for all the groups.
+        for j in 0..8 {
+            let mut s = [[L::zero(); T]; G];
+            for u in 0..8 {
+                let q: [Unit; G] = core::array::from_fn(|g| {
+                    let (lo, hi) = unit_nibbles(load(wbs[g], 64 + 128 * (j / 2) + 16 * u));
+                    if j % 2 == 0 {
+                        lo
+                    } else {
+                        hi
+                    }
+                });
+                for t in 0..T {
+                    let a = splat4(abs[t], 4 + 32 * j + 4 * u);
+                    for g in 0..G {
+                        s[g][t] = s[g][t].add::<0>(q[g], a);
                     }
                 }
             }
-        } else {
-            // Each activation broadcast serves every group: a unit's codes
-            // are unpacked as they are used (sub-block j's nibbles, the low
-            // ones for even j), for all the groups.
-            for j in 0..8 {
-                let mut s = [[L::zero(); T]; G];
-                for u in 0..8 {
-                    let q: [Unit; G] = core::array::from_fn(|g| {
-                        let (lo, hi) = unit_nibbles(load(wbs[g], 64 + 128 * (j / 2) + 16 * u));
-                        if j % 2 == 0 {
-                            lo
-                        } else {
-                            hi
-                        }
-                    });
-                    for t in 0..T {
-                        let a = splat4(abs[t], 4 + 32 * j + 4 * u);
-                        for g in 0..G {
-                            s[g][t] = s[g][t].add::<0>(q[g], a);
-                        }
-                    }
-                }
-                for g in 0..G {
-                    for t in 0..T {
-                        isums[g][t] = i32x4_add(isums[g][t], s[g][t].scaled(scales[g].0[j]));
-                    }
+            for g in 0..G {
+                for t in 0..T {
+                    isums[g][t] = i32x4_add(isums[g][t], s[g][t].scaled(scales[g].0[j]));
                 }
             }
         }
         for (t, &ab) in abs.iter().enumerate() {
-            // Σ_j min_j · (bsum_2j + bsum_2j+1), the pair sums added as i16
-            // (|·| ≤ 2 · 16 · 128) and widened.
+            // The min terms as in `packed_q4_k`.
             let (b0, b1) = (load(ab, 260), load(ab, 276));
             let pairs = i16x8_add(
                 i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
@@ -1011,7 +1059,6 @@ fn packed_q4_k<L: Acc, const G: usize, const T: usize>(
             let da = f32x4_splat(f32_at(ab, 0));
             for (g, wb) in wbs.iter().enumerate() {
                 let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
-                // Row r's Σ in lane r (|min · pair| ≤ 63 · 4096: no overflow).
                 let msum = reduce4(scales[g].1.map(|m| i32x4_dot_i16x8(m, pairs)));
                 acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isums[g][t])));
                 acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
