@@ -334,10 +334,10 @@ pub fn packed_dot(ty: GgmlType, n: usize, groups: &[&[u8]], acts: &[&[u8]], out:
 const TOKEN_BLOCK: usize = 64;
 
 /// Groups of rows a packed kernel takes at once for a block of tokens: two of
-/// Q4_K with relaxed SIMD, whose i16 summation then loads each activation
-/// broadcast once for both (17% faster in Node 22, 4% in Chromium on a Xeon
-/// with AVX-VNNI); one elsewhere, where two groups' sums would not stay in
-/// registers.
+/// Q4_K or Q4_0 with relaxed SIMD, whose i16 summation then loads each
+/// activation broadcast once for both (Q4_K 17% faster in Node 22 and 4% in
+/// Chromium on a Xeon with AVX-VNNI; Q4_0 21% and 11%); one elsewhere, where
+/// two groups' sums would not stay in registers (Q5_0 and Q6_K spill).
 fn groups_a_call(ty: GgmlType) -> usize {
     if matches!(ty, GgmlType::Q4K | GgmlType::Q4_0)
         && cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"))
