@@ -374,14 +374,6 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
     let packed_rows = w.len() / w_row / 4 * 4;
     let (g0, g1) = (rows.start / 4, rows.end.min(packed_rows).div_ceil(4));
     let group = |g: usize| &w[4 * g * w_row..][..4 * w_row];
-    // Keeps the rows of group `g` that lie in `rows`.
-    let mut put = |g: usize, t: usize, v: [f32; 4]| {
-        for (r, x) in (4 * g..4 * g + 4).zip(v) {
-            if rows.contains(&r) {
-                out[t * stride + r - rows.start] = x;
-            }
-        }
-    };
     let mut tile = [[0f32; 4]; 8];
     // Activation rows as the packed kernels take them: `k_row` bytes each.
     let k_row = packed::kernel_row_bytes(ty, a_row);
@@ -393,12 +385,12 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
                 let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
                 packed_dot(ty, n, &four.map(group), &[act], &mut tile);
                 for (&g, &v) in four.iter().zip(&tile) {
-                    put(g, 0, v);
+                    put(out, stride, &rows, g, 0, v);
                 }
             }
             for g in g0 + 4 * quarter..g1 {
                 packed_dot(ty, n, &[group(g)], &[act], &mut tile);
-                put(g, 0, tile[0]);
+                put(out, stride, &rows, g, 0, tile[0]);
             }
             return;
         }
@@ -414,7 +406,7 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
                     let acts = &acts[..four.len() / k_row];
                     packed_dot(ty, n, &groups[..k], acts, &mut tile);
                     for (i, &v) in tile[..k * acts.len()].iter().enumerate() {
-                        put(g + i / acts.len(), first + 4 * c + i % acts.len(), v);
+                        put(out, stride, &rows, g + i / acts.len(), first + 4 * c + i % acts.len(), v);
                     }
                 }
                 g += k;
@@ -426,6 +418,23 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
     if !tail.is_empty() {
         let at = tail.start - rows.start;
         matmul_rows(ty, n, &w[tail.start * w_row..tail.end * w_row], act, &mut out[at..], stride);
+    }
+}
+
+/// Writes the products of group `g` with token `t` that [`matmul`] wants:
+/// all four rows but at the ends of a range that does not start or end on
+/// a group.
+#[inline(always)]
+fn put(out: &mut [f32], stride: usize, rows: &Range<usize>, g: usize, t: usize, v: [f32; 4]) {
+    let row = &mut out[t * stride..];
+    if 4 * g >= rows.start && 4 * g + 4 <= rows.end {
+        row[4 * g - rows.start..][..4].copy_from_slice(&v);
+        return;
+    }
+    for (r, x) in (4 * g..4 * g + 4).zip(v) {
+        if rows.contains(&r) {
+            row[r - rows.start] = x;
+        }
     }
 }
 
