@@ -1,6 +1,6 @@
 //! Portable float kernels of the CPU backend. `simd128.rs` provides the
-//! attention loops (`widen_f16`, `dot`, `dot4`, `axpy`, `weighted_sum`,
-//! `softmax`, `round_to_f16`) and `silu_mul` for wasm SIMD builds.
+//! attention loops (`widen_f16`, `dot_keys`, `transpose`, `axpy`,
+//! `weighted_sum`, `softmax`, `round_to_f16`) and `silu_mul` for wasm SIMD builds.
 
 use crate::model::Rope;
 use half::f16;
@@ -140,14 +140,28 @@ pub fn round_to_f16(x: &mut [f32]) {
     }
 }
 
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Scores of one query against keys stored transposed (lanes are keys):
+/// `out[j] = scale · Σ_d q[d] · kt[d * stride + j]`, each sum in order of
+/// `d` from zero. A key's score is then the same bits wherever it lies in a
+/// run and however long the run, so a prompt's scores equal one token's.
+pub fn dot_keys(q: &[f32], kt: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    out.fill(0.0);
+    for (d, &x) in q.iter().enumerate() {
+        for (o, &k) in out.iter_mut().zip(&kt[d * stride..]) {
+            *o += x * k;
+        }
+    }
+    out.iter_mut().for_each(|o| *o *= scale);
 }
 
-/// Four queries against one key: `dot(q[r], k)` each, bit for bit, so that
-/// a prompt's scores equal one token's.
-pub fn dot4(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
-    q.map(|q| dot(q, k))
+/// `dst[d * stride + j] = rows[j * n + d]`: rows of `n` values transposed
+/// for [`dot_keys`].
+pub fn transpose(rows: &[f32], n: usize, dst: &mut [f32], stride: usize) {
+    for (j, row) in rows.chunks_exact(n).enumerate() {
+        for (d, &x) in row.iter().enumerate() {
+            dst[d * stride + j] = x;
+        }
+    }
 }
 
 /// `y += a * x`.

@@ -499,15 +499,16 @@ const TILE: usize = 32;
 /// four heads a group) get tiles of fewer tokens, down to one.
 const TILE_SCORES: usize = 1 << 18;
 
-/// Cache rows widened at a time: the chunk (8 KiB at head size 64, 32 KiB
-/// at 256) stays in L1 while every query of a tile reads it.
+/// Cache rows widened at a time: the chunk's keys, transposed (8 KiB at
+/// head size 64, 32 KiB at 256), stay in L1 while every query of a tile
+/// reads them, and each query's scores come 32 keys a pass.
 const CHUNK: usize = 32;
 
 /// Attention of a batch's rows at `pos..`, threads taking units of a tile
 /// of consecutive tokens and one group of query heads sharing a key/value
 /// head: each cache row is widened to f32 once for the tile's tokens and the
-/// group's heads, a chunk at a time. Every score is `ops::dot`'s (as
-/// [`one_token_attention`]'s) and every output the same sum, in the same
+/// group's heads, a chunk at a time, and transposed for `ops::dot_keys`.
+/// Every score is the same sum as [`one_token_attention`]'s and every output the same sum, in the same
 /// order, as one `ops::axpy` a position, whatever the tiles and threads.
 /// Units write their tiles' outputs to a buffer of their own, copied into
 /// the result's rows afterwards (a token's row holds every group).
@@ -531,32 +532,27 @@ fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, sha
         // The positions any of the tile's tokens attends to.
         let (lo, hi) = (range(0).0, range(n - 1).1);
         let (queries, len) = (n * group, hi - lo);
-        scratch.resize(queries * hd + CHUNK * hd + queries * len, 0.0);
+        scratch.resize(queries * hd + 2 * CHUNK * hd + queries * len, 0.0);
         let (qs, rest) = scratch.split_at_mut(queries * hd);
-        let (rows, scores) = rest.split_at_mut(CHUNK * hd);
+        let (rows, rest) = rest.split_at_mut(CHUNK * hd);
+        let (keys, scores) = rest.split_at_mut(CHUNK * hd);
         for (t, qs) in qs.chunks_exact_mut(unit).enumerate() {
             qs.copy_from_slice(&q.row(first + t)[g * unit..(g + 1) * unit]);
         }
         ops::round_to_f16(qs);
         // Query `i` (token `i / group`) has a row of `len` scores, of which
-        // it reads those of its own positions. Four queries at a time meet
-        // each key of the positions any of them attends to: the few that only
-        // some of the four attend to are computed for the others too, and
-        // ignored.
+        // it fills and reads those of its own positions.
         for c in (lo..hi).step_by(CHUNK) {
             let end = (c + CHUNK).min(hi);
             for (j, row) in (c..end).zip(rows.chunks_exact_mut(hd)) {
                 ops::widen_f16(&kv.k(j)[g * hd..][..hd], row);
             }
-            for four in (0..queries).step_by(4) {
-                // Past the last query, the last again (its scores once more).
-                let ids: [usize; 4] = std::array::from_fn(|r| (four + r).min(queries - 1));
-                let qv = ids.map(|i| &qs[i * hd..][..hd]);
-                for j in range(ids[0] / group).0.max(c)..range(ids[3] / group).1.min(end) {
-                    let s = ops::dot4(qv, &rows[(j - c) * hd..][..hd]);
-                    for (&i, s) in ids.iter().zip(s) {
-                        scores[i * len + j - lo] = s * shape.scale;
-                    }
+            ops::transpose(&rows[..(end - c) * hd], hd, keys, CHUNK);
+            for (i, q) in qs.chunks_exact(hd).enumerate() {
+                let (start, stop) = range(i / group);
+                let (from, to) = (start.max(c), stop.min(end));
+                if from < to {
+                    ops::dot_keys(q, &keys[from - c..], CHUNK, shape.scale, &mut scores[i * len..][from - lo..to - lo]);
                 }
             }
         }
@@ -620,13 +616,19 @@ fn one_token_attention(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attentio
     // Scores as n_head rows of `seen`, threads taking runs of positions.
     let mut scores = vec![0.0; n_head * seen];
     parallel::for_blocks(&mut scores, seen, 1, 1, parallel::MIN_WORK / width.max(1), |first, mut block| {
-        parallel::with_scratch(|row| {
-            row.resize(hd, 0.0);
-            for j in 0..block.row(0).len() {
+        parallel::with_scratch(|scratch| {
+            scratch.resize(2 * CHUNK * hd, 0.0);
+            let (rows, keys) = scratch.split_at_mut(CHUNK * hd);
+            let n = block.row(0).len();
+            for c in (0..n).step_by(CHUNK) {
+                let m = CHUNK.min(n - c);
                 for g in 0..n_kv {
-                    ops::widen_f16(&kv.k(start + first + j)[g * hd..][..hd], row);
+                    for (j, row) in rows.chunks_exact_mut(hd).take(m).enumerate() {
+                        ops::widen_f16(&kv.k(start + first + c + j)[g * hd..][..hd], row);
+                    }
+                    ops::transpose(&rows[..m * hd], hd, keys, CHUNK);
                     for head in g * group..(g + 1) * group {
-                        block.row(head)[j] = ops::dot(&qs[head * hd..][..hd], row) * shape.scale;
+                        ops::dot_keys(&qs[head * hd..][..hd], keys, CHUNK, shape.scale, &mut block.row(head)[c..c + m]);
                     }
                 }
             }
@@ -900,8 +902,8 @@ mod tests {
     }
 
     /// The per-unit attention the tiles replaced: each token's group of
-    /// heads widens every cache row it reads for itself, one `ops::dot` a
-    /// score, one `ops::axpy` a position.
+    /// heads widens every cache row it reads for itself, one `ops::dot_keys`
+    /// a score, one `ops::axpy` a position.
     fn attention_by_units(q: &Act, kv: &CacheView<'_>, pos: usize, shape: &Attention) -> Act {
         let hd = shape.head_dim;
         let (n_kv, group) = (shape.n_head_kv, shape.n_head / shape.n_head_kv);
@@ -916,7 +918,7 @@ mod tests {
             for j in start..end {
                 ops::widen_f16(&kv.k(j)[g * hd..][..hd], &mut row);
                 for (s, qh) in scores.iter_mut().zip(qs.chunks_exact(hd)) {
-                    s[j - start] = ops::dot(qh, &row) * shape.scale;
+                    ops::dot_keys(qh, &row, 1, shape.scale, core::slice::from_mut(&mut s[j - start]));
                 }
             }
             scores.iter_mut().for_each(|s| ops::softmax(s));

@@ -60,46 +60,92 @@ pub fn widen_f16(x: &[f16], out: &mut [f32]) {
     }
 }
 
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let mut acc = [f32x4_splat(0.0); 2];
-    let mut i = 0;
-    while i + 8 <= n {
-        acc[0] = f32x4_add(acc[0], f32x4_mul(load4(a, i), load4(b, i)));
-        acc[1] = f32x4_add(acc[1], f32x4_mul(load4(a, i + 4), load4(b, i + 4)));
-        i += 8;
-    }
-    let mut sum = sum4(f32x4_add(acc[0], acc[1]));
-    for j in i..n {
-        sum += a[j] * b[j];
-    }
-    sum
+/// `acc + x · y` in each lane: with relaxed SIMD one fused multiply-add
+/// where the machine has one (on x64 with FMA3, as in Chromium and Node),
+/// else a multiply then an add, as the scalar twins compute. Either way the
+/// same on every call on one machine, so attention's sums that must agree
+/// (a prompt's scores and one token's) still agree bit for bit.
+#[inline(always)]
+fn madd(x: v128, y: v128, acc: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    return f32x4_relaxed_madd(x, y, acc);
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return f32x4_add(acc, f32x4_mul(x, y));
 }
 
-/// Four queries against one key, loaded once for the four: each result is
-/// `dot(q[r], k)` bit for bit (the same two chains of four lanes, multiplied
-/// then added, the same reduction and tail), so that a prompt's scores equal
-/// one token's.
-pub fn dot4(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
-    let n = q.iter().fold(k.len(), |n, q| n.min(q.len()));
-    let (q, k) = (q.map(|q| &q[..n]), &k[..n]);
-    let mut acc = [[f32x4_splat(0.0); 2]; 4];
-    let mut i = 0;
-    while i + 8 <= n {
-        let (k0, k1) = (load4(k, i), load4(k, i + 4));
-        for (acc, q) in acc.iter_mut().zip(q) {
-            acc[0] = f32x4_add(acc[0], f32x4_mul(load4(q, i), k0));
-            acc[1] = f32x4_add(acc[1], f32x4_mul(load4(q, i + 4), k1));
-        }
-        i += 8;
+/// Scores of one query against keys stored transposed, summed as the
+/// scalar twin sums them (bit for bit without relaxed SIMD): four keys a
+/// vector, eight vectors at a time while 32 keys remain, so that eight
+/// independent sums hide the adds' latency; the last keys in a vector of
+/// their own, so that every key's sum is the same sequence of [`madd`]s.
+pub fn dot_keys(q: &[f32], kt: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    let keys = out.len();
+    assert!(q.is_empty() || (q.len() - 1) * stride + keys <= kt.len());
+    let mut j = 0;
+    while j + 32 <= keys {
+        dot_key_vectors::<8>(q, kt, stride, scale, j, out);
+        j += 32;
     }
-    core::array::from_fn(|r| {
-        let mut sum = sum4(f32x4_add(acc[r][0], acc[r][1]));
-        for j in i..n {
-            sum += q[r][j] * k[j];
+    while j + 4 <= keys {
+        dot_key_vectors::<1>(q, kt, stride, scale, j, out);
+        j += 4;
+    }
+    if j < keys {
+        let mut acc = f32x4_splat(0.0);
+        for (d, &x) in q.iter().enumerate() {
+            let k = &kt[d * stride + j..][..keys - j];
+            let at = |l: usize| k.get(l).copied().unwrap_or(0.0);
+            acc = madd(f32x4_splat(x), f32x4(at(0), at(1), at(2), at(3)), acc);
         }
-        sum
-    })
+        let mut last = [0f32; 4];
+        store4(&mut last, 0, f32x4_mul(acc, f32x4_splat(scale)));
+        out[j..].copy_from_slice(&last[..keys - j]);
+    }
+}
+
+/// [`dot_keys`] for keys `j..j + 4 * V`.
+#[inline(always)]
+fn dot_key_vectors<const V: usize>(q: &[f32], kt: &[f32], stride: usize, scale: f32, j: usize, out: &mut [f32]) {
+    let mut acc = [f32x4_splat(0.0); V];
+    for (d, &x) in q.iter().enumerate() {
+        let (x, keys) = (f32x4_splat(x), &kt[d * stride + j..][..4 * V]);
+        for (v, acc) in acc.iter_mut().enumerate() {
+            *acc = madd(x, load4(keys, 4 * v), *acc);
+        }
+    }
+    for (v, acc) in acc.into_iter().enumerate() {
+        store4(out, j + 4 * v, f32x4_mul(acc, f32x4_splat(scale)));
+    }
+}
+
+/// Rows of `n` values transposed for [`dot_keys`], as the scalar twin does,
+/// four rows by four values a step.
+pub fn transpose(rows: &[f32], n: usize, dst: &mut [f32], stride: usize) {
+    let count = rows.len() / n;
+    assert!(n == 0 || (n - 1) * stride + count <= dst.len());
+    let (mut j, whole) = (0, n / 4 * 4);
+    while j + 4 <= count {
+        for d in (0..whole).step_by(4) {
+            let [r0, r1, r2, r3] = core::array::from_fn(|r| load4(rows, (j + r) * n + d));
+            let (lo01, lo23) = (i32x4_shuffle::<0, 4, 1, 5>(r0, r1), i32x4_shuffle::<0, 4, 1, 5>(r2, r3));
+            let (hi01, hi23) = (i32x4_shuffle::<2, 6, 3, 7>(r0, r1), i32x4_shuffle::<2, 6, 3, 7>(r2, r3));
+            store4(dst, d * stride + j, i64x2_shuffle::<0, 2>(lo01, lo23));
+            store4(dst, (d + 1) * stride + j, i64x2_shuffle::<1, 3>(lo01, lo23));
+            store4(dst, (d + 2) * stride + j, i64x2_shuffle::<0, 2>(hi01, hi23));
+            store4(dst, (d + 3) * stride + j, i64x2_shuffle::<1, 3>(hi01, hi23));
+        }
+        for r in j..j + 4 {
+            for d in whole..n {
+                dst[d * stride + r] = rows[r * n + d];
+            }
+        }
+        j += 4;
+    }
+    for r in j..count {
+        for d in 0..n {
+            dst[d * stride + r] = rows[r * n + d];
+        }
+    }
 }
 
 /// `y += a * x`, in the same order as the scalar twin.
@@ -108,7 +154,7 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     let s = f32x4_splat(a);
     let mut i = 0;
     while i + 4 <= n {
-        store4(y, i, f32x4_add(load4(y, i), f32x4_mul(s, load4(x, i))));
+        store4(y, i, madd(s, load4(x, i), load4(y, i)));
         i += 4;
     }
     for j in i..n {
@@ -129,7 +175,7 @@ pub fn weighted_sum(p: &[f32], rows: &[f32], out: &mut [f32]) {
         for (j, &a) in p.iter().enumerate() {
             let (s, row) = (f32x4_splat(a), &rows[j * n + c..][..32]);
             for (i, acc) in acc.iter_mut().enumerate() {
-                *acc = f32x4_add(*acc, f32x4_mul(s, load4(row, 4 * i)));
+                *acc = madd(s, load4(row, 4 * i), *acc);
             }
         }
         for (i, acc) in acc.into_iter().enumerate() {
@@ -140,7 +186,7 @@ pub fn weighted_sum(p: &[f32], rows: &[f32], out: &mut [f32]) {
     while c + 4 <= n {
         let mut acc = load4(out, c);
         for (j, &a) in p.iter().enumerate() {
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(a), load4(rows, j * n + c)));
+            acc = madd(f32x4_splat(a), load4(rows, j * n + c), acc);
         }
         store4(out, c, acc);
         c += 4;
