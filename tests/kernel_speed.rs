@@ -56,12 +56,11 @@ fn weights(ty: GgmlType) -> Vec<u8> {
 }
 
 fn gmacs(ty: GgmlType, w: &[u8], tokens: usize) -> f64 {
-    let act_ty = quant::vec_dot_type(ty);
-    let a_row = act_ty.bytes_for(N as u64).unwrap() as usize;
+    let a_row = quant::act_row_bytes(ty, N);
     let x: Vec<f32> = (0..N).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect();
     let mut act = vec![0u8; a_row * tokens];
     for dst in act.chunks_exact_mut(a_row) {
-        quant::quantize_row(act_ty, &x, dst);
+        quant::quantize_act_row(ty, &x, dst);
     }
     let mut out = vec![0f32; ROWS * tokens];
     quant::matmul(ty, N, w, 0..ROWS, &act, &mut out, ROWS);

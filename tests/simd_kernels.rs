@@ -282,7 +282,12 @@ fn packed_matmuls_equal_row_products() {
         }
         let acts: Vec<Vec<u8>> = (0..70).map(|i| act_row(act_ty, n, &mut rng, i % 4)).collect();
         for tokens in [1, 6, 70] {
-            let act = acts[..tokens].concat();
+            // The rows as `quant::matmul` takes them, with their blocks' sums where the type needs them.
+            let mut act = acts[..tokens].concat();
+            if packed::takes_block_sums(ty) {
+                packed::with_block_sums(&acts[..tokens].concat(), acts[0].len(), &mut act);
+            }
+            assert_eq!(act.len(), tokens * quant::act_row_bytes(ty, n));
             for range in [0..rows, 4..23, 1..13, 21..23] {
                 let mut out = vec![f32::NAN; tokens * range.len()];
                 quant::matmul(ty, n, &data, range.clone(), &act, &mut out, range.len());

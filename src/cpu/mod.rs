@@ -155,8 +155,8 @@ fn fits_in(available: u64, tensors: &[TensorInfo], positions: &[usize], kv_dim: 
 }
 
 impl Cpu {
-    /// `x` times the rows of `ws` one after another (whose activation types
-    /// agree): the activations are quantized once, and threads take blocks
+    /// `x` times the rows of `ws` one after another (whose activation rows
+    /// agree: `quant::act_row_bytes`): the activations are quantized once, and threads take blocks
     /// of output columns (weight rows, in fours: the kernel's tile), each for
     /// every token, across the weights' boundaries.
     fn matmul_concat(&mut self, x: &Act, ws: &[&Weight]) -> Act {
@@ -171,14 +171,14 @@ impl Cpu {
             })
             .collect();
         let cols = x.cols;
-        let act_ty = quant::vec_dot_type(mats[0].0);
-        let act_row = act_ty.bytes_for(cols as u64).expect("checked at load") as usize;
+        let ty = mats[0].0;
+        let act_row = quant::act_row_bytes(ty, cols);
         self.act_q.resize(act_row * x.rows, 0);
         // A prompt's rows are quantized on every thread (a few multiply-adds
         // an element; one token's row is not worth a second thread).
         parallel::for_chunks(&mut self.act_q, act_row, 1, parallel::MIN_WORK / (4 * cols).max(1), |first, dst| {
             for (src, dst) in x.data[first * cols..].chunks_exact(cols).zip(dst.chunks_exact_mut(act_row)) {
-                quant::quantize_row(act_ty, src, dst);
+                quant::quantize_act_row(ty, src, dst);
             }
         });
         let (tokens, acts) = (x.rows, &self.act_q);
@@ -307,11 +307,11 @@ impl Backend for Cpu {
     }
 
     fn matmuls<const N: usize>(&mut self, x: &Act, ws: [&Weight; N]) -> [Act; N] {
-        let act_ty = |w: &Weight| match w {
-            Weight::Matrix { ty, .. } => quant::vec_dot_type(*ty),
+        let act_row = |w: &Weight| match w {
+            Weight::Matrix { ty, cols, .. } => (quant::vec_dot_type(*ty), quant::act_row_bytes(*ty, *cols)),
             Weight::Vector(_) => unreachable!("matmul takes a matrix"),
         };
-        if ws.iter().any(|w| act_ty(w) != act_ty(ws[0])) {
+        if ws.iter().any(|w| act_row(w) != act_row(ws[0])) {
             return ws.map(|w| self.matmul(x, w));
         }
         let all = self.matmul_concat(x, &ws);

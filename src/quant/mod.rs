@@ -348,9 +348,29 @@ fn groups_a_call(ty: GgmlType) -> usize {
     }
 }
 
+/// Bytes of an activation row of `n` elements as [`matmul`] takes it for
+/// `ty`: a row of `vec_dot_type(ty)`, followed by its blocks' sums where
+/// `ty`'s packed kernels take them ([`packed::takes_block_sums`]).
+pub fn act_row_bytes(ty: GgmlType, n: usize) -> usize {
+    packed::kernel_row_bytes(ty, vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize)
+}
+
+/// `src` as [`matmul`] takes an activation row for `ty`
+/// ([`act_row_bytes`]): quantized once for every group of rows and every
+/// thread, the blocks' sums with it.
+pub fn quantize_act_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    let a_row = vec_dot_type(ty).bytes_for(src.len() as u64).expect("whole blocks") as usize;
+    let (row, sums) = dst.split_at_mut(a_row);
+    quantize_row(vec_dot_type(ty), src, row);
+    if packed::takes_block_sums(ty) {
+        packed::block_sums(row, sums);
+    }
+}
+
 /// Matrix product with quantized activations: `w` holds a whole matrix of
 /// rows of `n` elements in `ty` ([`packed`] where that type is), `act` whole
-/// rows in `vec_dot_type(ty)`, and `out[t * stride + r - rows.start]`
+/// activation rows as [`act_row_bytes`] lays them out
+/// ([`quantize_act_row`]'s), and `out[t * stride + r - rows.start]`
 /// receives weight row `r` · activation row `t`, for each `r` in `rows`.
 ///
 /// Packed matrices go a group of four rows at a time, each group read once
@@ -364,9 +384,9 @@ fn groups_a_call(ty: GgmlType) -> usize {
 /// Panics for a type that is not [`GgmlType::is_supported`].
 pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], out: &mut [f32], stride: usize) {
     let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
-    let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
-    let tokens = act.len() / a_row;
-    debug_assert!(w.len() % w_row == 0 && act.len() % a_row == 0 && rows.end * w_row <= w.len());
+    let k_row = act_row_bytes(ty, n);
+    let tokens = act.len() / k_row;
+    debug_assert!(w.len() % w_row == 0 && act.len() % k_row == 0 && rows.end * w_row <= w.len());
     assert!(tokens == 0 || out.len() >= (tokens - 1) * stride + rows.len());
     if !packed::is_packed(ty) {
         return matmul_rows(ty, n, &w[rows.start * w_row..rows.end * w_row], act, out, stride);
@@ -375,28 +395,22 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
     let (g0, g1) = (rows.start / 4, rows.end.min(packed_rows).div_ceil(4));
     let group = |g: usize| &w[4 * g * w_row..][..4 * w_row];
     let mut tile = [[0f32; 4]; 8];
-    // Activation rows as the packed kernels take them: `k_row` bytes each.
-    let k_row = packed::kernel_row_bytes(ty, a_row);
-    SUMMED.with_borrow_mut(|buf| {
-        if tokens == 1 {
-            let act = kernel_rows(ty, act, a_row, buf);
-            let quarter = g1.saturating_sub(g0) / 4;
-            for q in g0..g0 + quarter {
-                let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
-                packed_dot(ty, n, &four.map(group), &[act], &mut tile);
-                for (&g, &v) in four.iter().zip(&tile) {
-                    put(out, stride, &rows, g, 0, v);
-                }
+    if tokens == 1 {
+        let quarter = g1.saturating_sub(g0) / 4;
+        for q in g0..g0 + quarter {
+            let four = [q, q + quarter, q + 2 * quarter, q + 3 * quarter];
+            packed_dot(ty, n, &four.map(group), &[act], &mut tile);
+            for (&g, &v) in four.iter().zip(&tile) {
+                put(out, stride, &rows, g, 0, v);
             }
-            for g in g0 + 4 * quarter..g1 {
-                packed_dot(ty, n, &[group(g)], &[act], &mut tile);
-                put(out, stride, &rows, g, 0, tile[0]);
-            }
-            return;
         }
+        for g in g0 + 4 * quarter..g1 {
+            packed_dot(ty, n, &[group(g)], &[act], &mut tile);
+            put(out, stride, &rows, g, 0, tile[0]);
+        }
+    } else {
         for first in (0..tokens).step_by(TOKEN_BLOCK) {
-            let block = &act[first * a_row..(first + TOKEN_BLOCK).min(tokens) * a_row];
-            let block = kernel_rows(ty, block, a_row, buf);
+            let block = &act[first * k_row..(first + TOKEN_BLOCK).min(tokens) * k_row];
             let mut g = g0;
             while g < g1 {
                 let k = groups_a_call(ty).min(g1 - g);
@@ -412,7 +426,7 @@ pub fn matmul(ty: GgmlType, n: usize, w: &[u8], rows: Range<usize>, act: &[u8], 
                 g += k;
             }
         }
-    });
+    }
     // The rows past the last whole group, in the file's layout.
     let tail = rows.start.max(packed_rows)..rows.end;
     if !tail.is_empty() {
@@ -438,27 +452,11 @@ fn put(out: &mut [f32], stride: usize, rows: &Range<usize>, g: usize, t: usize, 
     }
 }
 
-std::thread_local! {
-    /// Activation rows with their blocks' sums ([`packed::with_block_sums`]):
-    /// a buffer a thread, as every thread runs its own share of a product.
-    static SUMMED: core::cell::RefCell<Vec<u8>> = const { core::cell::RefCell::new(Vec::new()) };
-}
-
-/// `rows`, activation rows of `a_row` bytes, as `ty`'s packed kernels take
-/// them: in `buf` with their blocks' sums where [`packed::takes_block_sums`].
-fn kernel_rows<'a>(ty: GgmlType, rows: &'a [u8], a_row: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {
-    if !packed::takes_block_sums(ty) {
-        return rows;
-    }
-    packed::with_block_sums(rows, a_row, buf);
-    buf
-}
-
-/// Up to four activation rows of `a_row` bytes from `four`, on the stack:
+/// Up to four activation rows of `k_row` bytes from `four`, on the stack:
 /// this runs on several threads at once, and the wasm allocator takes a lock.
-fn token_rows(four: &[u8], a_row: usize) -> [&[u8]; 4] {
+fn token_rows(four: &[u8], k_row: usize) -> [&[u8]; 4] {
     let mut rows: [&[u8]; 4] = [&[]; 4];
-    for (slot, a) in rows.iter_mut().zip(four.chunks_exact(a_row)) {
+    for (slot, a) in rows.iter_mut().zip(four.chunks_exact(k_row)) {
         *slot = a;
     }
     rows
@@ -466,18 +464,20 @@ fn token_rows(four: &[u8], a_row: usize) -> [&[u8]; 4] {
 
 /// [`matmul`] of rows in the file's layout (`w` holds exactly the rows
 /// wanted), four rows a quarter of the matrix apart and four tokens at a
-/// time through [`vec_dot_4x`].
+/// time through [`vec_dot_4x`]; `act` as [`matmul`] takes it, of which
+/// the kernels read each row's `vec_dot_type(ty)` blocks.
 fn matmul_rows(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], stride: usize) {
     let w_row = ty.bytes_for(n as u64).expect("whole blocks") as usize;
     let a_row = vec_dot_type(ty).bytes_for(n as u64).expect("whole blocks") as usize;
+    let k_row = act_row_bytes(ty, n);
     let rows = w.len() / w_row;
     let mut tile = [[0f32; 4]; 4];
     let quarter = rows / 4;
     for q in 0..quarter {
         let wq = core::array::from_fn(|k| &w[(q + k * quarter) * w_row..][..w_row]);
-        for (c, four) in act.chunks(4 * a_row).enumerate() {
-            let chunk = token_rows(four, a_row);
-            let chunk = &chunk[..four.len() / a_row];
+        for (c, four) in act.chunks(4 * k_row).enumerate() {
+            let chunk = token_rows(four, k_row).map(|a| &a[..a.len().min(a_row)]);
+            let chunk = &chunk[..four.len() / k_row];
             vec_dot_4x(ty, n, wq, chunk, &mut tile);
             for (t, v) in tile[..chunk.len()].iter().enumerate() {
                 for (k, &x) in v.iter().enumerate() {
@@ -487,8 +487,8 @@ fn matmul_rows(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32], st
         }
     }
     for r in rows / 4 * 4..rows {
-        for (t, a) in act.chunks_exact(a_row).enumerate() {
-            out[t * stride + r] = vec_dot(ty, n, &w[r * w_row..][..w_row], a);
+        for (t, a) in act.chunks_exact(k_row).enumerate() {
+            out[t * stride + r] = vec_dot(ty, n, &w[r * w_row..][..w_row], &a[..a_row]);
         }
     }
 }

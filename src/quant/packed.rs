@@ -80,16 +80,23 @@ pub fn kernel_row_bytes(ty: GgmlType, a_row: usize) -> usize {
 }
 
 /// Activation rows of `a_row` bytes of Q8_0 blocks into `dst`, each followed
-/// by its blocks' sums of quants (little-endian i32), for the kernels of
+/// by its blocks' sums of quants ([`block_sums`]), for the kernels of
 /// [`takes_block_sums`] types.
 pub fn with_block_sums(rows: &[u8], a_row: usize, dst: &mut Vec<u8>) {
     dst.clear();
     for row in rows.chunks_exact(a_row) {
         dst.extend_from_slice(row);
-        for block in row.chunks_exact(Q8_0_BYTES) {
-            let sum: i32 = block[2..].iter().map(|&q| q as i8 as i32).sum();
-            dst.extend_from_slice(&sum.to_le_bytes());
-        }
+        let at = dst.len();
+        dst.resize(at + 4 * (a_row / Q8_0_BYTES), 0);
+        block_sums(row, &mut dst[at..]);
+    }
+}
+
+/// The sums of quants of a row of Q8_0 blocks, a little-endian i32 a block.
+pub fn block_sums(row: &[u8], dst: &mut [u8]) {
+    for (block, sum) in row.chunks_exact(Q8_0_BYTES).zip(dst.chunks_exact_mut(4)) {
+        let s: i32 = block[2..].iter().map(|&q| q as i8 as i32).sum();
+        sum.copy_from_slice(&s.to_le_bytes());
     }
 }
 

@@ -1082,13 +1082,21 @@ fn packed_matrices_keep_their_rows_and_products() {
                 ty.name()
             );
         }
-        let act_ty = vec_dot_type(ty);
-        let acts: Vec<Vec<u8>> = (0..6).map(|_| quantize_act(act_ty, &rng.row(n))).collect();
+        let xs: Vec<Vec<f32>> = (0..6).map(|_| rng.row(n)).collect();
+        let acts: Vec<Vec<u8>> = xs.iter().map(|x| quantize_act(vec_dot_type(ty), x)).collect();
+        let kernel_acts: Vec<u8> = xs
+            .iter()
+            .flat_map(|x| {
+                let mut k = vec![0u8; act_row_bytes(ty, n)];
+                quantize_act_row(ty, x, &mut k);
+                k
+            })
+            .collect();
         for tokens in [1, 6] {
-            let act = acts[..tokens].concat();
+            let act = &kernel_acts[..tokens * act_row_bytes(ty, n)];
             for range in [0..rows, 1..7, 3..11, 9..11, 5..6] {
                 let mut out = vec![f32::NAN; tokens * range.len()];
-                matmul(ty, n, &data, range.clone(), &act, &mut out, range.len());
+                matmul(ty, n, &data, range.clone(), act, &mut out, range.len());
                 for (t, a) in acts[..tokens].iter().enumerate() {
                     for r in range.clone() {
                         let want = vec_dot(ty, n, &file[r * w_row..][..w_row], a);
