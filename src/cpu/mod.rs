@@ -287,18 +287,23 @@ impl Backend for Cpu {
     fn rms_norm(&mut self, x: &Act, weight: &Weight, eps: f32) -> Act {
         let Weight::Vector(w) = weight else { unreachable!("norm weights are vectors") };
         let mut out = Act::zeros(x.rows, x.cols);
-        for (src, dst) in x.data.chunks_exact(x.cols).zip(out.data.chunks_exact_mut(x.cols)) {
-            kernels::rms_norm(src, w, eps, dst);
-        }
+        // A prompt's rows are split over the threads (its sums are f64).
+        parallel::for_chunks(&mut out.data, x.cols, 1, parallel::MIN_WORK / x.cols.max(1), |first, dst| {
+            for (src, dst) in x.data[first * x.cols..].chunks_exact(x.cols).zip(dst.chunks_exact_mut(x.cols)) {
+                kernels::rms_norm(src, w, eps, dst);
+            }
+        });
         out
     }
 
     fn layer_norm(&mut self, x: &Act, weight: &Weight, bias: &Weight, eps: f32) -> Act {
         let (Weight::Vector(w), Weight::Vector(b)) = (weight, bias) else { unreachable!("norm weights are vectors") };
         let mut out = Act::zeros(x.rows, x.cols);
-        for (src, dst) in x.data.chunks_exact(x.cols).zip(out.data.chunks_exact_mut(x.cols)) {
-            kernels::layer_norm(src, w, b, eps, dst);
-        }
+        parallel::for_chunks(&mut out.data, x.cols, 1, parallel::MIN_WORK / x.cols.max(1), |first, dst| {
+            for (src, dst) in x.data[first * x.cols..].chunks_exact(x.cols).zip(dst.chunks_exact_mut(x.cols)) {
+                kernels::layer_norm(src, w, b, eps, dst);
+            }
+        });
         out
     }
 
