@@ -933,6 +933,22 @@ fn k4_scales(wb: &[u8; Q4_K_X4]) -> ([v128; 8], [v128; 4]) {
     (scales, mins)
 }
 
+/// A Q8_K block's 16-element sums added in pairs, one per 32-element
+/// sub-block, as i16 (|·| ≤ 2 · 16 · 128): what the Q4_K mins multiply.
+#[inline(always)]
+fn k4_pair_sums(ab: &[u8; Q8_K_BYTES]) -> v128 {
+    let (b0, b1) = (load(ab, 260), load(ab, 276));
+    i16x8_add(i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1), i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1))
+}
+
+/// The min term of four packed Q4_K rows ([`k4_scales`]' mins) against
+/// [`k4_pair_sums`]: row r's Σ_j min_j · pair_j in lane r
+/// (|min · pair| ≤ 63 · 4096: no overflow).
+#[inline(always)]
+fn k4_min_sums(mins: &[v128; 4], pairs: v128) -> v128 {
+    reduce4(mins.map(|m| i32x4_dot_i16x8(m, pairs)))
+}
+
 /// `G` groups against `T` activation rows: `[g][t]` holds group `g`'s four
 /// products with activation `t`.
 ///
@@ -985,15 +1001,7 @@ fn packed_q4_k<L: Acc, const G: usize, const T: usize>(
                 }
             }
             for (t, (&ab, isum)) in abs.iter().zip(isums).enumerate() {
-                // Σ_j min_j · (bsum_2j + bsum_2j+1), the pair sums added as i16
-                // (|·| ≤ 2 · 16 · 128) and widened.
-                let (b0, b1) = (load(ab, 260), load(ab, 276));
-                let pairs = i16x8_add(
-                    i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
-                    i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1),
-                );
-                // Row r's Σ in lane r (|min · pair| ≤ 63 · 4096: no overflow).
-                let msum = reduce4(mn.map(|m| i32x4_dot_i16x8(m, pairs)));
+                let msum = k4_min_sums(&mn, k4_pair_sums(ab));
                 let da = f32x4_splat(f32_at(ab, 0));
                 acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isum)));
                 acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
@@ -1050,16 +1058,11 @@ fn packed_q4_k_shared<L: Acc, const G: usize, const T: usize>(
             }
         }
         for (t, &ab) in abs.iter().enumerate() {
-            // The min terms as in `packed_q4_k`.
-            let (b0, b1) = (load(ab, 260), load(ab, 276));
-            let pairs = i16x8_add(
-                i16x8_shuffle::<0, 2, 4, 6, 8, 10, 12, 14>(b0, b1),
-                i16x8_shuffle::<1, 3, 5, 7, 9, 11, 13, 15>(b0, b1),
-            );
+            let pairs = k4_pair_sums(ab);
             let da = f32x4_splat(f32_at(ab, 0));
             for (g, wb) in wbs.iter().enumerate() {
                 let (d, dmin) = (f16x4_at(wb, 0), f16x4_at(wb, 8));
-                let msum = reduce4(scales[g].1.map(|m| i32x4_dot_i16x8(m, pairs)));
+                let msum = k4_min_sums(&scales[g].1, pairs);
                 acc[g][t] = f32x4_add(acc[g][t], f32x4_mul(f32x4_mul(d, da), f32x4_convert_i32x4(isums[g][t])));
                 acc_min[g][t] = f32x4_add(acc_min[g][t], f32x4_mul(f32x4_mul(dmin, da), f32x4_convert_i32x4(msum)));
             }
