@@ -156,9 +156,9 @@ fn fits_in(available: u64, tensors: &[TensorInfo], positions: &[usize], kv_dim: 
 
 impl Cpu {
     /// `x` times the rows of `ws` one after another (whose activation rows
-    /// agree: `quant::act_row_bytes`): the activations are quantized once, and threads take blocks
-    /// of output columns (weight rows, in fours: the kernel's tile), each for
-    /// every token, across the weights' boundaries.
+    /// agree: `quant::act_row_bytes`): the activations are quantized once,
+    /// and threads take blocks of output columns (weight rows, in fours: the
+    /// kernel's tile), each for every token, across the weights' boundaries.
     fn matmul_concat(&mut self, x: &Act, ws: &[&Weight]) -> Act {
         let mats: Vec<(GgmlType, usize, &[u8])> = ws
             .iter()
@@ -513,8 +513,9 @@ const CHUNK: usize = 32;
 /// of consecutive tokens and one group of query heads sharing a key/value
 /// head: each cache row is widened to f32 once for the tile's tokens and the
 /// group's heads, a chunk at a time, and transposed for `ops::dot_keys`.
-/// Every score is the same sum as [`one_token_attention`]'s and every output the same sum, in the same
-/// order, as one `ops::axpy` a position, whatever the tiles and threads.
+/// Every score is the same sum as [`one_token_attention`]'s, and every
+/// output the same sum, in the same order, as one `ops::axpy` a position,
+/// whatever the tiles and threads.
 /// Units write their tiles' outputs to a buffer of their own, copied into
 /// the result's rows afterwards (a token's row holds every group).
 fn attention_by_groups(q: &Act, kv: &CacheView<'_>, pos: usize, span: usize, shape: &Attention) -> Act {
