@@ -35,7 +35,24 @@ WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
 echo "== the tiny architecture models (tests/common/arch.rs) as files, for the Node and Chromium tests"
 cargo run --quiet --release --example reference_models -- tiny models/tiny-arch F16 Q8_0 Q4_0 > /dev/null
 echo "== npm package tests in Deno"
-NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/
+# Deno 2.9.6 sometimes aborts on its way out after every test has passed
+# ("malloc_consolidate(): invalid chunk size", "corrupted size vs. prev_size":
+# about 1 run in 40 here, once in CI). Native code only (V8, wgpu, tokio) can
+# corrupt its heap, so it is Deno's; a run whose summary reports no failure
+# before that abort passes, with the abort shown. Any other failure fails.
+deno_log=$(mktemp)
+set +e
+NO_COLOR=1 node_modules/.bin/deno test --no-check --allow-read --allow-net=127.0.0.1 tests/deno/ 2>&1 | tee "$deno_log"
+deno_status=${PIPESTATUS[0]}
+set -e
+if [ "$deno_status" -ne 0 ]; then
+  if [ "$deno_status" -eq 134 ] && grep -Eq '^ok \| [0-9]+ passed \| 0 failed' "$deno_log"; then
+    echo "== Deno aborted after its summary reported every test passed (exit 134, a Deno teardown crash): not a test failure"
+  else
+    exit "$deno_status"
+  fi
+fi
+rm -f "$deno_log"
 echo "== npm package tests in Node and headless Chromium"
 node --test --test-timeout=1800000 tests/browser/ tests/node/
 if [ "$(uname -sm)" = "Linux x86_64" ]; then
