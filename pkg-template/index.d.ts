@@ -92,6 +92,23 @@ export interface LoadOptions {
   worker?: boolean;
 }
 
+/**
+ * A response format. `json_schema`: JSON valid against `schema` (objects,
+ * arrays, enums, const, anyOf/oneOf/allOf, $ref, string formats and
+ * patterns, numeric and length bounds; OpenAI's `json_schema: { schema }`
+ * is read too). `json_object`: any JSON object. `regex`: text matching
+ * `pattern` whole (Rust regex syntax). `grammar`: a Lark grammar as
+ * llguidance reads it, or a llama.cpp GBNF grammar (`root ::= ...`).
+ * `text`: free text.
+ */
+export type ResponseFormat =
+  | { type: 'json_schema'; schema: object | boolean }
+  | { type: 'json_schema'; json_schema: { name?: string; strict?: boolean; schema: object | boolean } }
+  | { type: 'json_object' }
+  | { type: 'regex'; pattern: string }
+  | { type: 'grammar'; grammar: string }
+  | { type: 'text' };
+
 export interface GenerateOptions {
   /** Tokens to generate at most (default 256); an end-of-generation token counts. */
   maxTokens?: number;
@@ -111,6 +128,14 @@ export interface GenerateOptions {
   stop?: string[];
   /** [token id, bias] pairs added to the logits; -Infinity bans a token. */
   logitBias?: [number, number][];
+  /**
+   * What the text must be: every token that cannot continue it within the
+   * format is masked before sampling (the other settings still apply among
+   * the rest), so the text always parses, unless `maxTokens` comes first
+   * (`finishReason: 'max_tokens'`). A schema, regex or grammar that cannot
+   * be compiled rejects with INVALID_ARGUMENT.
+   */
+  responseFormat?: ResponseFormat;
   /** Stops the generation; the iterator rejects with ABORTED. */
   signal?: AbortSignal;
   /** false: reject with BUSY while another request runs, instead of queueing behind it (the default). */
@@ -214,6 +239,8 @@ export interface Stats {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   timeToFirstTokenMs: number;
+  /** Of the generation's time, what its response format's token masks took. */
+  constraintMs: number;
   finishReason: 'end_of_generation' | 'stop' | 'max_tokens' | 'context_full' | null;
 }
 
@@ -244,6 +271,8 @@ export interface ChatCompletionRequest {
   presence_penalty?: number;
   seed?: number;
   stop?: string | string[];
+  /** As `responseFormat`: OpenAI's `{ type: 'json_schema', json_schema: { schema } }` and `{ type: 'json_object' }`, and webslm's others. */
+  response_format?: ResponseFormat;
   n?: 1;
   signal?: AbortSignal;
   /** The prompt's progress, as for `chat` (not an OpenAI parameter). */

@@ -354,7 +354,7 @@ async function withSize({ size, chunks }, declared) {
 const LOAD_KEYS = ['device', 'threads', 'contextLength', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 /** OpenAI's parameters, and webslm's `signal` and `onProgress` (the prompt's progress, as for chat). */
-const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'signal', 'onProgress'];
+const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'response_format', 'n', 'signal', 'onProgress'];
 
 /**
  * OpenAI's chat-completions shape over anything with `chat`, `info` and
@@ -384,6 +384,7 @@ export class ChatCompletions {
     set('presencePenalty', request.presence_penalty);
     set('seed', request.seed);
     set('stop', typeof request.stop === 'string' ? [request.stop] : request.stop);
+    set('responseFormat', request.response_format);
     const id = `chatcmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = this.#gen.info.name ?? this.#gen.info.architecture;

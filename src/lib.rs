@@ -3,10 +3,12 @@
 //! The pipeline: [`gguf`] streams a model file in chunks; [`model`] describes
 //! each architecture as a forward pass over a few ops that a backend ([`cpu`])
 //! implements on weights kept in their [`quant`]ized blocks; [`tokenizer`] and
-//! [`chat`] turn text and conversations into tokens; [`sampler`] picks tokens;
+//! [`chat`] turn text and conversations into tokens; [`sampler`] picks tokens,
+//! among those a [`constraint`] (a JSON schema, regex or grammar) allows;
 //! [`session`] ties it together into generate, chat and score requests.
 
 pub mod chat;
+pub mod constraint;
 pub mod cpu;
 pub mod error;
 pub mod gguf;

@@ -7,6 +7,7 @@
 //! (more than a batch): then it starts over.
 
 use crate::chat::{self, ChatTemplate, Message};
+use crate::constraint::{Constraint, Grammars, ResponseFormat};
 use crate::cpu::Cpu;
 use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
 use crate::model::{cache_bytes, Architecture, Backend, Builder, Hparams, Logits};
@@ -84,11 +85,14 @@ pub struct GenerateOptions {
     pub sampler: SamplerConfig,
     /// Generation stops before any of these strings; they are not emitted.
     pub stop: Vec<String>,
+    /// What the text must be (JSON of a schema, a regex's match, a
+    /// grammar's sentence); `None`: free text.
+    pub response_format: Option<ResponseFormat>,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new() }
+        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new(), response_format: None }
     }
 }
 
@@ -131,6 +135,8 @@ pub struct Stats {
     pub prefill_ms: f64,
     pub decode_ms: f64,
     pub time_to_first_token_ms: f64,
+    /// Of `decode_ms`, the time spent computing the response format's masks.
+    pub constraint_ms: f64,
     pub finish_reason: Option<FinishReason>,
 }
 
@@ -338,6 +344,8 @@ pub struct Session<B: Backend = Cpu> {
     template: std::result::Result<ChatTemplate, String>,
     info: ModelInfo,
     stats: Stats,
+    /// The vocabulary as response formats need it, built on first use.
+    grammars: Option<Grammars>,
 }
 
 impl Session<Cpu> {
@@ -439,7 +447,7 @@ impl<B: Backend> Session<B> {
     /// prompt past the context fails here); tokens come from the iterator.
     pub fn generate(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<Generation<'_, B>> {
         let state = self.start(prompt, options)?;
-        Ok(Generation { session: self, state })
+        Ok(Generation { session: self, state, error: None })
     }
 
     /// Prefills `prompt` and returns the state that [`Session::step`] advances:
@@ -462,12 +470,17 @@ impl<B: Backend> Session<B> {
     /// may run on the session until the generation ends or is dropped.
     pub fn begin(&mut self, prompt: &[u32], options: GenerateOptions) -> Result<GenerationState> {
         let start = Instant::now();
+        let constraint = match &options.response_format {
+            Some(format) => Some(self.grammars()?.compile(format)?),
+            None => None,
+        };
         let reused = self.engine.begin_prefill(prompt)?;
         self.stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reused, ..Stats::default() };
         Ok(GenerationState {
             decoder: StreamDecoder::new(self.tokenizer.clone(), false),
             sampler: Sampler::new(options.sampler),
             stops: StopStrings::new(options.stop),
+            constraint,
             max_tokens: options.max_tokens,
             prompt: prompt.to_vec(),
             prefilled: reused,
@@ -476,6 +489,13 @@ impl<B: Backend> Session<B> {
             start,
             first_token_at: None,
         })
+    }
+
+    fn grammars(&mut self) -> Result<&Grammars> {
+        if self.grammars.is_none() {
+            self.grammars = Some(Grammars::new(self.tokenizer.clone())?);
+        }
+        Ok(self.grammars.as_ref().expect("just built"))
     }
 
     /// Runs the next batch of a generation's prompt: how far the prompt has
@@ -490,7 +510,7 @@ impl<B: Backend> Session<B> {
             return None;
         }
         let start = Instant::now();
-        let (end, next) = self.engine.prefill_batch(&g.prompt, g.prefilled, g.sampler.is_greedy()).await;
+        let (end, next) = self.engine.prefill_batch(&g.prompt, g.prefilled, g.greedy()).await;
         self.stats.prefill_ms += ms_since(start);
         let progress = Progress { done: end, total: g.prompt.len() };
         g.prefilled = end;
@@ -504,28 +524,41 @@ impl<B: Backend> Session<B> {
     /// The next piece of a generation, or `None` once it has finished. Every
     /// sampled token gives one piece; the end-of-generation token's piece
     /// carries only text that was held back. What is left of the prompt
-    /// runs first.
-    pub fn step(&mut self, g: &mut GenerationState) -> Option<Piece> {
+    /// runs first. Fails only where a response format cannot go on (a
+    /// grammar past llguidance's limits); the generation has then ended.
+    pub fn step(&mut self, g: &mut GenerationState) -> Result<Option<Piece>> {
         now(self.step_async(g))
     }
 
     /// [`Session::step`] on any backend.
-    pub async fn step_async(&mut self, g: &mut GenerationState) -> Option<Piece> {
+    pub async fn step_async(&mut self, g: &mut GenerationState) -> Result<Option<Piece>> {
         while self.prefill_async(g).await.is_some() {}
-        let mut next = g.next.take()?;
+        let Some(mut next) = g.next.take() else { return Ok(None) };
         if let Some(token) = g.pending.take() {
-            match self.engine.step(token, g.sampler.is_greedy()).await {
+            match self.engine.step(token, g.greedy()).await {
                 Some(n) => next = n,
                 None => {
                     let text = g.finish(&mut self.stats, FinishReason::ContextFull);
-                    return (!text.is_empty()).then_some(Piece { token, text });
+                    return Ok((!text.is_empty()).then_some(Piece { token, text }));
                 }
             }
         }
         let token = match next {
             Next::Token(t) => t,
-            Next::Logits(mut logits) => g.sampler.sample(&mut logits, &self.engine.cached),
+            Next::Logits(mut logits) => {
+                if let Some(c) = &mut g.constraint {
+                    let start = Instant::now();
+                    c.mask(&mut logits)?;
+                    self.stats.constraint_ms += ms_since(start);
+                }
+                g.sampler.sample(&mut logits, &self.engine.cached)
+            }
         };
+        if let Some(c) = &mut g.constraint {
+            let start = Instant::now();
+            c.accept(token)?;
+            self.stats.constraint_ms += ms_since(start);
+        }
         let now = Instant::now();
         let first = *g.first_token_at.get_or_insert(now);
         let stats = &mut self.stats;
@@ -535,11 +568,14 @@ impl<B: Backend> Session<B> {
 
         if self.tokenizer.is_eog(token) {
             let text = g.finish(stats, FinishReason::EndOfGeneration);
-            return Some(Piece { token, text });
+            return Ok(Some(Piece { token, text }));
         }
         let (mut text, stopped) = g.stops.push(&g.decoder.push(token));
         if stopped {
             g.finish(stats, FinishReason::Stop);
+        } else if g.constraint.as_ref().is_some_and(Constraint::is_complete) {
+            // Nothing may follow but the end: no pass to sample it.
+            text.push_str(&g.finish(stats, FinishReason::EndOfGeneration));
         } else if stats.generated_tokens >= g.max_tokens {
             text.push_str(&g.finish(stats, FinishReason::MaxTokens));
         } else {
@@ -548,7 +584,7 @@ impl<B: Backend> Session<B> {
             g.next = Some(Next::Token(token));
             g.pending = Some(token);
         }
-        Some(Piece { token, text })
+        Ok(Some(Piece { token, text }))
     }
 
     /// Teacher-forced scoring: for every position from `n_prompt` on, the
@@ -618,6 +654,7 @@ fn score_row(logits: &[f32], target: u32, k: usize) -> ScoredToken {
 pub struct Generation<'s, B: Backend> {
     session: &'s mut Session<B>,
     state: GenerationState,
+    error: Option<Error>,
 }
 
 impl<B: Backend> Generation<'_, B> {
@@ -625,13 +662,21 @@ impl<B: Backend> Generation<'_, B> {
     pub fn finish_reason(&self) -> Option<FinishReason> {
         self.session.stats.finish_reason
     }
+
+    /// What ended the generation early, if a step failed ([`Session::step`]).
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
 }
 
 impl<B: Backend> Iterator for Generation<'_, B> {
     type Item = Piece;
 
     fn next(&mut self) -> Option<Piece> {
-        self.session.step(&mut self.state)
+        self.session.step(&mut self.state).unwrap_or_else(|e| {
+            self.error = Some(e);
+            None
+        })
     }
 }
 
@@ -642,6 +687,7 @@ pub struct GenerationState {
     decoder: StreamDecoder<Arc<Tokenizer>>,
     sampler: Sampler,
     stops: StopStrings,
+    constraint: Option<Constraint>,
     max_tokens: usize,
     /// The prompt while it is being prefilled; empty once it is all in.
     prompt: Vec<u32>,
@@ -659,6 +705,12 @@ pub struct GenerationState {
 impl GenerationState {
     pub fn is_finished(&self) -> bool {
         self.next.is_none() && self.prompt.is_empty()
+    }
+
+    /// Whether the backend may pick the token itself (the argmax of the raw
+    /// logits) instead of handing the logits over.
+    fn greedy(&self) -> bool {
+        self.sampler.is_greedy() && self.constraint.is_none()
     }
 
     /// Ends the generation; returns the text that was held back.
@@ -740,6 +792,7 @@ impl<B: Backend> Loader<B> {
             template,
             info,
             stats: Stats::default(),
+            grammars: None,
         })
     }
 }

@@ -604,7 +604,7 @@ gpu_test! {
             g.limit_binding(4096);
             g
         };
-        let greedy = || GenerateOptions { max_tokens: 6, sampler: Default::default(), stop: vec![] };
+        let greedy = || GenerateOptions { max_tokens: 6, ..GenerateOptions::default() };
         let mut reference = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
         let want: Vec<u32> = reference.generate(&[1, 40, 50], greedy()).unwrap().map(|p| p.token).collect();
         for chunk in [7, 300, bytes.len()] {

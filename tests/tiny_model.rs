@@ -89,7 +89,7 @@ fn logits_are_finite_and_not_flat() {
 }
 
 fn greedy(max_tokens: usize) -> GenerateOptions {
-    GenerateOptions { max_tokens, sampler: SamplerConfig::default(), stop: vec![] }
+    GenerateOptions { max_tokens, ..GenerateOptions::default() }
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn generation_respects_max_tokens_and_is_deterministic() {
         let options = GenerateOptions {
             max_tokens: 20,
             sampler: SamplerConfig { temperature: 1.5, seed, ..SamplerConfig::default() },
-            stop: vec![],
+            ..GenerateOptions::default()
         };
         s.generate_text("hello", options).unwrap().map(|p| p.token).collect::<Vec<_>>()
     };
@@ -125,7 +125,7 @@ fn the_text_of_the_pieces_is_the_detokenized_tokens() {
     let options = GenerateOptions {
         max_tokens: 40,
         sampler: SamplerConfig { temperature: 2.0, seed: 5, ..SamplerConfig::default() },
-        stop: vec![],
+        ..GenerateOptions::default()
     };
     let pieces: Vec<_> = s.generate_text("the", options).unwrap().collect();
     let text: String = pieces.iter().map(|p| p.text.as_str()).collect();
@@ -318,7 +318,7 @@ fn a_prompt_prefilled_batch_by_batch_reports_progress_and_can_stop_between_batch
     steps.push(prompt.len());
     assert_eq!(done, steps);
     assert!(!g.is_finished());
-    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g)).map(|p| p.token).collect();
+    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g).unwrap()).map(|p| p.token).collect();
     assert_eq!(tokens, expected);
 
     let mut s = batched().unwrap();
@@ -331,6 +331,6 @@ fn a_prompt_prefilled_batch_by_batch_reports_progress_and_can_stop_between_batch
 
     // Stepping a generation whose prompt is not all in runs the rest of it first.
     let mut g = s.begin(&prompt, greedy(6)).unwrap();
-    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g)).map(|p| p.token).collect();
+    let tokens: Vec<u32> = std::iter::from_fn(|| s.step(&mut g).unwrap()).map(|p| p.token).collect();
     assert_eq!(tokens, expected);
 }

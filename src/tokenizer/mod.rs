@@ -553,6 +553,13 @@ impl Tokenizer {
         self.add_bos
     }
 
+    /// Whether encoding puts a space before the text (SentencePiece's
+    /// `add_space_prefix`), so that pieces encoded apart differ from the
+    /// whole at their seams.
+    pub fn adds_space_prefix(&self) -> bool {
+        self.add_space_prefix
+    }
+
     /// Whether `encode(.., add_special = true, ..)` appends EOS.
     pub fn add_eos(&self) -> bool {
         self.add_eos

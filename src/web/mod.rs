@@ -7,6 +7,7 @@
 //! check an `AbortSignal`). Errors become `Error` objects with a stable `code`.
 
 use crate::chat::Message;
+use crate::constraint::ResponseFormat;
 use crate::cpu::Cpu;
 use crate::sampler::SamplerConfig;
 use crate::session::{GenerateOptions, GenerationState, LoadOptions, Loader, Session};
@@ -313,10 +314,11 @@ struct JsGenerateOptions {
     seed: Option<f64>,
     stop: Option<Vec<String>>,
     logit_bias: Option<Vec<(u32, f32)>>,
+    response_format: Option<serde_json::Value>,
 }
 
 impl JsGenerateOptions {
-    const KEYS: [&'static str; 12] = [
+    const KEYS: [&'static str; 13] = [
         "maxTokens",
         "temperature",
         "topK",
@@ -329,6 +331,7 @@ impl JsGenerateOptions {
         "seed",
         "stop",
         "logitBias",
+        "responseFormat",
     ];
 
     /// Reads the options object; a misspelt key is an error, not a silent default.
@@ -347,9 +350,13 @@ impl JsGenerateOptions {
         from_js(value, "generate options")
     }
 
-    fn into_options(self) -> GenerateOptions {
+    fn into_options(self) -> Result<GenerateOptions, JsValue> {
         let d = SamplerConfig::default();
-        GenerateOptions {
+        let response_format = match &self.response_format {
+            Some(f) if !f.is_null() => ResponseFormat::from_json(f).map_err(js_error)?,
+            _ => None,
+        };
+        Ok(GenerateOptions {
             max_tokens: self.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
             sampler: SamplerConfig {
                 temperature: self.temperature.unwrap_or(d.temperature),
@@ -364,7 +371,8 @@ impl JsGenerateOptions {
                 seed: self.seed.map_or(d.seed, |s| s as u64),
             },
             stop: self.stop.unwrap_or_default(),
-        }
+            response_format,
+        })
     }
 }
 
@@ -377,6 +385,7 @@ struct JsStats {
     prefill_tokens_per_second: f64,
     decode_tokens_per_second: f64,
     time_to_first_token_ms: f64,
+    constraint_ms: f64,
     finish_reason: Option<crate::session::FinishReason>,
 }
 
@@ -460,6 +469,7 @@ impl Engine {
             prefill_tokens_per_second: s.prefill_tokens_per_second(),
             decode_tokens_per_second: s.decode_tokens_per_second(),
             time_to_first_token_ms: s.time_to_first_token_ms,
+            constraint_ms: s.constraint_ms,
             finish_reason: s.finish_reason,
         })
     }
@@ -499,7 +509,7 @@ impl Engine {
     #[wasm_bindgen(js_name = startAsync)]
     pub async fn start_async(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
-        let options = JsGenerateOptions::read(options)?.into_options();
+        let options = JsGenerateOptions::read(options)?.into_options()?;
         let g = on!(&mut self.session, s => s.begin(&prompt, options)).map_err(js_error)?;
         self.generation = Some(g);
         Ok(())
@@ -510,20 +520,24 @@ impl Engine {
     /// `null` once it has finished.
     #[wasm_bindgen(js_name = next)]
     pub fn next_piece(&mut self) -> Result<JsValue, JsValue> {
-        ready(self.next_async())
+        ready(self.next_async())?
     }
 
     #[wasm_bindgen(js_name = nextAsync)]
-    pub async fn next_async(&mut self) -> JsValue {
-        let Some(g) = self.generation.as_mut() else { return JsValue::NULL };
+    pub async fn next_async(&mut self) -> Result<JsValue, JsValue> {
+        let Some(g) = self.generation.as_mut() else { return Ok(JsValue::NULL) };
         if let Some(prefill) = on!(&mut self.session, s => s.prefill_async(g).await) {
-            return to_js(&JsPrefill { prefill });
+            return Ok(to_js(&JsPrefill { prefill }));
         }
         match on!(&mut self.session, s => s.step_async(g).await) {
-            Some(p) => to_js(&JsPiece { token: p.token, text: p.text }),
-            None => {
+            Ok(Some(p)) => Ok(to_js(&JsPiece { token: p.token, text: p.text })),
+            Ok(None) => {
                 self.generation = None;
-                JsValue::NULL
+                Ok(JsValue::NULL)
+            }
+            Err(e) => {
+                self.generation = None;
+                Err(js_error(e))
             }
         }
     }
