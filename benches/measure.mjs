@@ -41,18 +41,23 @@ export async function promptIds(gen, { ids, text }) {
 
 /**
  * A short request before the timed one, so that it runs on compiled,
- * tiered-up code. Starting at the prompt's second token, it shares no prefix
- * with the timed request, whose prefill the KV cache would otherwise skip.
+ * tiered-up code (and a response format's vocabulary tables are built).
+ * Starting at the prompt's second token, it shares no prefix with the timed
+ * request, whose prefill the KV cache would otherwise skip.
  */
-export function warmup(gen, ids, bias) {
-  return generate(gen, ids.slice(1, 33), 8, bias);
+export function warmup(gen, ids, bias, responseFormat) {
+  return generate(gen, ids.slice(1, 33), 8, bias, responseFormat);
 }
 
-/** One greedy generation of `maxTokens` after `ids`: the package's stats, the wall-clock figures and the token count. */
-export async function generate(gen, ids, maxTokens, logitBias) {
+/**
+ * One greedy generation of `maxTokens` after `ids` (under `responseFormat`
+ * where given): the package's stats, the wall-clock figures and the token
+ * count.
+ */
+export async function generate(gen, ids, maxTokens, logitBias, responseFormat) {
   const times = [];
   const start = performance.now();
-  for await (const _piece of gen.generate(ids, { maxTokens, temperature: 0, logitBias })) times.push(performance.now());
+  for await (const _piece of gen.generate(ids, { maxTokens, temperature: 0, logitBias, responseFormat })) times.push(performance.now());
   const stats = gen.stats;
   return {
     promptTokens: stats.promptTokens,
@@ -62,6 +67,7 @@ export async function generate(gen, ids, maxTokens, logitBias) {
     prefillTokensPerSecond: stats.prefillTokensPerSecond,
     decodeTokensPerSecond: stats.decodeTokensPerSecond,
     timeToFirstTokenMs: stats.timeToFirstTokenMs,
+    constraintMs: stats.constraintMs,
     wall: wallFigures(start, times),
   };
 }

@@ -3,12 +3,12 @@
 // times one generation and prints the figures (with the RSS before the import
 // and the peak), or the error, as JSON.
 //
-//   node benches/node.mjs '{"model": PATH, "ids": [...] or null, "text": T, "endOfGeneration": [...], "maxTokens": N, "threads": T, "contextLength": C}'
+//   node benches/node.mjs '{"model": PATH, "ids": [...] or null, "text": T, "endOfGeneration": [...], "maxTokens": N, "threads": T, "contextLength": C, "responseFormat": F or null}'
 import { banEndOfGeneration, generate, promptIds, warmup } from './measure.mjs';
 
 // The process before the package is imported: what the run adds is measured from here.
 const idleBytes = process.memoryUsage.rss();
-const { model, ids: given, text, endOfGeneration, maxTokens, threads, contextLength } = JSON.parse(process.argv[2]);
+const { model, ids: given, text, endOfGeneration, maxTokens, threads, contextLength, responseFormat } = JSON.parse(process.argv[2]);
 try {
   const { Generator } = await import('../pkg/index.js');
   const start = performance.now();
@@ -18,8 +18,8 @@ try {
   if (gen.info.threads !== threads) throw new Error(`${threads} threads asked for, the package runs ${gen.info.threads} here`);
   const bias = await banEndOfGeneration(gen, endOfGeneration);
   const ids = await promptIds(gen, { ids: given, text });
-  await warmup(gen, ids, bias);
-  const run = await generate(gen, ids, maxTokens, bias);
+  await warmup(gen, ids, bias, responseFormat);
+  const run = await generate(gen, ids, maxTokens, bias, responseFormat);
   const info = gen.info;
   await gen.dispose();
   // maxRSS is in KiB.

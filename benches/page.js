@@ -22,12 +22,12 @@ export async function load({ name, url, threads, device, worker, contextLength, 
 }
 
 /** See measure.warmup. */
-export async function warmup(prompt) {
-  await library.warmup(prompt);
+export async function warmup({ responseFormat, ...prompt }) {
+  await library.warmup(prompt, responseFormat);
 }
 
-export async function generate({ maxTokens, ...prompt }) {
-  return library.generate(prompt, maxTokens);
+export async function generate({ maxTokens, responseFormat, ...prompt }) {
+  return library.generate(prompt, maxTokens, responseFormat);
 }
 
 /**
@@ -57,8 +57,8 @@ async function webslm(url, options, endOfGeneration) {
       return { loadMs, source: network ? 'network' : 'IndexedDB' };
     },
     info: () => gen.info,
-    warmup: async (prompt) => measure.warmup(gen, await measure.promptIds(gen, prompt), bias),
-    generate: async (prompt, maxTokens) => measure.generate(gen, await measure.promptIds(gen, prompt), maxTokens, bias),
+    warmup: async (prompt, responseFormat) => measure.warmup(gen, await measure.promptIds(gen, prompt), bias, responseFormat),
+    generate: async (prompt, maxTokens, responseFormat) => measure.generate(gen, await measure.promptIds(gen, prompt), maxTokens, bias, responseFormat),
     free: () => gen.dispose(),
   };
 }

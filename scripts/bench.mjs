@@ -66,6 +66,15 @@ const MODELS = {
   },
 };
 const MAX_TOKENS = 128;
+/**
+ * The `format` rows' response format: tests/fixtures/schemas.json's deeply
+ * nested schema. Those rows let the model end where the JSON does (no ban on
+ * end-of-generation tokens), so they generate fewer tokens.
+ */
+const RESPONSE_FORMAT = {
+  type: 'json_schema',
+  schema: JSON.parse(await readFile(new URL('tests/fixtures/schemas.json', root), 'utf8')).find((s) => s.name === 'deeply nested').schema,
+};
 /** The same KV cache for both libraries (wllama's n_ctx), room for 128 + 128 positions. */
 const CONTEXT = 1024;
 /** A run that takes longer than this has hung (Gemma on SwiftShader's WebGPU can take ten minutes). */
@@ -83,6 +92,10 @@ const CONFIGS = [
   // Node 22 has relaxed SIMD, so the package runs its relaxed build there
   // (scripts/setup.sh installs this Node beside the system's).
   { id: 'webslm-node22', library: 'webslm', where: 'Node 22', threads: 1, node: NODE22 },
+  // The same greedy decode under a nested JSON schema (RESPONSE_FORMAT): the
+  // token masks' cost, against the row without one.
+  { id: 'webslm-page-json', library: 'webslm', where: 'Chromium, plain page, nested JSON schema', isolated: false, threads: 1, format: true },
+  { id: 'webslm-node22-json', library: 'webslm', where: 'Node 22, nested JSON schema', threads: 1, node: NODE22, format: true },
   // SwiftShader emulates the GPU on the CPU: this row shows the WebGPU path
   // works and what it costs there, not what a GPU does.
   { id: 'webslm-webgpu', library: 'webslm', where: 'Chromium, plain page, WebGPU on SwiftShader (CPU emulation)', isolated: false, threads: 1, device: 'webgpu' },
@@ -214,9 +227,10 @@ async function browserRun(config, server) {
     // The loaded page before the library is imported: what the run adds is measured from here.
     const { rss: idleBytes } = await memory(pid);
     const { file, prompt, endOfGeneration } = MODELS[config.model];
-    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, worker: config.worker, contextLength: CONTEXT, endOfGeneration });
-    await call('warmup', prompt);
-    const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS }));
+    const responseFormat = config.format ? RESPONSE_FORMAT : undefined;
+    const { info, crossOriginIsolated, ...load } = await call('load', { name: config.library, url: `/${file}`, threads: config.threads, device: config.device, worker: config.worker, contextLength: CONTEXT, endOfGeneration: config.format ? [] : endOfGeneration });
+    await call('warmup', { ...prompt, responseFormat });
+    const { value: run, othersCpu } = await othersShare(() => call('generate', { ...prompt, maxTokens: MAX_TOKENS, responseFormat }));
     const { peak } = await memory(pid);
     const cacheLoad = await call('reload', prompt);
     if ((await rendererPid(page)) !== pid) throw new Error('the page moved to another renderer process during the run');
@@ -233,7 +247,8 @@ async function browserRun(config, server) {
 async function nodeRun(config) {
   const script = fileURLToPath(new URL('benches/node.mjs', root));
   const { file, prompt, endOfGeneration } = MODELS[config.model];
-  const args = JSON.stringify({ model: fileURLToPath(new URL(file, root)), ...prompt, endOfGeneration, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
+  const format = config.format ? { endOfGeneration: [], responseFormat: RESPONSE_FORMAT } : { endOfGeneration };
+  const args = JSON.stringify({ model: fileURLToPath(new URL(file, root)), ...prompt, ...format, maxTokens: MAX_TOKENS, threads: config.threads, contextLength: CONTEXT });
   const lastLine = (text) => text?.trim().split('\n').pop();
   const { value, othersCpu } = await othersShare(() => promisify(execFile)(config.node, [script, args], { timeout: RUN_LIMIT_MS, maxBuffer: 16 << 20 })).catch((e) => {
     // A crash or a hang: the child could not report it itself.
@@ -360,6 +375,7 @@ function tokens(runs) {
       let s = `${r.promptTokens} → ${r.generatedTokens}`;
       if (r.reusedTokens) s += ` (${r.reusedTokens} reused)`;
       if (r.generatedTokens !== MAX_TOKENS) s += ` (${r.finishReason})`;
+      if (r.constraintMs) s += `, masks ${r.constraintMs.toFixed(0)} ms, decode ${(((r.generatedTokens - 1) / r.decodeTokensPerSecond) * 1000).toFixed(0)} ms`;
       return s;
     }),
   );
