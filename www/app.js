@@ -54,6 +54,8 @@ const ui = {
   maxTokens: $('max-tokens'),
   backend: $('backend'),
   threads: $('threads'),
+  json: $('json'),
+  schema: $('schema'),
 };
 
 let gen;
@@ -197,7 +199,9 @@ async function send() {
   let tokens = 0;
   let first;
   try {
+    const responseFormat = ui.json.checked ? { type: 'json_schema', schema: schemaOf(ui.schema.value) } : undefined;
     const options = {
+      responseFormat,
       maxTokens: Number(ui.maxTokens.value) || 256,
       temperature: Number(ui.temperature.value),
       topP: Number(ui.topP.value),
@@ -228,6 +232,15 @@ async function send() {
     setChatEnabled(!!gen);
     showStats();
     ui.prompt.focus();
+  }
+}
+
+/** The schema field's JSON, or an error that says what is wrong with it. */
+function schemaOf(text) {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw Object.assign(new Error(`the JSON schema is not JSON: ${e.message}`), { code: 'INVALID_ARGUMENT' });
   }
 }
 

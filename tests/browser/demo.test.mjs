@@ -117,6 +117,21 @@ test('Stop halts a reply; the next message works', async () => {
   assert.ok((await chat('Say hello.')).length > 0);
 });
 
+test('JSON reply keeps the answer to the schema field', async () => {
+  await setting('max-tokens', '200');
+  await page.check('#json');
+  const reply = JSON.parse(await chat('What is the capital of France?'));
+  assert.deepEqual(Object.keys(reply), ['answer', 'confidence']);
+  assert.equal(typeof reply.answer, 'string');
+  assert.ok(['low', 'medium', 'high'].includes(reply.confidence), reply.confidence);
+  await shot('json-reply');
+  await page.fill('#schema', '{ "type": ');
+  await page.fill('#prompt', 'Hi');
+  await page.press('#prompt', 'Enter');
+  await page.waitForFunction(() => /INVALID_ARGUMENT: the JSON schema is not JSON/.test(document.getElementById('error').textContent));
+  await page.uncheck('#json');
+});
+
 test('New chat clears the conversation', async () => {
   await page.click('#new-chat');
   assert.equal(await page.locator('#messages li').count(), 0);

@@ -12,8 +12,19 @@ import addFormats from 'ajv-formats';
 import { Generator } from '../../pkg/index.js';
 import { root, collect, rejectsWith } from './scenarios.mjs';
 
-const schemas = JSON.parse(await readFile(new URL('tests/fixtures/schemas.json', root)));
-const MODELS = { smollm2: 'models/SmolLM2-135M-Instruct.Q4_1.gguf', gemma3: 'models/gemma-3-270m-q4_k_m.gguf' };
+export const schemas = JSON.parse(await readFile(new URL('tests/fixtures/schemas.json', root)));
+export const MODELS = { smollm2: 'models/SmolLM2-135M-Instruct.Q4_1.gguf', gemma3: 'models/gemma-3-270m-q4_k_m.gguf' };
+
+/** Ajv for JSON Schema 2020-12 with its formats. */
+export function schemaValidator() {
+  const ajv = addFormats(new Ajv2020({ strict: false, allErrors: true }));
+  // JSON Schema's `email` is RFC 5321's Mailbox, whose domain needs no
+  // dot (`a@localhost`); ajv-formats asks for one. As the RFC has it:
+  const atom = "[a-zA-Z0-9!#$%&'*+\\-/=?^_`{|}~]+";
+  const label = '[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?';
+  ajv.addFormat('email', new RegExp(`^${atom}(\\.${atom})*@(${label}(\\.${label})*|\\[[0-9.]+\\])$`));
+  return ajv;
+}
 
 /** The text of a chat reply and why it ended. */
 async function reply(gen, prompt, options) {
@@ -33,12 +44,7 @@ export function structured({ worker = false, models = Object.keys(MODELS) } = {}
 
   for (const model of models) {
     test(`${model}: every reply under a JSON schema validates (${schemas.length} schemas)`, async () => {
-      const ajv = addFormats(new Ajv2020({ strict: false, allErrors: true }));
-      // JSON Schema's `email` is RFC 5321's Mailbox, whose domain needs no
-      // dot (`a@localhost`); ajv-formats asks for one. As the RFC has it:
-      const atom = "[a-zA-Z0-9!#$%&'*+\\-/=?^_`{|}~]+";
-      const label = '[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?';
-      ajv.addFormat('email', new RegExp(`^${atom}(\\.${atom})*@(${label}(\\.${label})*|\\[[0-9.]+\\])$`));
+      const ajv = schemaValidator();
       for (const { name, prompt, schema } of schemas) {
         const { text, finish } = await reply(gens[model], prompt, { maxTokens: 400, responseFormat: { type: 'json_schema', schema } });
         assert.equal(finish, 'end_of_generation', `${name}: ${text}`);
