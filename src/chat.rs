@@ -11,6 +11,7 @@
 
 mod jinja2;
 mod pyjson;
+pub mod tools;
 
 use crate::Error;
 use minijinja::syntax::SyntaxConfig;
@@ -71,6 +72,7 @@ pub struct FunctionCall {
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    tools: tools::ToolSyntax,
 }
 
 const TEMPLATE_NAME: &str = "chat_template";
@@ -94,9 +96,15 @@ impl ChatTemplate {
         env.add_global("eos_token", eos_token);
         // transformers passes this as None: `documents is not none` must be false.
         env.add_global("documents", jinja2::none());
+        let tools = tools::ToolSyntax::of_template(source);
         let source = jinja2::markup_concat(&generation_as_call(source));
         env.add_template_owned(TEMPLATE_NAME, source).map_err(to_error)?;
-        Ok(ChatTemplate { env }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
+        Ok(ChatTemplate { env, tools }.with_date(DEFAULT_DATE.0, DEFAULT_DATE.1, DEFAULT_DATE.2))
+    }
+
+    /// How the template's model writes tool calls.
+    pub fn tool_syntax(&self) -> tools::ToolSyntax {
+        self.tools
     }
 
     /// Sets the date `strftime_now` formats (month 1-12, day 1-31; out-of-range

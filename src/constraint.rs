@@ -103,7 +103,7 @@ const JSON_WHITESPACE: &str = r"(?: |\n{1,2}[ \t]{0,20})";
 
 /// `schema` with [`JSON_WHITESPACE`], unless it sets llguidance's own
 /// `x-guidance` options (or is `true`/`false`, which has no options).
-fn with_bounded_whitespace(schema: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn with_bounded_whitespace(schema: &serde_json::Value) -> serde_json::Value {
     let mut schema = schema.clone();
     if let Some(object) = schema.as_object_mut() {
         if !object.contains_key("x-guidance") {

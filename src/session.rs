@@ -6,7 +6,8 @@
 //! unless it drops more of the cache than a sliding-window layer's ring keeps
 //! (more than a batch): then it starts over.
 
-use crate::chat::{self, ChatTemplate, Message};
+use crate::chat::tools::{Tool, ToolChoice, ToolSyntax};
+use crate::chat::{self, ChatTemplate, Message, ToolCall};
 use crate::constraint::{Constraint, Grammars, ResponseFormat};
 use crate::cpu::Cpu;
 use crate::gguf::{GgufSink, GgufStream, Header, TensorInfo};
@@ -40,6 +41,10 @@ pub struct LoadOptions {
     /// need less activation memory and a smaller cache on sliding-window
     /// layers (window + batch - 1 positions), and prefill more slowly.
     pub max_batch: Option<usize>,
+    /// A chat template (Jinja) to use instead of the file's: for a GGUF
+    /// without one, or with an older one than its model's published
+    /// template. A template that does not compile fails the load.
+    pub chat_template: Option<String>,
 }
 
 impl LoadOptions {
@@ -419,7 +424,39 @@ impl<B: Backend> Session<B> {
     /// [`Session::chat_tokens`] offering the model `tools` (a list of OpenAI
     /// tool objects; see [`ChatTemplate::render_with`]).
     pub fn chat_tokens_with(&self, messages: &[Message], tools: Option<&serde_json::Value>) -> Result<Vec<u32>> {
-        let template = self.template.as_ref().map_err(|why| Error::ChatTemplate(why.clone()))?;
+        self.render_tokens(self.template()?, messages, tools)
+    }
+
+    /// A chat turn that offers `tools` (OpenAI tool objects) under
+    /// `choice`: its prompt, the tools offered as the model's template
+    /// offers them ([`ToolSyntax::messages`]), and the response format
+    /// that holds the reply to `choice` ([`ToolSyntax::response_format`]).
+    /// [`Session::parse_tool_calls`] reads the reply.
+    pub fn tool_chat_tokens(
+        &self,
+        messages: &[Message],
+        tools: &serde_json::Value,
+        choice: &ToolChoice,
+    ) -> Result<(Vec<u32>, Option<ResponseFormat>)> {
+        let template = self.template()?;
+        let syntax = template.tool_syntax();
+        let list = Tool::list_from_json(tools)?;
+        let messages = syntax.messages(messages, &list, choice);
+        let offered = (syntax != ToolSyntax::Generic && *choice != ToolChoice::None && !list.is_empty()).then_some(tools);
+        Ok((self.render_tokens(template, &messages, offered)?, syntax.response_format(&list, choice)?))
+    }
+
+    /// The text and the tool calls of a reply to a turn that offered tools,
+    /// read in the syntax of the model's template.
+    pub fn parse_tool_calls(&self, reply: &str) -> Result<(String, Vec<ToolCall>)> {
+        Ok(self.template()?.tool_syntax().parse(reply))
+    }
+
+    fn template(&self) -> Result<&ChatTemplate> {
+        self.template.as_ref().map_err(|why| Error::ChatTemplate(why.clone()))
+    }
+
+    fn render_tokens(&self, template: &ChatTemplate, messages: &[Message], tools: Option<&serde_json::Value>) -> Result<Vec<u32>> {
         let text = template.render_with(messages, tools, true)?;
         let mut ids = self.tokenizer.encode(&text, false, true)?;
         // Templates often write the BOS text themselves; never add a second one.
@@ -928,14 +965,13 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         let (context, batch) = self.options.sizes(h)?;
         self.backend.check_fits(&header.tensors, &h.cache_positions(context, batch), h.n_head_kv * h.head_dim)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();
+        let compile = |source: &str| ChatTemplate::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()));
         let source = header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str());
-        let template = match source.or_else(|| header.metadata.architecture().and_then(chat::builtin)) {
-            None => Err("this model has no chat template; use generate with a plain prompt".to_string()),
-            Some(source) => {
-                let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();
-                ChatTemplate::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()))
-                    .map_err(|e| e.to_string())
-            }
+        let template = match (&self.options.chat_template, source.or_else(|| header.metadata.architecture().and_then(chat::builtin))) {
+            (Some(given), _) => Ok(compile(given)?),
+            (None, None) => Err("this model has no chat template; use generate with a plain prompt".to_string()),
+            (None, Some(source)) => compile(source).map_err(|e| e.to_string()),
         };
         // The tokenizer holds what it needs of its tables; the header's go.
         for key in Tokenizer::TABLES {
