@@ -51,6 +51,12 @@ export interface LoadOptions {
   /** Positions the KV cache holds; default min(the model's context, 4096). */
   contextLength?: number;
   /**
+   * A Jinja chat template to use instead of the file's (for a GGUF without
+   * one, or with an older one than its model's); one that does not compile
+   * fails the load with CHAT_TEMPLATE.
+   */
+  chatTemplate?: string;
+  /**
    * Called as bytes arrive: `loaded` of `total` bytes of the file, from the
    * network ('download') or from a file, memory or the cache ('load'); and
    * with a 'warning' (its `code` and `message`) when the load goes on despite
@@ -189,6 +195,16 @@ export interface ToolCall {
 }
 
 /** A function the model may call, as in OpenAI's `tools`. */
+/** OpenAI's `tool_choice`. */
+export type ToolChoice = 'auto' | 'required' | 'none' | { type: 'function'; function: { name: string } };
+
+/** A call the model made, as OpenAI returns it. */
+export interface ToolCallResult {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
 export interface Tool {
   type: 'function';
   function: { name: string; description?: string; parameters?: Record<string, unknown> };
@@ -273,6 +289,9 @@ export interface ChatCompletionRequest {
   stop?: string | string[];
   /** As `responseFormat`: OpenAI's `{ type: 'json_schema', json_schema: { schema } }` and `{ type: 'json_object' }`, and webslm's others. */
   response_format?: ResponseFormat;
+  /** Functions the model may call; a reply is then read whole to tell calls from text. */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
   n?: 1;
   signal?: AbortSignal;
   /** The prompt's progress, as for `chat` (not an OpenAI parameter). */
@@ -284,7 +303,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: [{ index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' | 'length' }];
+  choices: [{ index: 0; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCallResult[] }; finish_reason: 'stop' | 'length' | 'tool_calls' }];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -293,7 +312,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null }];
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCallResult & { index: number })[] }; finish_reason: 'stop' | 'length' | 'tool_calls' | null }];
 }
 
 /**
@@ -301,7 +320,7 @@ export interface ChatCompletionChunk {
  * `stats`; every generator has one as `chatCompletions`.
  */
 export class ChatCompletions {
-  constructor(generator: Pick<Generator, 'chat' | 'info' | 'stats'>);
+  constructor(generator: Pick<Generator, 'chat' | 'parseToolCalls' | 'info' | 'stats'>);
   create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
   create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
 }
@@ -342,8 +361,17 @@ export class Generator {
   detokenize(ids: ArrayLike<number>): Promise<string>;
   /** Streams a continuation of a prompt (text, or token ids). */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncIterableIterator<Piece>;
-  /** Streams the assistant's reply, reusing the KV cache of earlier turns. */
-  chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[] }): AsyncIterableIterator<Piece>;
+  /**
+   * Streams the assistant's reply, reusing the KV cache of earlier turns.
+   * `tools` are offered as the model's template offers them (where it
+   * knows none: in a system message, and the reply is JSON,
+   * `{"tool_call": ...}` or `{"response": ...}`); `toolChoice` 'required'
+   * or a named function holds the reply to a call whose arguments follow
+   * the function's parameters. `parseToolCalls` reads the reply.
+   */
+  chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[]; toolChoice?: ToolChoice }): AsyncIterableIterator<Piece>;
+  /** The text and the calls of a reply to a turn that offered tools, in the template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, or the generic JSON). */
+  parseToolCalls(text: string): Promise<{ content: string; toolCalls: ToolCallResult[] }>;
   /** Teacher-forced log-probabilities of every token after the first, and perplexity. */
   score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal; queue?: boolean }): Promise<Score>;
   /** Frees the model once earlier requests are done. */

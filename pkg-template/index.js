@@ -351,14 +351,16 @@ async function withSize({ size, chunks }, declared) {
   return { size: total, chunks: parts };
 }
 
-const LOAD_KEYS = ['device', 'threads', 'contextLength', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
+const LOAD_KEYS = ['device', 'threads', 'contextLength', 'chatTemplate', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 /** OpenAI's parameters, and webslm's `signal` and `onProgress` (the prompt's progress, as for chat). */
-const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'response_format', 'n', 'signal', 'onProgress'];
+const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'response_format', 'tools', 'tool_choice', 'n', 'signal', 'onProgress'];
 
 /**
- * OpenAI's chat-completions shape over anything with `chat`, `info` and
- * `stats`: a Generator, or remote.js's proxy of one in a Worker.
+ * OpenAI's chat-completions shape over anything with `chat`,
+ * `parseToolCalls`, `info` and `stats`: a Generator, or remote.js's proxy of
+ * one in a Worker. With `tools` offered, a reply is read whole before it is
+ * returned or streamed, to tell calls from text.
  */
 export class ChatCompletions {
   #gen;
@@ -385,6 +387,8 @@ export class ChatCompletions {
     set('seed', request.seed);
     set('stop', typeof request.stop === 'string' ? [request.stop] : request.stop);
     set('responseFormat', request.response_format);
+    set('tools', request.tools);
+    set('toolChoice', request.tool_choice);
     const id = `chatcmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = this.#gen.info.name ?? this.#gen.info.architecture;
@@ -394,23 +398,40 @@ export class ChatCompletions {
       return { prompt_tokens: s.promptTokens, completion_tokens: s.generatedTokens, total_tokens: s.promptTokens + s.generatedTokens };
     };
     const finish = () => FINISH_REASONS[this.#gen.stats.finishReason] ?? 'stop';
+    const offered = request.tools?.length > 0 && request.tool_choice !== 'none';
+    const gen = this.#gen;
+    /** The whole reply as `{ content, tool_calls }` (calls only where tools were offered and the model made some). */
+    const read = async () => {
+      let text = '';
+      for await (const p of pieces) text += p.text;
+      if (!offered) return { content: text, tool_calls: [] };
+      const { content, toolCalls } = await gen.parseToolCalls(text);
+      return { content, tool_calls: toolCalls.map((c, i) => ({ ...c, id: `call_${id.slice(9)}_${i}` })) };
+    };
     if (!stream) {
-      let content = '';
-      for await (const p of pieces) content += p.text;
+      const { content, tool_calls } = await read();
+      const message = tool_calls.length ? { role: 'assistant', content: content || null, tool_calls } : { role: 'assistant', content };
       return {
         id,
         object: 'chat.completion',
         created,
         model,
-        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish() }],
+        choices: [{ index: 0, message, finish_reason: tool_calls.length ? 'tool_calls' : finish() }],
         usage: usage(),
       };
     }
     const chunk = (delta, finish_reason = null) => ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }] });
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' });
-      for await (const p of pieces) if (p.text) yield chunk({ content: p.text });
-      yield chunk({}, finish());
+      if (!offered) {
+        for await (const p of pieces) if (p.text) yield chunk({ content: p.text });
+        yield chunk({}, finish());
+        return;
+      }
+      const { content, tool_calls } = await read();
+      if (content) yield chunk({ content });
+      if (tool_calls.length) yield chunk({ tool_calls: tool_calls.map((c, index) => ({ index, ...c })) });
+      yield chunk({}, tool_calls.length ? 'tool_calls' : finish());
     })();
   }
 }
@@ -474,7 +495,8 @@ export class Generator {
       if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
     }
     if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
-    const { device = 'auto', threads, contextLength, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    const { device = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    if (chatTemplate !== undefined && typeof chatTemplate !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'chatTemplate must be a string (a Jinja chat template)');
     if (device !== 'auto' && device !== 'cpu' && device !== 'webgpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     if (device === 'webgpu' && !globalThis.navigator?.gpu) throw new WebslmError('NO_WEBGPU', 'this runtime has no WebGPU (navigator.gpu); use device: "cpu" or "auto"');
     let runtime;
@@ -496,9 +518,9 @@ export class Generator {
       }
       if (gpu) runtime = { ...runtime, adapter: await adapterName() };
       const url = httpUrl(source);
-      if (url) return new Generator(await loadUrl(glue, url, { contextLength, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
+      if (url) return new Generator(await loadUrl(glue, url, { contextLength, chatTemplate, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
-      const loader = new glue.ModelLoader(total, contextLength, sha256, gpu);
+      const loader = new glue.ModelLoader(total, contextLength, sha256, gpu, chatTemplate);
       const report = (loaded) => {
         try {
           onProgress?.({ phase: 'load', loaded, total });
@@ -550,10 +572,35 @@ export class Generator {
 
   /**
    * Streams the assistant's reply to `messages` (OpenAI's shape: [{role, content, tool_calls, ...}]),
-   * offering the template `tools` if given; the KV cache is reused across turns.
+   * offering `tools` as the model's template does (or, where it knows none,
+   * in a system message, the reply then JSON); `toolChoice` 'required' or a
+   * named function holds the reply to a call. `parseToolCalls` reads the
+   * calls out of the reply. The KV cache is reused across turns.
    */
-  chat(messages, { tools, ...options } = {}) {
-    return this.#stream(() => this.#live().chatTokens(messages, tools), options);
+  chat(messages, { tools, toolChoice, ...options } = {}) {
+    if (!tools) {
+      return this.#stream(() => {
+        if (toolChoice !== undefined) throw new WebslmError('INVALID_ARGUMENT', 'toolChoice needs tools');
+        return this.#live().chatTokens(messages, undefined);
+      }, options);
+    }
+    return this.#stream(() => {
+      const turn = this.#live().toolChatTokens(messages, tools, toolChoice);
+      if (turn.responseFormat && options.responseFormat) {
+        throw new WebslmError('INVALID_ARGUMENT', 'this tool choice (or a template that knows no tools) sets the response format itself: leave responseFormat out');
+      }
+      return turn;
+    }, options);
+  }
+
+  /**
+   * The text and the tool calls of a reply to a chat turn that offered
+   * tools, read in the syntax of the model's template: `{ content,
+   * toolCalls }`, each call `{ id, type: 'function', function: { name,
+   * arguments } }` with `arguments` a JSON string, as OpenAI gives them.
+   */
+  async parseToolCalls(text) {
+    return this.#call(() => this.#live().parseToolCalls(text));
   }
 
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */
@@ -635,8 +682,16 @@ export class Generator {
    * `{ prefill }` for each, so that a long prompt reports its progress and
    * an abort stops it between batches; the cache keeps the batches that ran.
    */
-  #stream(tokens, options) {
+  /**
+   * `prompt()` gives the token ids, or `{ tokens, responseFormat }` where
+   * the request itself sets the format (a tool choice).
+   */
+  #stream(prompt, options) {
     const { signal, queue, onProgress, ...rest } = options;
+    const start = () => {
+      const p = prompt();
+      return p.tokens ? [Uint32Array.from(p.tokens), { ...rest, responseFormat: p.responseFormat ?? rest.responseFormat }] : [p, rest];
+    };
     const self = this;
     // The request joins the queue when iteration starts; errors surface there
     // too (the engine rejects misspelt options).
@@ -647,8 +702,8 @@ export class Generator {
         checkAbort(signal);
         const engine = self.#live();
         const gpu = self.#gpu;
-        if (gpu) await self.#callAsync(() => engine.startAsync(tokens(), rest));
-        else self.#call(() => engine.start(tokens(), rest));
+        if (gpu) await self.#callAsync(() => engine.startAsync(...start()));
+        else self.#call(() => engine.start(...start()));
         try {
           for (;;) {
             checkAbort(signal);

@@ -165,6 +165,11 @@ export class RemoteGenerator {
     return this.#stream('chat', messages, options);
   }
 
+  /** The text and tool calls of a reply, as Generator.parseToolCalls reads them. */
+  async parseToolCalls(text) {
+    return this.#request('parseToolCalls', { text }).done;
+  }
+
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */
   async score(input, { signal, ...options } = {}) {
     return this.#request('score', { input, options }, { signal }).done;

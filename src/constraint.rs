@@ -80,6 +80,17 @@ impl ResponseFormat {
         Ok(format)
     }
 
+    /// The format as [`ResponseFormat::from_json`] reads it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            ResponseFormat::JsonSchema(schema) => json!({ "type": "json_schema", "schema": schema }),
+            ResponseFormat::JsonObject => json!({ "type": "json_object" }),
+            ResponseFormat::Regex(pattern) => json!({ "type": "regex", "pattern": pattern }),
+            ResponseFormat::Grammar(grammar) => json!({ "type": "grammar", "grammar": grammar }),
+        }
+    }
+
     fn grammar(&self) -> Result<TopLevelGrammar> {
         Ok(match self {
             ResponseFormat::JsonSchema(schema) => TopLevelGrammar::from_json_schema(with_bounded_whitespace(schema)),

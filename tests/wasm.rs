@@ -82,7 +82,7 @@ mod js_api {
 
     fn engine(context: Option<u32>) -> Engine {
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, context, None, None).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, context, None, None, None).unwrap();
         // Pushed as the glue pushes: JS arrays, here of a size that is not the engine's 1 MiB piece.
         for chunk in bytes.chunks(4096) {
             loader.push(&js_sys::Uint8Array::from(chunk)).unwrap();
@@ -139,16 +139,16 @@ mod js_api {
         let messages = js_sys::JSON::parse(r#"[{"content":"hi"}]"#).unwrap();
         assert_eq!(code(e.chat_tokens(messages, JsValue::UNDEFINED).unwrap_err()), "INVALID_ARGUMENT");
 
-        let mut loader = ModelLoader::new(12.0, None, None, None).unwrap();
+        let mut loader = ModelLoader::new(12.0, None, None, None, None).unwrap();
         assert_eq!(
             code(loader.push(&js_sys::Uint8Array::from(&b"GGML\x03\0\0\0\0\0\0\0"[..])).unwrap_err()),
             "INVALID_GGUF"
         );
         // A download that stops early.
         let bytes = tiny_llama();
-        let mut loader = ModelLoader::new(bytes.len() as f64, None, None, None).unwrap();
+        let mut loader = ModelLoader::new(bytes.len() as f64, None, None, None, None).unwrap();
         loader.push(&js_sys::Uint8Array::from(&bytes[..50])).unwrap();
         assert_eq!(code(loader.finish().err().unwrap()), "INVALID_GGUF");
-        assert_eq!(code(ModelLoader::new(-1.0, None, None, None).err().unwrap()), "INVALID_ARGUMENT");
+        assert_eq!(code(ModelLoader::new(-1.0, None, None, None, None).err().unwrap()), "INVALID_ARGUMENT");
     }
 }

@@ -97,13 +97,21 @@ impl ToolSyntax {
         }
     }
 
-    /// The conversation as the template takes it. For the generic syntax,
-    /// whose template knows no tools: the tools offered in the system
-    /// message, earlier calls as the JSON the model wrote, and their results
-    /// as user turns `{"tool_response": {"name", "content"}}`. Others as given.
+    /// The conversation as the template takes it. Earlier calls' arguments
+    /// given as a JSON string (as OpenAI returns them) become the object
+    /// that templates expect (transformers' documented form). For the
+    /// generic syntax, whose template knows no tools: the tools offered in
+    /// the system message, earlier calls as the JSON the model wrote, and
+    /// their results as user turns `{"tool_response": {"name", "content"}}`.
     pub fn messages(self, messages: &[Message], tools: &[Tool], choice: &ToolChoice) -> Vec<Message> {
+        let mut messages = messages.to_vec();
+        for call in messages.iter_mut().flat_map(|m| m.tool_calls.iter_mut().flatten()) {
+            if let Some(Ok(object @ Value::Object(_))) = call.function.arguments.as_str().map(serde_json::from_str) {
+                call.function.arguments = object;
+            }
+        }
         if self != ToolSyntax::Generic || tools.is_empty() || *choice == ToolChoice::None {
-            return messages.to_vec();
+            return messages;
         }
         let schema = serde_json::to_string_pretty(&generic_schema(tools, choice)).expect("JSON serializes");
         let offer = format!(
@@ -367,5 +375,10 @@ mod tests {
         assert_eq!(out[2].content.as_deref(), Some(r#"{"tool_call":{"name":"f","arguments":{}}}"#));
         assert_eq!((out[3].role.as_str(), out[3].content.as_deref()), ("user", Some(r#"{"tool_response":{"name":"f","content":"42"}}"#)));
         assert_eq!(ToolSyntax::Hermes.messages(&messages, &tools, &ToolChoice::Auto), messages);
+        // OpenAI's JSON-string arguments reach the template as the object.
+        let mut openai = messages.clone();
+        openai[2].tool_calls.as_mut().unwrap()[0].function.arguments = json!("{\"x\": 1}");
+        let out = ToolSyntax::Hermes.messages(&openai, &tools, &ToolChoice::Auto);
+        assert_eq!(out[2].tool_calls.as_ref().unwrap()[0].function.arguments, json!({ "x": 1 }));
     }
 }

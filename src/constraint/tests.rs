@@ -67,6 +67,14 @@ fn formats_read_as_the_api_and_openai_spell_them() {
     assert_eq!(read(json!({ "type": "text" })).unwrap(), None);
     assert_eq!(read(json!({ "type": "regex", "pattern": "[0-9]+" })).unwrap(), Some(ResponseFormat::Regex("[0-9]+".into())));
     assert_eq!(read(json!({ "type": "grammar", "gbnf": "root ::= \"a\"" })).unwrap(), Some(ResponseFormat::Grammar("root ::= \"a\"".into())));
+    for format in [
+        ResponseFormat::JsonSchema(schema.clone()),
+        ResponseFormat::JsonObject,
+        ResponseFormat::Regex("a|b".into()),
+        ResponseFormat::Grammar("start: \"a\"".into()),
+    ] {
+        assert_eq!(read(format.to_json()).unwrap(), Some(format));
+    }
     for bad in [
         json!("json"),
         json!({}),

@@ -42,6 +42,7 @@ extern "C" {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct UrlOptions {
     context_length: Option<u32>,
+    chat_template: Option<String>,
     /// `true` (the default): keep the download in IndexedDB where it can,
     /// else load it uncached with a warning; `false`: never cache;
     /// `"required"`: fail where it cannot be cached.
@@ -113,6 +114,7 @@ pub async fn load_url(
     let mut job = Job {
         url,
         context_length: options.context_length,
+        chat_template: options.chat_template,
         sha256: options.sha256.map(|s| s.to_ascii_lowercase()),
         chunk_size,
         chunk_size_given: options.chunk_size.is_some(),
@@ -190,6 +192,7 @@ impl Progress {
 struct Job {
     url: String,
     context_length: Option<u32>,
+    chat_template: Option<String>,
     sha256: Option<String>,
     chunk_size: u32,
     /// Whether the caller chose `chunk_size`; if not, a half-cached
@@ -231,7 +234,7 @@ impl Job {
 
     fn loader(&mut self, size: u64, verify: bool) -> Result<ModelLoader, JsValue> {
         let sha256 = if verify { self.sha256.clone() } else { None };
-        ModelLoader::new(size as f64, self.context_length, sha256, self.gpu.take())
+        ModelLoader::new(size as f64, self.context_length, sha256, self.gpu.take(), self.chat_template.clone())
     }
 
     fn check_abort(&self) -> Result<(), JsValue> {

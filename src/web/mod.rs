@@ -7,6 +7,7 @@
 //! check an `AbortSignal`). Errors become `Error` objects with a stable `code`.
 
 use crate::chat::Message;
+use crate::chat::tools::ToolChoice;
 use crate::constraint::ResponseFormat;
 use crate::cpu::Cpu;
 use crate::sampler::SamplerConfig;
@@ -197,6 +198,7 @@ impl ModelLoader {
         context_length: Option<u32>,
         sha256: Option<String>,
         gpu: Option<GpuDevice>,
+        chat_template: Option<String>,
     ) -> Result<ModelLoader, JsValue> {
         if !(file_len >= 0.0 && file_len.fract() == 0.0 && file_len <= 9.007_199_254_740_991e15) {
             return Err(coded_error("INVALID_ARGUMENT", &format!("file length {file_len} is not a byte count")));
@@ -208,7 +210,7 @@ impl ModelLoader {
             Some(hex) => return Err(coded_error("INVALID_ARGUMENT", &format!("sha256 `{hex}` is not 64 hex digits"))),
             None => None,
         };
-        let options = LoadOptions { context_length: context_length.map(|c| c as usize), ..Default::default() };
+        let options = LoadOptions { context_length: context_length.map(|c| c as usize), chat_template, ..Default::default() };
         let file_len = file_len as u64;
         let inner = match gpu {
             #[cfg(feature = "gpu")]
@@ -486,6 +488,39 @@ impl Engine {
     /// tool_call_id, name}]`, OpenAI's shape) rendered with the model's chat
     /// template, ready to generate the assistant's reply; `tools` (OpenAI
     /// tool objects, or undefined) go to the template as given.
+    /// A chat turn that offers `tools` under OpenAI's `toolChoice`
+    /// ([`Session::tool_chat_tokens`]): `{tokens, responseFormat}`, the
+    /// format (or null) in the shape `start` takes.
+    #[wasm_bindgen(js_name = toolChatTokens)]
+    pub fn tool_chat_tokens(&self, messages: JsValue, tools: JsValue, tool_choice: JsValue) -> Result<JsValue, JsValue> {
+        let messages: Vec<Message> = from_js(messages, "messages")?;
+        let tools: serde_json::Value = from_js(tools, "tools")?;
+        let choice: Option<serde_json::Value> =
+            if tool_choice.is_undefined() || tool_choice.is_null() { None } else { Some(from_js(tool_choice, "toolChoice")?) };
+        let choice = ToolChoice::from_json(choice.as_ref()).map_err(js_error)?;
+        let (tokens, format) = on!(&self.session, s => s.tool_chat_tokens(&messages, &tools, &choice)).map_err(js_error)?;
+        Ok(to_js(&serde_json::json!({ "tokens": tokens, "responseFormat": format.as_ref().map(ResponseFormat::to_json) })))
+    }
+
+    /// The text and the tool calls of a reply to a turn that offered tools
+    /// ([`Session::parse_tool_calls`]): `{content, toolCalls}`, the calls in
+    /// OpenAI's shape (`arguments` a JSON string) with ids `call_0`....
+    #[wasm_bindgen(js_name = parseToolCalls)]
+    pub fn parse_tool_calls(&self, text: &str) -> Result<JsValue, JsValue> {
+        let (content, calls) = on!(&self.session, s => s.parse_tool_calls(text)).map_err(js_error)?;
+        let calls: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id,
+                    "type": c.kind,
+                    "function": { "name": c.function.name, "arguments": c.function.arguments.to_string() },
+                })
+            })
+            .collect();
+        Ok(to_js(&serde_json::json!({ "content": content, "toolCalls": calls })))
+    }
+
     #[wasm_bindgen(js_name = chatTokens)]
     pub fn chat_tokens(&self, messages: JsValue, tools: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages: Vec<Message> = from_js(messages, "messages")?;
