@@ -367,9 +367,13 @@ export class Generator {
    * knows none: in a system message, and the reply is JSON,
    * `{"tool_call": ...}` or `{"response": ...}`); `toolChoice` 'required'
    * or a named function holds the reply to a call whose arguments follow
-   * the function's parameters. `parseToolCalls` reads the reply.
+   * the function's parameters. `parseToolCalls` reads the reply. `prefix`:
+   * the reply's first words, written for the model, which it continues
+   * (not among the pieces; not with a response format).
    */
-  chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[]; toolChoice?: ToolChoice }): AsyncIterableIterator<Piece>;
+  chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[]; toolChoice?: ToolChoice; prefix?: string }): AsyncIterableIterator<Piece>;
+  /** The token ids of `messages` as the model's chat template renders them, up to the reply: a turn's prompt. */
+  chatTokens(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
   /** The text and the calls of a reply to a turn that offered tools, in the template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, or the generic JSON). */
   parseToolCalls(text: string): Promise<{ content: string; toolCalls: ToolCallResult[] }>;
   /** Teacher-forced log-probabilities of every token after the first, and perplexity. */

@@ -565,6 +565,11 @@ export class Generator {
     return this.#call(() => this.#live().detokenize(Uint32Array.from(ids)));
   }
 
+  /** The token ids of `messages` as the model's chat template renders them, up to the reply (a turn's prompt). */
+  async chatTokens(messages, { tools } = {}) {
+    return Array.from(this.#call(() => this.#live().chatTokens(messages, tools)));
+  }
+
   /** Streams a continuation of `prompt` (text, or token ids). */
   generate(prompt, options = {}) {
     return this.#stream(() => (typeof prompt === 'string' ? this.#live().tokenize(prompt, true) : Uint32Array.from(prompt)), options);
@@ -575,21 +580,33 @@ export class Generator {
    * offering `tools` as the model's template does (or, where it knows none,
    * in a system message, the reply then JSON); `toolChoice` 'required' or a
    * named function holds the reply to a call. `parseToolCalls` reads the
-   * calls out of the reply. The KV cache is reused across turns.
+   * calls out of the reply. `prefix`: the reply's first words, written for
+   * the model, which it continues (they are not among the pieces). The KV
+   * cache is reused across turns.
    */
-  chat(messages, { tools, toolChoice, ...options } = {}) {
+  chat(messages, { tools, toolChoice, prefix, ...options } = {}) {
+    const prefixed = (ids) => {
+      if (!prefix) return ids;
+      if (typeof prefix !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'prefix must be a string');
+      if (options.responseFormat) throw new WebslmError('INVALID_ARGUMENT', 'a prefix cannot be combined with a response format, which holds the whole reply');
+      const rest = this.#live().tokenize(prefix, false);
+      const all = new Uint32Array(ids.length + rest.length);
+      all.set(ids);
+      all.set(rest, ids.length);
+      return all;
+    };
     if (!tools) {
       return this.#stream(() => {
         if (toolChoice !== undefined) throw new WebslmError('INVALID_ARGUMENT', 'toolChoice needs tools');
-        return this.#live().chatTokens(messages, undefined);
+        return prefixed(this.#live().chatTokens(messages, undefined));
       }, options);
     }
     return this.#stream(() => {
       const turn = this.#live().toolChatTokens(messages, tools, toolChoice);
-      if (turn.responseFormat && options.responseFormat) {
-        throw new WebslmError('INVALID_ARGUMENT', 'this tool choice (or a template that knows no tools) sets the response format itself: leave responseFormat out');
+      if (turn.responseFormat && (options.responseFormat || prefix)) {
+        throw new WebslmError('INVALID_ARGUMENT', 'this tool choice (or a template that knows no tools) sets the response format itself: leave responseFormat and prefix out');
       }
-      return turn;
+      return { ...turn, tokens: prefixed(Uint32Array.from(turn.tokens)) };
     }, options);
   }
 

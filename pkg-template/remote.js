@@ -165,6 +165,11 @@ export class RemoteGenerator {
     return this.#stream('chat', messages, options);
   }
 
+  /** A turn's prompt tokens, as Generator.chatTokens gives them. */
+  async chatTokens(messages, options) {
+    return this.#request('chatTokens', { messages, options }).done;
+  }
+
   /** The text and tool calls of a reply, as Generator.parseToolCalls reads them. */
   async parseToolCalls(text) {
     return this.#request('parseToolCalls', { text }).done;

@@ -17,6 +17,7 @@ const handlers = {
   tokenize: ({ text, options }) => generator.tokenize(text, options),
   detokenize: ({ ids }) => generator.detokenize(ids),
   parseToolCalls: ({ text }) => generator.parseToolCalls(text),
+  chatTokens: ({ messages, options }) => generator.chatTokens(messages, options),
   score: ({ input, options }, { signal }) => generator.score(input, { ...options, signal }),
   generate: ({ input, options, progress }, { signal, event }) => forward(generator.generate(input, streamOptions(options, progress, signal, event)), event),
   chat: ({ input, options, progress }, { signal, event }) => forward(generator.chat(input, streamOptions(options, progress, signal, event)), event),
