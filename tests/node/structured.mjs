@@ -43,10 +43,13 @@ export function structured({ worker = false, models = Object.keys(MODELS) } = {}
   });
 
   for (const model of models) {
-    test(`${model}: every reply under a JSON schema validates (${schemas.length} schemas)`, async () => {
+    test(`${model}: every reply under a JSON schema validates (${schemas.length} schemas)`, async (t) => {
       const ajv = schemaValidator();
       for (const { name, prompt, schema } of schemas) {
         const { text, finish } = await reply(gens[model], prompt, { maxTokens: 400, responseFormat: { type: 'json_schema', schema } });
+        // Where the time goes, per schema: the masks' share of the decode.
+        const { generatedTokens: n, decodeTokensPerSecond: rate, constraintMs } = gens[model].stats;
+        t.diagnostic(`${name}: ${n} tokens, ${rate.toFixed(1)} tok/s, masks ${constraintMs.toFixed(0)} ms (${((100 * constraintMs * rate) / (1000 * n)).toFixed(1)}% of the time a token takes)`);
         assert.equal(finish, 'end_of_generation', `${name}: ${text}`);
         const value = JSON.parse(text);
         const valid = ajv.validate(schema, value);
