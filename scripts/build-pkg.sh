@@ -36,8 +36,9 @@ for arg in --shared-memory --import-memory --max-memory=4294967296 \
 done
 # Size: one codegen unit optimised across crates (LTO), no debug info, the
 # crates off the token path (chat templates, regexes, JSON, llguidance's
-# grammars: 49 kB less there, its masks as fast) optimised for size, no name section (WEBSLM_PROFILE=1 keeps it, 0.5 MB, so that a
-# profiler shows Rust names). The kernels keep opt-level 3. binaryen's
+# grammars: 49 kB less there, its masks as fast) optimised for size, no name
+# section (WEBSLM_PROFILE=1 keeps it, 0.5 MB, so that a profiler shows Rust
+# names). The kernels keep opt-level 3. binaryen's
 # wasm-opt -O3 would take 0.2 MB more off, and 4-5% off decode in Node.
 export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=0
 size_args=()
