@@ -310,8 +310,13 @@ export class LanguageModel extends EventTarget {
     return messages.map((m, i) => (i === last ? { ...m, content: `${m.content}\n\n${note}` } : m));
   }
 
-  /** The tokens of `messages` as the model's chat template renders them, up to the reply. */
+  /**
+   * The tokens of `messages` as the model's chat template renders them, up
+   * to the reply; none for no messages (which some templates, Gemma 3's
+   * among them, cannot render).
+   */
   async #measure(messages) {
+    if (messages.length === 0) return 0;
     return (await this.#gen.chatTokens(messages.map(({ role, content }) => ({ role, content })))).length;
   }
 

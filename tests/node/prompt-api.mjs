@@ -17,6 +17,14 @@ export function promptApi(defaults) {
     assert.equal(globalThis.LanguageModel, LanguageModel);
   });
 
+  test("a session with no initial prompts on Gemma 3, whose template cannot render an empty conversation", async () => {
+    const session = await LanguageModel.create({ model: new URL('../../models/gemma-3-270m-q4_k_m.gguf', import.meta.url).pathname, maxTokens: 8 });
+    assert.equal(session.inputUsage, 0);
+    assert.equal(typeof (await session.prompt('Hi')), 'string');
+    assert.ok(session.inputUsage > 0);
+    session.destroy();
+  });
+
   test('availability and params', async () => {
     assert.equal(await LanguageModel.availability(), 'available');
     assert.equal(await LanguageModel.availability({ expectedInputs: [{ type: 'image' }] }), 'unavailable');
