@@ -58,6 +58,18 @@ export async function isolatedAndPlain() {
 }
 
 /**
+ * A browser with the test page (tests/browser/page.html) open, served by a
+ * server of the repository (scripts/serve.mjs): `{ page, close }`.
+ */
+export async function testPage() {
+  const { serve } = await import('../../scripts/serve.mjs');
+  const [server, browser] = await Promise.all([serve(), launch()]);
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/tests/browser/page.html`);
+  return { page, close: () => Promise.all([browser.close(), server.close()]) };
+}
+
+/**
  * The pid of the renderer process that hosts `page`'s main frame. The browser
  * names it in the TracingStartedInBrowser event of a (momentary) trace, which
  * is exact even with spare or site-isolated renderers around; the frame is

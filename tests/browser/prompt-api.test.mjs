@@ -5,18 +5,14 @@
 // installPolyfill keeps it, unless forced.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve } from '../../scripts/serve.mjs';
-import { launch } from './chromium.mjs';
+import { testPage } from './chromium.mjs';
 
-let server;
-let browser;
+let opened;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await browser.newPage();
-  await page.goto(`${server.url}/tests/browser/page.html`);
+  opened = await testPage();
+  page = opened.page;
   const installed = await page.evaluate(async () => {
     const builtIn = globalThis.LanguageModel;
     const { installPolyfill, LanguageModel: ours } = await import('/pkg/prompt-api.js');
@@ -29,10 +25,7 @@ before(async () => {
   assert.deepEqual(installed, { builtIn: true, kept: true, builtInAvailability: 'unavailable', forced: true });
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+after(() => opened?.close());
 
 /** Runs `example` (an async function of no arguments) in the page; its result. */
 const run = (example) => page.evaluate(example);

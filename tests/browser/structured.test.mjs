@@ -5,25 +5,18 @@
 // validated here with Ajv (tests/node/structured.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve } from '../../scripts/serve.mjs';
-import { launch } from './chromium.mjs';
+import { testPage } from './chromium.mjs';
 import { MODELS, schemas, schemaValidator } from '../node/structured.mjs';
 
-let server;
-let browser;
+let opened;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await browser.newPage();
-  await page.goto(`${server.url}/tests/browser/page.html`);
+  opened = await testPage();
+  page = opened.page;
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+after(() => opened?.close());
 
 /**
  * Loads `model` in the page (`worker` mode or not) and runs each request

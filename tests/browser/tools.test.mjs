@@ -4,26 +4,19 @@
 // mode; the calls are checked here as tests/node/tools.mjs checks them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve } from '../../scripts/serve.mjs';
-import { launch } from './chromium.mjs';
+import { testPage } from './chromium.mjs';
 import { TOOLS } from '../node/tools.mjs';
 import { schemaValidator } from '../node/structured.mjs';
 
-let server;
-let browser;
+let opened;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await browser.newPage();
-  await page.goto(`${server.url}/tests/browser/page.html`);
+  opened = await testPage();
+  page = opened.page;
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+after(() => opened?.close());
 
 /** A required call, a named one and the named one streamed, from the model at `url` (with `template` if given). */
 function calls(url, template, worker) {
