@@ -289,7 +289,7 @@ export interface ChatCompletionRequest {
   stop?: string | string[];
   /** As `responseFormat`: OpenAI's `{ type: 'json_schema', json_schema: { schema } }` and `{ type: 'json_object' }`, and webslm's others. */
   response_format?: ResponseFormat;
-  /** Functions the model may call; a reply is then read whole to tell calls from text. */
+  /** Functions the model may call; streamed, a call goes out as `delta.tool_calls` once its name is known, its arguments as they are written. */
   tools?: Tool[];
   tool_choice?: ToolChoice;
   n?: 1;
@@ -374,8 +374,15 @@ export class Generator {
   chat(messages: ChatMessage[], options?: GenerateOptions & { tools?: Tool[]; toolChoice?: ToolChoice; prefix?: string }): AsyncIterableIterator<Piece>;
   /** The token ids of `messages` as the model's chat template renders them, up to the reply: a turn's prompt. */
   chatTokens(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
-  /** The text and the calls of a reply to a turn that offered tools, in the template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, or the generic JSON). */
-  parseToolCalls(text: string): Promise<{ content: string; toolCalls: ToolCallResult[] }>;
+  /**
+   * The text and the calls of a reply to a turn that offered tools, in the
+   * template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, or the generic
+   * JSON), `arguments` as the model wrote them. `partial`: the reply goes
+   * on; text that may begin a call is held back, a call is given once its
+   * name is known, with the arguments so far, and each reading extends the
+   * one before.
+   */
+  parseToolCalls(text: string, options?: { partial?: boolean }): Promise<{ content: string; toolCalls: ToolCallResult[] }>;
   /** Teacher-forced log-probabilities of every token after the first, and perplexity. */
   score(input: string | ArrayLike<number>, options?: { topK?: number; signal?: AbortSignal; queue?: boolean }): Promise<Score>;
   /** Frees the model once earlier requests are done. */

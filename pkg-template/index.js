@@ -359,8 +359,9 @@ const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_compl
 /**
  * OpenAI's chat-completions shape over anything with `chat`,
  * `parseToolCalls`, `info` and `stats`: a Generator, or remote.js's proxy of
- * one in a Worker. With `tools` offered, a reply is read whole before it is
- * returned or streamed, to tell calls from text.
+ * one in a Worker. With `tools` offered, a streamed reply is read again at
+ * each piece (`parseToolCalls` with `partial`): its text and each call's
+ * arguments go out as they grow, a call once its name is known.
  */
 export class ChatCompletions {
   #gen;
@@ -400,13 +401,14 @@ export class ChatCompletions {
     const finish = () => FINISH_REASONS[this.#gen.stats.finishReason] ?? 'stop';
     const offered = request.tools?.length > 0 && request.tool_choice !== 'none';
     const gen = this.#gen;
+    const callId = (i) => `call_${id.slice(9)}_${i}`;
     /** The whole reply as `{ content, tool_calls }` (calls only where tools were offered and the model made some). */
     const read = async () => {
       let text = '';
       for await (const p of pieces) text += p.text;
       if (!offered) return { content: text, tool_calls: [] };
       const { content, toolCalls } = await gen.parseToolCalls(text);
-      return { content, tool_calls: toolCalls.map((c, i) => ({ ...c, id: `call_${id.slice(9)}_${i}` })) };
+      return { content, tool_calls: toolCalls.map((c, i) => ({ ...c, id: callId(i) })) };
     };
     if (!stream) {
       const { content, tool_calls } = await read();
@@ -428,10 +430,36 @@ export class ChatCompletions {
         yield chunk({}, finish());
         return;
       }
-      const { content, tool_calls } = await read();
-      if (content) yield chunk({ content });
-      if (tool_calls.length) yield chunk({ tool_calls: tool_calls.map((c, index) => ({ index, ...c })) });
-      yield chunk({}, tool_calls.length ? 'tool_calls' : finish());
+      // What has gone out: the text, and each call's arguments.
+      let text = '';
+      let sent = '';
+      const sentArguments = [];
+      /** The chunks that take the stream from what has gone out to `reading`. */
+      const deltas = function* ({ content, toolCalls }) {
+        if (content.length > sent.length && content.startsWith(sent)) {
+          yield chunk({ content: content.slice(sent.length) });
+          sent = content;
+        }
+        for (const [index, call] of toolCalls.entries()) {
+          if (sentArguments[index] === undefined) {
+            yield chunk({ tool_calls: [{ index, id: callId(index), type: 'function', function: { name: call.function.name, arguments: '' } }] });
+            sentArguments[index] = '';
+          }
+          const args = call.function.arguments;
+          if (args.length > sentArguments[index].length && args.startsWith(sentArguments[index])) {
+            yield chunk({ tool_calls: [{ index, function: { arguments: args.slice(sentArguments[index].length) } }] });
+            sentArguments[index] = args;
+          }
+        }
+      };
+      for await (const p of pieces) {
+        if (!p.text) continue;
+        text += p.text;
+        yield* deltas(await gen.parseToolCalls(text, { partial: true }));
+      }
+      const whole = await gen.parseToolCalls(text);
+      yield* deltas(whole);
+      yield chunk({}, whole.toolCalls.length ? 'tool_calls' : finish());
     })();
   }
 }
@@ -614,10 +642,14 @@ export class Generator {
    * The text and the tool calls of a reply to a chat turn that offered
    * tools, read in the syntax of the model's template: `{ content,
    * toolCalls }`, each call `{ id, type: 'function', function: { name,
-   * arguments } }` with `arguments` a JSON string, as OpenAI gives them.
+   * arguments } }` with `arguments` the JSON text the model wrote, as
+   * OpenAI gives them. `partial`: the reply goes on; text that may begin a
+   * call is held back, a call is given once its name is known with the
+   * arguments written so far, and the next reading extends this one (what
+   * chatCompletions streams as deltas).
    */
-  async parseToolCalls(text) {
-    return this.#call(() => this.#live().parseToolCalls(text));
+  async parseToolCalls(text, { partial = false } = {}) {
+    return this.#call(() => this.#live().parseToolCalls(text, partial));
   }
 
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */

@@ -171,8 +171,8 @@ export class RemoteGenerator {
   }
 
   /** The text and tool calls of a reply, as Generator.parseToolCalls reads them. */
-  async parseToolCalls(text) {
-    return this.#request('parseToolCalls', { text }).done;
+  async parseToolCalls(text, options) {
+    return this.#request('parseToolCalls', { text, options }).done;
   }
 
   /** Teacher-forced log-probabilities of `input` (text or ids) and perplexity. */

@@ -16,7 +16,7 @@ const handlers = {
   },
   tokenize: ({ text, options }) => generator.tokenize(text, options),
   detokenize: ({ ids }) => generator.detokenize(ids),
-  parseToolCalls: ({ text }) => generator.parseToolCalls(text),
+  parseToolCalls: ({ text, options }) => generator.parseToolCalls(text, options),
   chatTokens: ({ messages, options }) => generator.chatTokens(messages, options),
   score: ({ input, options }, { signal }) => generator.score(input, { ...options, signal }),
   generate: ({ input, options, progress }, { signal, event }) => forward(generator.generate(input, streamOptions(options, progress, signal, event)), event),

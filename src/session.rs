@@ -6,7 +6,7 @@
 //! unless it drops more of the cache than a sliding-window layer's ring keeps
 //! (more than a batch): then it starts over.
 
-use crate::chat::tools::{Tool, ToolChoice, ToolSyntax};
+use crate::chat::tools::{Reading, Tool, ToolChoice, ToolSyntax};
 use crate::chat::{self, ChatTemplate, Message, ToolCall};
 use crate::constraint::{Constraint, Grammars, ResponseFormat};
 use crate::cpu::Cpu;
@@ -450,6 +450,12 @@ impl<B: Backend> Session<B> {
     /// read in the syntax of the model's template.
     pub fn parse_tool_calls(&self, reply: &str) -> Result<(String, Vec<ToolCall>)> {
         Ok(self.template()?.tool_syntax().parse(reply))
+    }
+
+    /// A reply to a turn that offered tools as it reads so far, for
+    /// streaming its calls ([`ToolSyntax::read`]); `done` once it is whole.
+    pub fn read_tool_calls(&self, reply: &str, done: bool) -> Result<Reading> {
+        Ok(self.template()?.tool_syntax().read(reply, done))
     }
 
     fn template(&self) -> Result<&ChatTemplate> {

@@ -43,7 +43,9 @@ impl ToolChoice {
     /// OpenAI's `tool_choice`: `"auto"`, `"required"`, `"none"` or
     /// `{"type": "function", "function": {"name": …}}`; absent is auto.
     pub fn from_json(value: Option<&Value>) -> Result<ToolChoice, Error> {
-        let bad = || Error::InvalidArgument(format!("tool_choice must be \"auto\", \"required\", \"none\" or {{type: \"function\", function: {{name}}}}, not {}", value.map_or("".into(), Value::to_string)));
+        let bad = || {
+            Error::InvalidArgument(format!("tool_choice must be \"auto\", \"required\", \"none\" or {{type: \"function\", function: {{name}}}}, not {}", value.map_or("".into(), Value::to_string)))
+        };
         match value {
             None | Some(Value::Null) => Ok(ToolChoice::Auto),
             Some(Value::String(s)) => match s.as_str() {
@@ -73,7 +75,10 @@ impl Tool {
         list.iter()
             .map(|t| {
                 let f = &t["function"];
-                let name = f["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| bad("every tool needs function.name"))?;
+                let name = f["name"]
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| bad("every tool needs function.name"))?;
                 let parameters = match &f["parameters"] {
                     Value::Null => json!({ "type": "object", "properties": {} }),
                     p if p.is_object() => p.clone(),
@@ -120,7 +125,8 @@ impl ToolSyntax {
         let mut out = Vec::with_capacity(messages.len() + 1);
         match messages.first() {
             Some(m) if m.role == "system" => {
-                let content = m.content.as_deref().filter(|c| !c.is_empty()).map_or(offer.clone(), |c| format!("{c}\n\n{offer}"));
+                let content =
+                    m.content.as_deref().filter(|c| !c.is_empty()).map_or(offer.clone(), |c| format!("{c}\n\n{offer}"));
                 out.push(Message::new("system", content));
             }
             _ => out.push(Message::new("system", offer)),
@@ -157,7 +163,9 @@ impl ToolSyntax {
             ToolChoice::None => return Ok(None),
             ToolChoice::Function(name) => {
                 let tool = tools.iter().find(|t| &t.name == name);
-                vec![tool.ok_or_else(|| Error::InvalidArgument(format!("tool_choice names {name}, which is not among the tools")))?]
+                vec![tool.ok_or_else(|| {
+                    Error::InvalidArgument(format!("tool_choice names {name}, which is not among the tools"))
+                })?]
             }
             _ => tools.iter().collect(),
         };
@@ -183,87 +191,276 @@ impl ToolSyntax {
             (_, ToolChoice::Auto) => None,
             (ToolSyntax::Hermes, _) => {
                 // Embedded JSON takes the same bounded whitespace as a JSON format.
-                let schema = serde_json::to_string(&with_bounded_whitespace(&call("arguments"))).expect("JSON serializes");
+                let schema =
+                    serde_json::to_string(&with_bounded_whitespace(&call("arguments"))).expect("JSON serializes");
                 Some(ResponseFormat::Grammar(format!("start: \"<tool_call>\\n\" %json {schema} \"\\n</tool_call>\"")))
             }
             (ToolSyntax::Llama3, _) => Some(ResponseFormat::JsonSchema(call("parameters"))),
         })
     }
 
-    /// A reply's text and the calls in it. A call that does not parse stays
-    /// in the text, as the model wrote it.
+    /// A reply's text and the calls in it, each call's arguments parsed. A
+    /// call that does not parse stays in the text, as the model wrote it.
     pub fn parse(self, reply: &str) -> (String, Vec<ToolCall>) {
-        let mut calls = Vec::new();
-        let content = match self {
+        let Reading { content, calls } = self.read(reply, true);
+        let calls = calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ToolCall {
+                id: Some(format!("call_{i}")),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name: c.name,
+                    arguments: serde_json::from_str(&c.arguments).expect("a whole call's arguments are checked JSON"),
+                },
+            })
+            .collect();
+        (content, calls)
+    }
+
+    /// What a reply says so far, for streaming it: the text, and each call
+    /// once its name is known, with its arguments as the model has written
+    /// them up to now. While the reply goes on (`done` false), text that
+    /// may be the start of a call is held back, and each reading extends
+    /// the one before it, so that the difference is the delta to send.
+    /// `done` reads the whole reply, where only a call that parses is a
+    /// call ([`ToolSyntax::parse`]); a call that is cut off or broken stays
+    /// in the text as written. (Streamed, such a call has already been
+    /// sent: a model held to a format by `tool_choice` never writes one.)
+    pub fn read(self, reply: &str, done: bool) -> Reading {
+        match self {
             ToolSyntax::Hermes => {
-                let mut content = String::new();
+                let (open, close) = ("<tool_call>", "</tool_call>");
+                let mut reading = Reading::default();
                 let mut rest = reply;
-                while let Some(start) = rest.find("<tool_call>") {
-                    let body = &rest[start + "<tool_call>".len()..];
-                    let (inner, after) = match body.find("</tool_call>") {
-                        Some(end) => (&body[..end], &body[end + "</tool_call>".len()..]),
-                        None => (body, ""),
-                    };
-                    match call_of(inner, "arguments") {
-                        Some(call) => {
-                            content.push_str(&rest[..start]);
-                            calls.push(call);
+                while let Some(start) = rest.find(open) {
+                    let body = &rest[start + open.len()..];
+                    let Some(end) = body.find(close) else {
+                        match read_call(body, "arguments", done) {
+                            Some(call) => {
+                                reading.content.push_str(&rest[..start]);
+                                reading.calls.push(call);
+                                rest = "";
+                            }
+                            None if done => {}
+                            // Not yet a call, perhaps never: held back.
+                            None => rest = &rest[..start],
                         }
-                        None => content.push_str(&rest[..rest.len() - after.len()]),
+                        break;
+                    };
+                    match read_call(&body[..end], "arguments", true) {
+                        Some(call) => {
+                            reading.content.push_str(&rest[..start]);
+                            reading.calls.push(call);
+                        }
+                        None => reading.content.push_str(&rest[..start + open.len() + end + close.len()]),
                     }
-                    rest = after;
+                    rest = &body[end + close.len()..];
                 }
-                content.push_str(rest);
-                content.trim().to_string()
+                if !done {
+                    rest = &rest[..rest.len() - partial_suffix(rest, open)];
+                }
+                reading.content.push_str(rest);
+                reading.content = reading.content.trim().to_string();
+                reading
             }
             ToolSyntax::Llama3 => {
-                let body = reply.trim().trim_start_matches("<|python_tag|>");
-                match call_of(body, "parameters").or_else(|| call_of(body, "arguments")) {
-                    Some(call) => {
-                        calls.push(call);
-                        String::new()
-                    }
-                    None => reply.to_string(),
+                let tag = "<|python_tag|>";
+                let start = reply.trim_start();
+                let body = start.strip_prefix(tag).unwrap_or(start);
+                let could_be_call =
+                    body.trim_start().starts_with('{') || (!done && (body.trim().is_empty() || tag.starts_with(start)));
+                let call = could_be_call
+                    .then(|| read_call(body, "parameters", done).or_else(|| read_call(body, "arguments", done)))
+                    .flatten();
+                match call {
+                    Some(call) => Reading { content: String::new(), calls: vec![call] },
+                    None if could_be_call && !done => Reading::default(),
+                    None => Reading { content: reply.to_string(), calls: Vec::new() },
                 }
             }
             ToolSyntax::Generic => {
-                let reply_json = serde_json::from_str::<Value>(reply.trim()).ok();
-                let listed: Vec<&Value> = match reply_json.as_ref() {
-                    Some(Value::Object(o)) => match (o.get("tool_call"), o.get("tool_calls")) {
-                        (Some(call), _) => vec![call],
-                        (None, Some(Value::Array(many))) => many.iter().collect(),
-                        _ => Vec::new(),
-                    },
-                    _ => Vec::new(),
-                };
-                let parsed: Option<Vec<ToolCall>> = listed.into_iter().map(|c| call_from(c, "arguments")).collect();
-                let response = reply_json.as_ref().and_then(|v| v.get("response")).and_then(Value::as_str);
-                match (parsed, response) {
-                    (Some(found), _) if !found.is_empty() => {
-                        calls = found;
-                        String::new()
+                let whole = || Reading { content: reply.to_string(), calls: Vec::new() };
+                if done && serde_json::from_str::<Value>(reply).is_err() {
+                    return whole();
+                }
+                let members = object_members(reply.trim());
+                let read = match members.first() {
+                    Some(m) if m.key == "response" => {
+                        json_string_prefix(m.value, m.complete).map(|text| Reading { content: text, calls: Vec::new() })
                     }
-                    (_, Some(response)) => response.to_string(),
-                    _ => reply.to_string(),
+                    Some(m) if m.key == "tool_call" => read_call(m.value, "arguments", m.complete)
+                        .map(|call| Reading { content: String::new(), calls: vec![call] }),
+                    Some(m) if m.key == "tool_calls" => {
+                        let items = array_items(m.value);
+                        let calls: Vec<RawCall> =
+                            items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
+                        // Whole, every item must be a call; cut off, the calls so far.
+                        let all = calls.len() == items.len() && !calls.is_empty();
+                        (all || !done).then_some(Reading { content: String::new(), calls })
+                    }
+                    _ => None,
+                };
+                match read {
+                    Some(read) => read,
+                    None if done => whole(),
+                    None => Reading::default(),
                 }
             }
-        };
-        for (i, call) in calls.iter_mut().enumerate() {
-            call.id = Some(format!("call_{i}"));
         }
-        (content, calls)
     }
 }
 
-/// `{"name": …, <args>: {…}}` as a call; `None` if it is not one.
-fn call_of(text: &str, args: &str) -> Option<ToolCall> {
-    call_from(&serde_json::from_str(text.trim()).ok()?, args)
+/// A reply read so far ([`ToolSyntax::read`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reading {
+    pub content: String,
+    pub calls: Vec<RawCall>,
 }
 
-fn call_from(v: &Value, args: &str) -> Option<ToolCall> {
-    let name = v.get("name")?.as_str()?.to_string();
-    let arguments = v.get(args).cloned().unwrap_or_else(|| json!({}));
-    arguments.is_object().then(|| ToolCall { id: None, kind: "function".into(), function: FunctionCall { name, arguments } })
+/// A call as written: its name, and its arguments' JSON text as the model
+/// wrote it (a prefix of it while the reply goes on).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// `{"name": …, <args>: {…}}` as a call. Whole (`complete`), it must parse,
+/// with an object for arguments (absent: `{}`); cut off, it is a call once
+/// its name is known, with the arguments written so far.
+fn read_call(text: &str, args: &str, complete: bool) -> Option<RawCall> {
+    let text = text.trim();
+    if complete {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let name = value.get("name")?.as_str()?.to_string();
+        let arguments = match value.get(args) {
+            None => "{}".to_string(),
+            Some(Value::Object(_)) => object_members(text).into_iter().find(|m| m.key == args)?.value.to_string(),
+            Some(_) => return None,
+        };
+        return Some(RawCall { name, arguments });
+    }
+    let members = object_members(text);
+    let name = members
+        .iter()
+        .find(|m| m.key == "name" && m.complete)
+        .and_then(|m| serde_json::from_str::<String>(m.value).ok())?;
+    let arguments = members.iter().find(|m| m.key == args).map_or("", |m| m.value);
+    Some(RawCall { name, arguments: arguments.to_string() })
+}
+
+/// One member of a JSON object as written: its key, and its value's text
+/// (all there is of it, where it is cut off).
+struct Member<'a> {
+    key: String,
+    value: &'a str,
+    complete: bool,
+}
+
+/// The members of the JSON object that `text` starts, as far as it goes
+/// (it may be cut off anywhere); none if it does not start one.
+fn object_members(text: &str) -> Vec<Member<'_>> {
+    let mut members = Vec::new();
+    let Some(mut rest) = text.strip_prefix('{') else { return members };
+    loop {
+        rest = rest.trim_start();
+        let Some(key_len) = value_len(rest).filter(|_| rest.starts_with('"')) else { return members };
+        let Ok(key) = serde_json::from_str::<String>(&rest[..key_len]) else { return members };
+        rest = rest[key_len..].trim_start();
+        let Some(after) = rest.strip_prefix(':') else { return members };
+        rest = after.trim_start();
+        if rest.is_empty() {
+            return members;
+        }
+        let Some(len) = value_len(rest) else {
+            members.push(Member { key, value: rest.trim_end(), complete: false });
+            return members;
+        };
+        members.push(Member { key, value: &rest[..len], complete: true });
+        match rest[len..].trim_start().strip_prefix(',') {
+            Some(after) => rest = after,
+            None => return members,
+        }
+    }
+}
+
+/// The items of the JSON array that `text` starts, as far as it goes, each
+/// with whether it is whole.
+fn array_items(text: &str) -> Vec<(&str, bool)> {
+    let mut items = Vec::new();
+    let Some(mut rest) = text.strip_prefix('[') else { return items };
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() || rest.starts_with(']') {
+            return items;
+        }
+        let Some(len) = value_len(rest) else {
+            items.push((rest.trim_end(), false));
+            return items;
+        };
+        items.push((&rest[..len], true));
+        match rest[len..].trim_start().strip_prefix(',') {
+            Some(after) => rest = after,
+            None => return items,
+        }
+    }
+}
+
+/// The length of the JSON value that `text` starts, if it ends within
+/// `text`: brackets and strings are followed, not checked. A number or a
+/// literal ends at the first byte that cannot be part of it.
+fn value_len(text: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ if depth == 0 && !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')) => {
+                return (i > 0).then_some(i)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The text of the JSON string that `value` starts, as far as it goes
+/// (short of an escape that is cut off); whole (`complete`), it must parse.
+fn json_string_prefix(value: &str, complete: bool) -> Option<String> {
+    if complete {
+        return serde_json::from_str(value).ok();
+    }
+    let body = value.strip_prefix('"')?;
+    // An escape is at most 12 bytes (a surrogate pair): back off that far.
+    (0..=12.min(body.len()))
+        .filter_map(|back| body.get(..body.len() - back))
+        .find_map(|cut| serde_json::from_str(&format!("\"{cut}\"")).ok())
+}
+
+/// How many bytes at the end of `text` begin `marker` (and may yet become it).
+fn partial_suffix(text: &str, marker: &str) -> usize {
+    (1..marker.len()).rev().find(|&n| text.ends_with(&marker[..n])).unwrap_or(0)
 }
 
 /// The generic syntax's reply: a call of one of the tools, or (unless a
@@ -328,10 +525,60 @@ mod tests {
         assert_eq!(ToolSyntax::Llama3.parse("Hello {there}").1, vec![]);
         let (_, calls) = ToolSyntax::Generic.parse(r#"{"tool_call": {"name": "f", "arguments": {"b": true}}}"#);
         assert_eq!(names(&calls), [("f", r#"{"b":true}"#.into())]);
-        let (_, calls) = ToolSyntax::Generic.parse(r#"{"tool_calls": [{"name": "f", "arguments": {}}, {"name": "g", "arguments": {}}]}"#);
+        let (_, calls) = ToolSyntax::Generic
+            .parse(r#"{"tool_calls": [{"name": "f", "arguments": {}}, {"name": "g", "arguments": {}}]}"#);
         assert_eq!(calls.len(), 2);
         assert_eq!(ToolSyntax::Generic.parse(r#"{"response": "Hi!"}"#), ("Hi!".into(), vec![]));
         assert_eq!(ToolSyntax::Generic.parse("not json").0, "not json");
+    }
+
+    /// Every reading of a growing reply extends the one before, and the
+    /// last, of the whole reply, is what `parse` reads: the deltas a stream
+    /// sends add up to the call.
+    #[test]
+    fn readings_of_a_growing_reply_extend_each_other() {
+        let extends = |later: &Reading, earlier: &Reading, at: &str| {
+            assert!(
+                later.content.starts_with(&earlier.content),
+                "content {:?} then {:?} at {at:?}",
+                earlier.content,
+                later.content
+            );
+            assert!(later.calls.len() >= earlier.calls.len(), "calls {earlier:?} then {later:?} at {at:?}");
+            for (a, b) in earlier.calls.iter().zip(&later.calls) {
+                assert!(a.name == b.name && b.arguments.starts_with(&a.arguments), "{a:?} then {b:?} at {at:?}");
+            }
+        };
+        let cases = [
+            (ToolSyntax::Hermes, "I will look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rio de Janeiro\", \"days\": [1, 2]}}\n</tool_call>\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>", 2),
+            (ToolSyntax::Hermes, "A < b, and <tool> is no call.", 0),
+            (ToolSyntax::Llama3, "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"q\": \"a \\\"b\\\"\", \"n\": -1.5e3}}", 1),
+            (ToolSyntax::Llama3, "Hello {there}", 0),
+            (ToolSyntax::Generic, "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {\"x\": true}}, {\"name\": \"g\", \"arguments\": {}}]}", 2),
+            (ToolSyntax::Generic, "{\"tool_call\": {\"name\": \"f\", \"arguments\": {\"s\": \"}{\"}}}", 1),
+            (ToolSyntax::Generic, "{\"response\": \"Caf\\u00e9 \\ud83d\\ude00 \\\"quoted\\\"\\nbye\"}", 0),
+        ];
+        for (syntax, reply, n) in cases {
+            let mut last = Reading::default();
+            for end in (0..=reply.len()).filter(|&e| reply.is_char_boundary(e)) {
+                let now = syntax.read(&reply[..end], false);
+                extends(&now, &last, &reply[..end]);
+                last = now;
+            }
+            let whole = syntax.read(reply, true);
+            extends(&whole, &last, reply);
+            assert_eq!(whole.calls.len(), n, "{reply}");
+            let (content, calls) = syntax.parse(reply);
+            assert_eq!(content, whole.content);
+            for (raw, call) in whole.calls.iter().zip(&calls) {
+                assert_eq!(serde_json::from_str::<Value>(&raw.arguments).unwrap(), call.function.arguments);
+            }
+        }
+        // Mid-reply: the arguments as far as written, a maybe-marker held back.
+        let cut = ToolSyntax::Hermes.read("Sure <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": \"Par", false);
+        assert_eq!((cut.content.as_str(), cut.calls[0].arguments.as_str()), ("Sure", "{\"a\": \"Par"));
+        assert_eq!(ToolSyntax::Hermes.read("Sure <tool_c", false).content, "Sure");
+        assert_eq!(ToolSyntax::Generic.read("{\"response\": \"Caf\\u00", false).content, "Caf");
     }
 
     #[test]
@@ -356,13 +603,20 @@ mod tests {
         let e = ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Function("g".into())).unwrap_err();
         assert!(e.to_string().contains("not among the tools"), "{e}");
         assert_eq!(ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Auto).unwrap(), None);
-        assert_eq!(ToolSyntax::Hermes.response_format(&[], &ToolChoice::Required).unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(
+            ToolSyntax::Hermes.response_format(&[], &ToolChoice::Required).unwrap_err().code(),
+            "INVALID_ARGUMENT"
+        );
     }
 
     #[test]
     fn the_generic_syntax_offers_tools_in_the_system_message_and_replays_calls_as_json() {
         let tools = vec![Tool { name: "f".into(), parameters: json!({ "type": "object" }) }];
-        let call = ToolCall { id: Some("1".into()), kind: "function".into(), function: FunctionCall { name: "f".into(), arguments: json!({}) } };
+        let call = ToolCall {
+            id: Some("1".into()),
+            kind: "function".into(),
+            function: FunctionCall { name: "f".into(), arguments: json!({}) },
+        };
         let messages = vec![
             Message::new("system", "Be brief."),
             Message::new("user", "Do f."),
@@ -371,9 +625,15 @@ mod tests {
         ];
         let out = ToolSyntax::Generic.messages(&messages, &tools, &ToolChoice::Auto);
         let system = out[0].content.as_deref().unwrap();
-        assert!(system.starts_with("Be brief.\n\nRespond in JSON format") && system.contains("\"const\": \"f\""), "{system}");
+        assert!(
+            system.starts_with("Be brief.\n\nRespond in JSON format") && system.contains("\"const\": \"f\""),
+            "{system}"
+        );
         assert_eq!(out[2].content.as_deref(), Some(r#"{"tool_call":{"name":"f","arguments":{}}}"#));
-        assert_eq!((out[3].role.as_str(), out[3].content.as_deref()), ("user", Some(r#"{"tool_response":{"name":"f","content":"42"}}"#)));
+        assert_eq!(
+            (out[3].role.as_str(), out[3].content.as_deref()),
+            ("user", Some(r#"{"tool_response":{"name":"f","content":"42"}}"#))
+        );
         assert_eq!(ToolSyntax::Hermes.messages(&messages, &tools, &ToolChoice::Auto), messages);
         // OpenAI's JSON-string arguments reach the template as the object.
         let mut openai = messages.clone();

@@ -503,22 +503,20 @@ impl Engine {
     }
 
     /// The text and the tool calls of a reply to a turn that offered tools
-    /// ([`Session::parse_tool_calls`]): `{content, toolCalls}`, the calls in
-    /// OpenAI's shape (`arguments` a JSON string) with ids `call_0`....
+    /// ([`Session::read_tool_calls`]): `{content, toolCalls}`, the calls in
+    /// OpenAI's shape with ids `call_0`..., `arguments` the JSON text the
+    /// model wrote. `partial`: the reply goes on, and this reading is
+    /// extended by the next ([`crate::chat::tools::ToolSyntax::read`]).
     #[wasm_bindgen(js_name = parseToolCalls)]
-    pub fn parse_tool_calls(&self, text: &str) -> Result<JsValue, JsValue> {
-        let (content, calls) = on!(&self.session, s => s.parse_tool_calls(text)).map_err(js_error)?;
-        let calls: Vec<serde_json::Value> = calls
+    pub fn parse_tool_calls(&self, text: &str, partial: bool) -> Result<JsValue, JsValue> {
+        let reading = on!(&self.session, s => s.read_tool_calls(text, !partial)).map_err(js_error)?;
+        let calls: Vec<serde_json::Value> = reading
+            .calls
             .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "id": c.id,
-                    "type": c.kind,
-                    "function": { "name": c.function.name, "arguments": c.function.arguments.to_string() },
-                })
-            })
+            .enumerate()
+            .map(|(i, c)| serde_json::json!({ "id": format!("call_{i}"), "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
             .collect();
-        Ok(to_js(&serde_json::json!({ "content": content, "toolCalls": calls })))
+        Ok(to_js(&serde_json::json!({ "content": reading.content, "toolCalls": calls })))
     }
 
     #[wasm_bindgen(js_name = chatTokens)]

@@ -1,7 +1,9 @@
 // Tool calls in headless Chromium: chatCompletions with tools on SmolLM2
 // (the generic JSON syntax) and on the tiny qwen2 model with llama.cpp's
-// Qwen 2.5 template (Hermes <tool_call>), on the page's thread and in Worker
-// mode; the calls are checked here as tests/node/tools.mjs checks them.
+// Qwen 2.5 template (Hermes <tool_call>), on the page's thread and (the
+// tiny model) in Worker mode; the calls are checked here as
+// tests/node/tools.mjs checks them, the streamed one put together from its
+// deltas.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { testPage } from './chromium.mjs';
@@ -57,16 +59,19 @@ function validCall(call, name) {
 for (const [name, url, template, worker] of [
   ['SmolLM2', '/models/SmolLM2-135M-Instruct.Q4_1.gguf', undefined, false],
   ['the tiny qwen2 model with Qwen 2.5\'s template', '/models/tiny-arch/qwen2-Q4_0.gguf', 'Qwen-Qwen2.5-7B-Instruct.jinja', false],
-  ['SmolLM2 in Worker mode', '/models/SmolLM2-135M-Instruct.Q4_1.gguf', undefined, true],
+  ['the tiny qwen2 model with Qwen 2.5\'s template in Worker mode', '/models/tiny-arch/qwen2-Q4_0.gguf', 'Qwen-Qwen2.5-7B-Instruct.jinja', true],
 ]) {
-  test(`${name}: forced and named calls validate; streamed, the same call`, async () => {
+  test(`${name}: forced and named calls validate; streamed, the same call, its arguments as they grow`, async () => {
     const r = await calls(url, template, worker);
     assert.equal(r.required.finish_reason, 'tool_calls');
     validCall(r.required.message.tool_calls[0]);
     assert.equal(r.named.finish_reason, 'tool_calls');
     validCall(r.named.message.tool_calls[0], 'get_time');
     assert.equal(r.finish, 'tool_calls');
-    assert.equal(r.deltas.length, 1);
-    assert.deepEqual(r.deltas[0].function, r.named.message.tool_calls[0].function);
+    const [first, ...rest] = r.deltas;
+    assert.ok(first.id && first.type === 'function' && first.function.name, JSON.stringify(first));
+    assert.ok(rest.length >= 2 && rest.every((d) => d.index === 0 && d.function.arguments), JSON.stringify(r.deltas));
+    const args = rest.map((d) => d.function.arguments).join('');
+    assert.deepEqual({ name: first.function.name, arguments: args }, r.named.message.tool_calls[0].function);
   });
 }

@@ -36,7 +36,7 @@ export const TOOLS = [
     },
   },
 ];
-const TEMPLATES = ['Qwen-Qwen2.5-7B-Instruct.jinja', 'meta-llama-Llama-3.2-3B-Instruct.jinja', 'microsoft-Phi-3.5-mini-instruct.jinja'];
+export const TEMPLATES = ['Qwen-Qwen2.5-7B-Instruct.jinja', 'meta-llama-Llama-3.2-3B-Instruct.jinja', 'microsoft-Phi-3.5-mini-instruct.jinja'];
 const question = [{ role: 'user', content: 'What is the weather in Paris?' }];
 
 /** Asserts that `call` calls one of TOOLS (or `name`) with arguments its parameters accept. */
@@ -51,27 +51,42 @@ function validCall(call, name) {
   assert.ok(ajv.validate(tool.function.parameters, args), `${call.function.name}(${call.function.arguments}): ${ajv.errorsText()}`);
 }
 
-/** The calls of a streamed completion, put together from its deltas. */
+/**
+ * The calls of a streamed completion, put together from its deltas as
+ * OpenAI's clients do, and how many deltas carried arguments. A call's
+ * first delta must carry its id, type and name.
+ */
 async function streamedCalls(stream) {
   const calls = [];
   let finish;
+  let content = '';
+  let argumentDeltas = 0;
   for await (const chunk of stream) {
+    content += chunk.choices[0].delta.content ?? '';
     for (const d of chunk.choices[0].delta.tool_calls ?? []) {
-      calls[d.index] ??= { id: '', type: d.type, function: { name: '', arguments: '' } };
+      if (!calls[d.index]) {
+        assert.ok(d.id && d.type === 'function' && d.function.name, `a call's first delta: ${JSON.stringify(d)}`);
+        calls[d.index] = { id: '', type: d.type, function: { name: '', arguments: '' } };
+      }
       calls[d.index].id += d.id ?? '';
       calls[d.index].function.name += d.function?.name ?? '';
       calls[d.index].function.arguments += d.function?.arguments ?? '';
+      if (d.function?.arguments) argumentDeltas++;
     }
     finish = chunk.choices[0].finish_reason ?? finish;
   }
-  return { calls, finish };
+  return { calls, finish, content, argumentDeltas };
 }
 
-/** Registers the tests with the engine in a Worker or not, the calls checked on `names` (the models and templates; all by default, SmolLM2 for the rest). */
-export function tools({ worker = false, names = [...Object.keys(MODELS), ...TEMPLATES] } = {}) {
+/**
+ * Registers the tests with the engine in a Worker or not: the calls
+ * checked on `names` (the models and templates; all by default), and,
+ * with `loop`, the README's loop on SmolLM2.
+ */
+export function tools({ worker = false, names = [...Object.keys(MODELS), ...TEMPLATES], loop = true } = {}) {
   const gens = {};
   before(async () => {
-    for (const name of new Set(['smollm2', ...names])) {
+    for (const name of new Set([...(loop ? ['smollm2'] : []), ...names])) {
       if (MODELS[name]) {
         gens[name] = await Generator.load(new URL(MODELS[name], root).pathname, { worker });
       } else {
@@ -85,7 +100,7 @@ export function tools({ worker = false, names = [...Object.keys(MODELS), ...TEMP
   });
 
   for (const name of names) {
-    test(`${name}: required and named calls validate; streamed, the same call`, async () => {
+    test(`${name}: required and named calls validate; streamed, the same call, its arguments as they grow`, async () => {
       const gen = gens[name];
       const request = { messages: question, tools: TOOLS, max_tokens: 200 };
       const required = await gen.chatCompletions.create({ ...request, tool_choice: 'required' });
@@ -95,15 +110,16 @@ export function tools({ worker = false, names = [...Object.keys(MODELS), ...TEMP
       const named = { ...request, tool_choice: { type: 'function', function: { name: 'get_time' } } };
       const done = await gen.chatCompletions.create(named);
       validCall(done.choices[0].message.tool_calls[0], 'get_time');
-      const { calls, finish } = await streamedCalls(await gen.chatCompletions.create({ ...named, stream: true }));
+      const { calls, finish, argumentDeltas } = await streamedCalls(await gen.chatCompletions.create({ ...named, stream: true }));
       assert.equal(finish, 'tool_calls');
       assert.equal(calls.length, 1);
       validCall(calls[0], 'get_time');
       assert.deepEqual(calls[0].function, done.choices[0].message.tool_calls[0].function);
+      assert.ok(argumentDeltas >= 2, `the arguments came in ${argumentDeltas} delta(s)`);
     });
   }
 
-  test("the package README's loop: a call, its result fed back, a reply", async () => {
+  if (loop) test("the package README's loop: a call, its result fed back, a reply", async () => {
     const gen = gens.smollm2;
     const weather = ({ city, unit }) => ({ city, temperature: unit === 'celsius' ? 18 : 64, unit });
     const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
@@ -118,10 +134,15 @@ export function tools({ worker = false, names = [...Object.keys(MODELS), ...TEMP
     const reply = second.choices[0];
     if (reply.finish_reason === 'tool_calls') reply.message.tool_calls.forEach((c) => validCall(c));
     else assert.ok(typeof reply.message.content === 'string' && reply.message.content.length > 0, JSON.stringify(reply));
+    // Streamed, the same turn (text or calls, as the model chose) out of its deltas.
+    const streamed = await streamedCalls(await gen.chatCompletions.create({ messages, tools: TOOLS, max_tokens: 200, stream: true }));
+    assert.equal(streamed.finish, reply.finish_reason);
+    assert.equal(streamed.content, reply.message.content ?? '');
+    assert.deepEqual(streamed.calls.map((c) => c.function), (reply.message.tool_calls ?? []).map((c) => c.function));
   });
 
   test('bad tools and choices are INVALID_ARGUMENT', async () => {
-    const gen = gens.smollm2;
+    const gen = gens[names[0]];
     const create = (request) => gen.chatCompletions.create({ messages: question, max_tokens: 10, ...request });
     await rejectsWith(create({ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }), 'INVALID_ARGUMENT', /not among the tools/);
     await rejectsWith(create({ tools: [{ type: 'function', function: {} }] }), 'INVALID_ARGUMENT', /function.name/);
