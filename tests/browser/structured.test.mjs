@@ -1,12 +1,13 @@
 // Structured output in headless Chromium, as a page uses it: the models
 // loaded by URL, every reply under tests/fixtures/schemas.json's schemas
-// (SmolLM2 and Gemma 3 on the page's thread, SmolLM2 in Worker mode), a
+// (SmolLM2 and Gemma 3 on the page's thread, SmolLM2 in Worker mode with a
+// few of them: there the transport differs, not the model), a
 // regex, a GBNF grammar, a rejected schema and an abort; the replies are
 // validated here with Ajv (tests/node/structured.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { testPage } from './chromium.mjs';
-import { MODELS, schemas, schemaValidator } from '../node/structured.mjs';
+import { MODELS, FEW, schemas, schemaValidator } from '../node/structured.mjs';
 
 let opened;
 let page;
@@ -55,10 +56,11 @@ function inPage(model, worker, requests) {
 }
 
 for (const [model, worker] of [['smollm2', false], ['gemma3', false], ['smollm2', true]]) {
-  test(`${model}${worker ? ' in Worker mode' : ''}: every reply under a JSON schema validates`, async () => {
-    const replies = await inPage(model, worker, schemas.map(({ prompt, schema }) => ({ prompt, maxTokens: 400, responseFormat: { type: 'json_schema', schema } })));
+  const chosen = worker ? schemas.filter((s) => FEW.includes(s.name)) : schemas;
+  test(`${model}${worker ? ' in Worker mode' : ''}: every reply under a JSON schema validates (${chosen.length} schemas)`, async () => {
+    const replies = await inPage(model, worker, chosen.map(({ prompt, schema }) => ({ prompt, maxTokens: 400, responseFormat: { type: 'json_schema', schema } })));
     const ajv = schemaValidator();
-    schemas.forEach(({ name, schema }, i) => {
+    chosen.forEach(({ name, schema }, i) => {
       const { text, finish, code, message } = replies[i];
       assert.equal(code, undefined, `${name}: ${code}: ${message}`);
       assert.equal(finish, 'end_of_generation', `${name}: ${text}`);
