@@ -142,6 +142,8 @@ export interface GenerateOptions {
    * be compiled rejects with INVALID_ARGUMENT.
    */
   responseFormat?: ResponseFormat;
+  /** Control tokens (`<|im_end|>`, Mistral's `[TOOL_CALLS]`) show in the pieces' text; a chat turn with tools sets it where the template's call syntax uses them. */
+  renderControlTokens?: boolean;
   /** Stops the generation; the iterator rejects with ABORTED. */
   signal?: AbortSignal;
   /** false: reject with BUSY while another request runs, instead of queueing behind it (the default). */
@@ -376,8 +378,9 @@ export class Generator {
   chatTokens(messages: ChatMessage[], options?: { tools?: Tool[] }): Promise<number[]>;
   /**
    * The text and the calls of a reply to a turn that offered tools, in the
-   * template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, or the generic
-   * JSON), `arguments` as the model wrote them. `partial`: the reply goes
+   * template's syntax (Hermes `<tool_call>`, Llama 3.x JSON, Mistral
+   * `[TOOL_CALLS]`, or the generic JSON), `arguments` as the model wrote
+   * them. `partial`: the reply goes
    * on; text that may begin a call is held back, a call is given once its
    * name is known, with the arguments so far, and each reading extends the
    * one before.

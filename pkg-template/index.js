@@ -732,14 +732,18 @@ export class Generator {
    * an abort stops it between batches; the cache keeps the batches that ran.
    */
   /**
-   * `prompt()` gives the token ids, or `{ tokens, responseFormat }` where
-   * the request itself sets the format (a tool choice).
+   * `prompt()` gives the token ids, or `{ tokens, responseFormat,
+   * renderControlTokens }` where the request itself sets them (a chat turn
+   * with tools).
    */
   #stream(prompt, options) {
     const { signal, queue, onProgress, ...rest } = options;
     const start = () => {
       const p = prompt();
-      return p.tokens ? [Uint32Array.from(p.tokens), { ...rest, responseFormat: p.responseFormat ?? rest.responseFormat }] : [p, rest];
+      if (!p.tokens) return [p, rest];
+      const turn = { ...rest, responseFormat: p.responseFormat ?? rest.responseFormat };
+      if (p.renderControlTokens) turn.renderControlTokens = true;
+      return [Uint32Array.from(p.tokens), turn];
     };
     const self = this;
     // The request joins the queue when iteration starts; errors surface there

@@ -93,11 +93,20 @@ pub struct GenerateOptions {
     /// What the text must be (JSON of a schema, a regex's match, a
     /// grammar's sentence); `None`: free text.
     pub response_format: Option<ResponseFormat>,
+    /// Control tokens show in the pieces' text (`<|im_end|>`, Mistral's
+    /// `[TOOL_CALLS]`), as a tool-call syntax that uses them needs.
+    pub render_control_tokens: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new(), response_format: None }
+        GenerateOptions {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            stop: Vec::new(),
+            response_format: None,
+            render_control_tokens: false,
+        }
     }
 }
 
@@ -443,7 +452,17 @@ impl<B: Backend> Session<B> {
         let list = Tool::list_from_json(tools)?;
         let messages = syntax.messages(messages, &list, choice);
         let offered = (syntax != ToolSyntax::Generic && *choice != ToolChoice::None && !list.is_empty()).then_some(tools);
-        Ok((self.render_tokens(template, &messages, offered)?, syntax.response_format(&list, choice)?))
+        // A control token by its text: the one id that text tokenizes to as special text, if it is one.
+        let control = |text: &str| match self.tokenizer.encode(text, false, true).ok()?.as_slice() {
+            &[id] if self.tokenizer.token_text(id) == Some(text) => Some(id),
+            _ => None,
+        };
+        Ok((self.render_tokens(template, &messages, offered)?, syntax.response_format(&list, choice, &control)?))
+    }
+
+    /// How the chat template's model writes tool calls.
+    pub fn tool_syntax(&self) -> Result<ToolSyntax> {
+        Ok(self.template()?.tool_syntax())
     }
 
     /// The text and the tool calls of a reply to a turn that offered tools,
@@ -520,7 +539,7 @@ impl<B: Backend> Session<B> {
         let reused = self.engine.begin_prefill(prompt)?;
         self.stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reused, ..Stats::default() };
         Ok(GenerationState {
-            decoder: StreamDecoder::new(self.tokenizer.clone(), false),
+            decoder: StreamDecoder::new(self.tokenizer.clone(), options.render_control_tokens),
             sampler: Sampler::new(options.sampler),
             stops: StopStrings::new(options.stop),
             constraint,

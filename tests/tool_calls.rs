@@ -41,7 +41,8 @@ fn reply(s: &mut Session, choice: &ToolChoice) -> (String, Vec<webslm::ToolCall>
     let messages = [Message::new("user", "What is the weather in Paris?")];
     let (prompt, format) = s.tool_chat_tokens(&messages, &tools(), choice).unwrap();
     let prompt_text = s.detokenize(&prompt);
-    let options = GenerateOptions { max_tokens: 300, response_format: format, ..GenerateOptions::default() };
+    let render_control_tokens = s.tool_syntax().unwrap().renders_control_tokens();
+    let options = GenerateOptions { max_tokens: 300, response_format: format, render_control_tokens, ..GenerateOptions::default() };
     let mut g = s.generate(&prompt, options).unwrap();
     let text: String = g.by_ref().map(|p| p.text).collect();
     assert!(g.error().is_none(), "{:?}", g.error());
@@ -65,8 +66,12 @@ fn forced_calls_validate_in_every_syntax() {
         ("Qwen-Qwen3-0.6B.jinja", ToolSyntax::Hermes),
         ("meta-llama-Llama-3.2-3B-Instruct.jinja", ToolSyntax::Llama3),
         ("microsoft-Phi-3.5-mini-instruct.jinja", ToolSyntax::Generic),
+        ("mistralai-Mistral-Nemo-Instruct-2407.jinja", ToolSyntax::MistralNemo),
+        ("Mistral-Small-3.2-24B-Instruct-2506.jinja", ToolSyntax::Mistral { call_ids: true }),
+        ("unsloth-mistral-Devstral-Small-2507.jinja", ToolSyntax::Mistral { call_ids: false }),
     ] {
         let mut s = session(template);
+        assert_eq!(s.tool_syntax().unwrap(), syntax, "{template}");
         let (_, calls, prompt) = reply(&mut s, &ToolChoice::Required);
         assert!(prompt.contains("get_weather") && prompt.contains("fahrenheit"), "{template}: the tools are not in the prompt:\n{prompt}");
         // Each syntax's own instructions, from the template or (generic) ours.
@@ -74,6 +79,7 @@ fn forced_calls_validate_in_every_syntax() {
             ToolSyntax::Hermes => "<tool_call>",
             ToolSyntax::Llama3 => "\"parameters\"",
             ToolSyntax::Generic => "Respond in JSON format",
+            ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. } => "[AVAILABLE_TOOLS]",
         };
         assert!(prompt.contains(marker), "{template}: no {marker} in the prompt:\n{prompt}");
         assert_eq!(calls.len(), 1, "{template}");
@@ -101,6 +107,53 @@ fn the_generic_syntax_replies_in_its_json_when_calls_are_optional() {
     let (prompt, format) = s.tool_chat_tokens(&messages, &tools(), &ToolChoice::None).unwrap();
     assert_eq!(format, None);
     assert!(!s.detokenize(&prompt).contains("get_weather"));
+}
+
+/// Mistral's templates refuse call ids that are not 9 letters and digits;
+/// OpenAI's (`call_…`) reach them as such ids, the same for a call and its
+/// result.
+#[test]
+fn openai_call_ids_reach_mistral_templates_as_theirs() {
+    let call = serde_json::from_value::<webslm::ToolCall>(
+        json!({ "id": "call_mxddmkcdzdtmly_0", "type": "function", "function": { "name": "get_time", "arguments": "{\"zone\": \"UTC\"}" } }),
+    )
+    .unwrap();
+    let messages = [
+        Message::new("user", "What time is it?"),
+        Message { role: "assistant".into(), tool_calls: Some(vec![call]), ..Default::default() },
+        Message { role: "tool".into(), tool_call_id: Some("call_mxddmkcdzdtmly_0".into()), name: Some("get_time".into()), content: Some("12:00".into()), ..Default::default() },
+    ];
+    for template in ["mistralai-Mistral-Nemo-Instruct-2407.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja"] {
+        let s = session(template);
+        let (prompt, _) = s.tool_chat_tokens(&messages, &tools(), &ToolChoice::Auto).unwrap_or_else(|e| panic!("{template}: {e}"));
+        let text = s.detokenize(&prompt);
+        let after = ["\"id\": \"", "[CALL_ID]"].iter().find_map(|m| text.split_once(m)).map(|(_, after)| after);
+        let id = after.and_then(|a| a.get(..9)).unwrap_or_else(|| panic!("{template}: no call id in {text}"));
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{template}: {id}");
+        assert_eq!(text.matches(id).count(), 2, "{template}: the call's id and its result's: {text}");
+        assert!(!text.contains("call_mxddmkcdzdtmly_0"), "{text}");
+    }
+}
+
+/// Where the vocabulary has a syntax's marker as a control token, the
+/// grammar asks for that token by id (`<[id]>`), and the reply, its control
+/// tokens rendered, shows it: here Qwen's `<|im_start|>` stands in for
+/// Mistral's `[TOOL_CALLS]`, which Qwen's vocabulary lacks.
+#[test]
+fn a_control_token_in_a_grammar_is_that_token_and_shows_in_the_reply() {
+    let mut s = session("Qwen-Qwen2.5-7B-Instruct.jinja");
+    let id = match s.tokenize("<|im_start|>", false).unwrap().as_slice() {
+        &[id] => id,
+        other => panic!("<|im_start|> is {other:?}"),
+    };
+    let format = webslm::constraint::ResponseFormat::Grammar(format!("start: <[{id}]> \"yes\""));
+    for render_control_tokens in [true, false] {
+        let options = GenerateOptions { max_tokens: 20, response_format: Some(format.clone()), render_control_tokens, ..GenerateOptions::default() };
+        let pieces: Vec<_> = s.generate_text("Say yes", options).unwrap().collect();
+        assert_eq!(pieces[0].token, id);
+        let text: String = pieces.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(text, if render_control_tokens { "<|im_start|>yes" } else { "yes" });
+    }
 }
 
 #[test]

@@ -18,6 +18,13 @@ pub enum ToolSyntax {
     Hermes,
     /// One JSON object, `{"name": …, "parameters": {…}}`: Llama 3.1 to 3.3.
     Llama3,
+    /// Mistral's 2407 form (Nemo): `[TOOL_CALLS]` and a JSON array of
+    /// `{"name": …, "arguments": {…}, "id": …}`.
+    MistralNemo,
+    /// Mistral's later form (Small 3.1 and 3.2, Devstral, Ministral):
+    /// `[TOOL_CALLS]name[ARGS]{…}` a call, with `[CALL_ID]id` before
+    /// `[ARGS]` where the template writes ids.
+    Mistral { call_ids: bool },
     /// A template that knows no tools (Gemma 3, SmolLM2): the tools are
     /// described in the system message, and the reply is one JSON object,
     /// `{"tool_call": {"name": …, "arguments": {…}}}` or
@@ -95,6 +102,11 @@ impl ToolSyntax {
     pub fn of_template(source: &str) -> ToolSyntax {
         if source.contains("<tool_call>") {
             ToolSyntax::Hermes
+        } else if source.contains("[TOOL_CALLS]") {
+            match source.contains("[ARGS]") {
+                true => ToolSyntax::Mistral { call_ids: source.contains("[CALL_ID]") },
+                false => ToolSyntax::MistralNemo,
+            }
         } else if source.contains("<|start_header_id|>") && source.contains("\"parameters\"") {
             ToolSyntax::Llama3
         } else {
@@ -102,9 +114,18 @@ impl ToolSyntax {
         }
     }
 
+    /// Whether a reply's control tokens are to be rendered for [`ToolSyntax::read`]:
+    /// Mistral's markers are control tokens.
+    pub fn renders_control_tokens(self) -> bool {
+        matches!(self, ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. })
+    }
+
     /// The conversation as the template takes it. Earlier calls' arguments
     /// given as a JSON string (as OpenAI returns them) become the object
-    /// that templates expect (transformers' documented form). For the
+    /// that templates expect (transformers' documented form). Mistral's
+    /// templates take only ids of 9 letters and digits: others (OpenAI's
+    /// `call_…`) are replaced by one made from them, the same for a call
+    /// and its result. For the
     /// generic syntax, whose template knows no tools: the tools offered in
     /// the system message, earlier calls as the JSON the model wrote, and
     /// their results as user turns `{"tool_response": {"name", "content"}}`.
@@ -113,6 +134,14 @@ impl ToolSyntax {
         for call in messages.iter_mut().flat_map(|m| m.tool_calls.iter_mut().flatten()) {
             if let Some(Ok(object @ Value::Object(_))) = call.function.arguments.as_str().map(serde_json::from_str) {
                 call.function.arguments = object;
+            }
+        }
+        if self.renders_control_tokens() {
+            for m in &mut messages {
+                for call in m.tool_calls.iter_mut().flatten() {
+                    call.id = call.id.as_deref().map(mistral_id);
+                }
+                m.tool_call_id = m.tool_call_id.as_deref().map(mistral_id);
             }
         }
         if self != ToolSyntax::Generic || tools.is_empty() || *choice == ToolChoice::None {
@@ -155,7 +184,14 @@ impl ToolSyntax {
     /// The format a reply is held to: for a required or named call, one
     /// call whose arguments follow the function's parameters; for the
     /// generic syntax, its JSON always; `None` where the reply is free.
-    pub fn response_format(self, tools: &[Tool], choice: &ToolChoice) -> Result<Option<ResponseFormat>, Error> {
+    /// `control` gives the id of a control token, by its text, where the
+    /// vocabulary has it (Mistral's markers; otherwise they are spelled).
+    pub fn response_format(
+        self,
+        tools: &[Tool],
+        choice: &ToolChoice,
+        control: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Option<ResponseFormat>, Error> {
         if tools.is_empty() && *choice == ToolChoice::Auto {
             return Ok(None);
         }
@@ -196,6 +232,33 @@ impl ToolSyntax {
                 Some(ResponseFormat::Grammar(format!("start: \"<tool_call>\\n\" %json {schema} \"\\n</tool_call>\"")))
             }
             (ToolSyntax::Llama3, _) => Some(ResponseFormat::JsonSchema(call("parameters"))),
+            (ToolSyntax::MistralNemo, _) => {
+                let mut calls = call("arguments");
+                for each in calls["anyOf"].as_array_mut().expect("anyOf is a list") {
+                    each["properties"]["id"] = json!({ "type": "string", "pattern": "^[a-zA-Z0-9]{9}$" });
+                    each["required"] = json!(["name", "arguments", "id"]);
+                }
+                let array =
+                    with_bounded_whitespace(&json!({ "type": "array", "items": calls, "minItems": 1, "maxItems": 1 }));
+                let schema = serde_json::to_string(&array).expect("JSON serializes");
+                Some(ResponseFormat::Grammar(format!("start: {} %json {schema}", marker(control, "[TOOL_CALLS]"))))
+            }
+            (ToolSyntax::Mistral { call_ids }, _) => {
+                let id = if call_ids {
+                    format!("{} /[a-zA-Z0-9]{{9}}/ ", marker(control, "[CALL_ID]"))
+                } else {
+                    String::new()
+                };
+                let args = marker(control, "[ARGS]");
+                let mut grammar = format!("start: {} call\ncall: ", marker(control, "[TOOL_CALLS]"));
+                for (i, tool) in callable.iter().enumerate() {
+                    let schema =
+                        serde_json::to_string(&with_bounded_whitespace(&tool.parameters)).expect("JSON serializes");
+                    let name = serde_json::to_string(&tool.name).expect("JSON serializes");
+                    grammar += &format!("{}{name} {id}{args} %json {schema}", if i > 0 { " | " } else { "" });
+                }
+                Some(ResponseFormat::Grammar(grammar))
+            }
         })
     }
 
@@ -279,6 +342,31 @@ impl ToolSyntax {
                     None => Reading { content: reply.to_string(), calls: Vec::new() },
                 }
             }
+            ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. } => {
+                let mark = "[TOOL_CALLS]";
+                let Some(start) = reply.find(mark) else {
+                    let shown = if done { reply } else { &reply[..reply.len() - partial_suffix(reply, mark)] };
+                    return Reading { content: shown.trim().to_string(), calls: Vec::new() };
+                };
+                let content = reply[..start].trim().to_string();
+                let body = &reply[start + mark.len()..];
+                let calls = match self {
+                    ToolSyntax::MistralNemo => {
+                        let items = array_items(body.trim());
+                        let calls: Vec<RawCall> =
+                            items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
+                        let whole = calls.len() == items.len()
+                            && !calls.is_empty()
+                            && serde_json::from_str::<Vec<Value>>(body).is_ok();
+                        (whole || !done).then_some(calls)
+                    }
+                    _ => read_mistral_calls(body, done),
+                };
+                match calls {
+                    Some(calls) => Reading { content, calls },
+                    None => Reading { content: reply.trim().to_string(), calls: Vec::new() },
+                }
+            }
             ToolSyntax::Generic => {
                 let whole = || Reading { content: reply.to_string(), calls: Vec::new() };
                 if done && serde_json::from_str::<Value>(reply).is_err() {
@@ -324,6 +412,66 @@ pub struct Reading {
 pub struct RawCall {
     pub name: String,
     pub arguments: String,
+}
+
+/// Mistral's later calls after the first `[TOOL_CALLS]`:
+/// `name[CALL_ID]id[ARGS]{…}`, `[TOOL_CALLS]` again (or not) before each
+/// next. Whole (`done`), every call's arguments must be a JSON object, or
+/// the reply is not calls (`None`); cut off, a call once its `[ARGS]` (or
+/// `[CALL_ID]`) shows its name.
+fn read_mistral_calls(body: &str, done: bool) -> Option<Vec<RawCall>> {
+    let mut calls = Vec::new();
+    let mut rest = body;
+    loop {
+        rest = rest.trim_start();
+        rest = rest.strip_prefix("[TOOL_CALLS]").unwrap_or(rest);
+        if rest.is_empty() {
+            return (!done || !calls.is_empty()).then_some(calls);
+        }
+        let name_end = [rest.find("[CALL_ID]"), rest.find("[ARGS]")].into_iter().flatten().min();
+        let Some(name_end) = name_end else { return (!done).then_some(calls) };
+        let name = rest[..name_end].trim().to_string();
+        let Some(args_at) = rest.find("[ARGS]") else {
+            calls.push(RawCall { name, arguments: String::new() });
+            return (!done).then_some(calls);
+        };
+        let args = rest[args_at + "[ARGS]".len()..].trim_start();
+        match value_len(args) {
+            Some(len) if serde_json::from_str::<serde_json::Map<String, Value>>(&args[..len]).is_ok() => {
+                calls.push(RawCall { name, arguments: args[..len].to_string() });
+                rest = &args[len..];
+            }
+            Some(_) => return None,
+            None if done => return None,
+            None => {
+                calls.push(RawCall { name, arguments: args.trim_end().to_string() });
+                return Some(calls);
+            }
+        }
+    }
+}
+
+/// A control token as a Lark grammar atom: by id where the vocabulary has
+/// it, else its text spelled.
+fn marker(control: &dyn Fn(&str) -> Option<u32>, text: &str) -> String {
+    control(text).map_or_else(|| format!("\"{text}\""), |id| format!("<[{id}]>"))
+}
+
+/// A call id of 9 letters and digits, as Mistral's templates require: `id`
+/// itself where it is one, else one made from it (FNV-1a, in base 62).
+fn mistral_id(id: &str) -> String {
+    if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return id.to_string();
+    }
+    let mut hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0..9)
+        .map(|_| {
+            let d = digits[(hash % 62) as usize] as char;
+            hash /= 62;
+            d
+        })
+        .collect()
 }
 
 /// `{"name": …, <args>: {…}}` as a call. Whole (`complete`), it must parse,
@@ -556,6 +704,11 @@ mod tests {
             (ToolSyntax::Llama3, "Hello {there}", 0),
             (ToolSyntax::Generic, "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {\"x\": true}}, {\"name\": \"g\", \"arguments\": {}}]}", 2),
             (ToolSyntax::Generic, "{\"tool_call\": {\"name\": \"f\", \"arguments\": {\"s\": \"}{\"}}}", 1),
+            (ToolSyntax::MistralNemo, "Sure.[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": [1, {}]}, \"id\": \"abcdefghi\"}]", 1),
+            (ToolSyntax::MistralNemo, "[TOOL_CALLS] is how I call.", 0),
+            (ToolSyntax::Mistral { call_ids: true }, "[TOOL_CALLS]get_weather[CALL_ID]abcdefghi[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]now[CALL_ID]123456789[ARGS]{}", 2),
+            (ToolSyntax::Mistral { call_ids: false }, "Let me see.[TOOL_CALLS]f[ARGS]{\"q\": \"[ARGS]\"}", 1),
+            (ToolSyntax::Mistral { call_ids: false }, "A plain [ARGS] reply", 0),
             (ToolSyntax::Generic, "{\"response\": \"Caf\\u00e9 \\ud83d\\ude00 \\\"quoted\\\"\\nbye\"}", 0),
         ];
         for (syntax, reply, n) in cases {
@@ -579,6 +732,21 @@ mod tests {
         assert_eq!((cut.content.as_str(), cut.calls[0].arguments.as_str()), ("Sure", "{\"a\": \"Par"));
         assert_eq!(ToolSyntax::Hermes.read("Sure <tool_c", false).content, "Sure");
         assert_eq!(ToolSyntax::Generic.read("{\"response\": \"Caf\\u00", false).content, "Caf");
+        let cut = ToolSyntax::Mistral { call_ids: true }.read("Ok.[TOOL_CALLS]f[CALL_ID]abc", false);
+        assert_eq!(
+            (cut.content.as_str(), cut.calls[0].name.as_str(), cut.calls[0].arguments.as_str()),
+            ("Ok.", "f", "")
+        );
+        assert_eq!(ToolSyntax::MistralNemo.read("Ok.[TOOL_C", false).content, "Ok.");
+    }
+
+    #[test]
+    fn mistral_call_ids_are_nine_letters_and_digits() {
+        assert_eq!(mistral_id("abcdefghi"), "abcdefghi");
+        let id = mistral_id("call_mxddmkcdzdtmly_0");
+        assert!(id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        assert_eq!(id, mistral_id("call_mxddmkcdzdtmly_0"));
+        assert_ne!(id, mistral_id("call_mxddmkcdzdtmly_1"));
     }
 
     #[test]
@@ -586,6 +754,15 @@ mod tests {
         assert_eq!(ToolSyntax::of_template("{{ '<tool_call>\\n' }}"), ToolSyntax::Hermes);
         assert_eq!(ToolSyntax::of_template("<|start_header_id|>{{ '\"parameters\": ' }}"), ToolSyntax::Llama3);
         assert_eq!(ToolSyntax::of_template("<start_of_turn>user"), ToolSyntax::Generic);
+        assert_eq!(ToolSyntax::of_template("{{ '[TOOL_CALLS][' }}"), ToolSyntax::MistralNemo);
+        assert_eq!(
+            ToolSyntax::of_template("'[TOOL_CALLS]' + name + '[CALL_ID]' + id + '[ARGS]'"),
+            ToolSyntax::Mistral { call_ids: true }
+        );
+        assert_eq!(
+            ToolSyntax::of_template("'[TOOL_CALLS]' + name + '[ARGS]'"),
+            ToolSyntax::Mistral { call_ids: false }
+        );
     }
 
     #[test]
@@ -600,11 +777,11 @@ mod tests {
         for bad in [json!({}), json!([{ "function": {} }]), json!([{ "function": { "name": "f", "parameters": 3 } }])] {
             assert_eq!(Tool::list_from_json(&bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
         }
-        let e = ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Function("g".into())).unwrap_err();
+        let e = ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Function("g".into()), &|_| None).unwrap_err();
         assert!(e.to_string().contains("not among the tools"), "{e}");
-        assert_eq!(ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Auto).unwrap(), None);
+        assert_eq!(ToolSyntax::Hermes.response_format(&tools, &ToolChoice::Auto, &|_| None).unwrap(), None);
         assert_eq!(
-            ToolSyntax::Hermes.response_format(&[], &ToolChoice::Required).unwrap_err().code(),
+            ToolSyntax::Hermes.response_format(&[], &ToolChoice::Required, &|_| None).unwrap_err().code(),
             "INVALID_ARGUMENT"
         );
     }

@@ -317,10 +317,11 @@ struct JsGenerateOptions {
     stop: Option<Vec<String>>,
     logit_bias: Option<Vec<(u32, f32)>>,
     response_format: Option<serde_json::Value>,
+    render_control_tokens: Option<bool>,
 }
 
 impl JsGenerateOptions {
-    const KEYS: [&'static str; 13] = [
+    const KEYS: [&'static str; 14] = [
         "maxTokens",
         "temperature",
         "topK",
@@ -334,6 +335,7 @@ impl JsGenerateOptions {
         "stop",
         "logitBias",
         "responseFormat",
+        "renderControlTokens",
     ];
 
     /// Reads the options object; a misspelt key is an error, not a silent default.
@@ -374,6 +376,7 @@ impl JsGenerateOptions {
             },
             stop: self.stop.unwrap_or_default(),
             response_format,
+            render_control_tokens: self.render_control_tokens.unwrap_or(false),
         })
     }
 }
@@ -484,12 +487,10 @@ impl Engine {
         on!(&self.session, s => s.detokenize(ids))
     }
 
-    /// The tokens of a conversation (`[{role, content, tool_calls,
-    /// tool_call_id, name}]`, OpenAI's shape) rendered with the model's chat
-    /// template, ready to generate the assistant's reply; `tools` (OpenAI
-    /// tool objects, or undefined) go to the template as given.
     /// A chat turn that offers `tools` under OpenAI's `toolChoice`
-    /// ([`Session::tool_chat_tokens`]): `{tokens, responseFormat}`, the
+    /// ([`Session::tool_chat_tokens`]): `{tokens, responseFormat,
+    /// renderControlTokens}` (whether the reply's control tokens must show
+    /// for its calls to be read), the
     /// format (or null) in the shape `start` takes.
     #[wasm_bindgen(js_name = toolChatTokens)]
     pub fn tool_chat_tokens(&self, messages: JsValue, tools: JsValue, tool_choice: JsValue) -> Result<JsValue, JsValue> {
@@ -499,7 +500,12 @@ impl Engine {
             if tool_choice.is_undefined() || tool_choice.is_null() { None } else { Some(from_js(tool_choice, "toolChoice")?) };
         let choice = ToolChoice::from_json(choice.as_ref()).map_err(js_error)?;
         let (tokens, format) = on!(&self.session, s => s.tool_chat_tokens(&messages, &tools, &choice)).map_err(js_error)?;
-        Ok(to_js(&serde_json::json!({ "tokens": tokens, "responseFormat": format.as_ref().map(ResponseFormat::to_json) })))
+        let render = on!(&self.session, s => s.tool_syntax()).map_err(js_error)?.renders_control_tokens();
+        Ok(to_js(&serde_json::json!({
+            "tokens": tokens,
+            "responseFormat": format.as_ref().map(ResponseFormat::to_json),
+            "renderControlTokens": render,
+        })))
     }
 
     /// The text and the tool calls of a reply to a turn that offered tools
@@ -519,6 +525,10 @@ impl Engine {
         Ok(to_js(&serde_json::json!({ "content": reading.content, "toolCalls": calls })))
     }
 
+    /// The tokens of a conversation (`[{role, content, tool_calls,
+    /// tool_call_id, name}]`, OpenAI's shape) rendered with the model's chat
+    /// template, ready to generate the assistant's reply; `tools` (OpenAI
+    /// tool objects, or undefined) go to the template as given.
     #[wasm_bindgen(js_name = chatTokens)]
     pub fn chat_tokens(&self, messages: JsValue, tools: JsValue) -> Result<Vec<u32>, JsValue> {
         let messages: Vec<Message> = from_js(messages, "messages")?;
