@@ -42,7 +42,12 @@ fn reply(s: &mut Session, choice: &ToolChoice) -> (String, Vec<webslm::ToolCall>
     let (prompt, format) = s.tool_chat_tokens(&messages, &tools(), choice).unwrap();
     let prompt_text = s.detokenize(&prompt);
     let render_control_tokens = s.tool_syntax().unwrap().renders_control_tokens();
-    let options = GenerateOptions { max_tokens: 300, response_format: format, render_control_tokens, ..GenerateOptions::default() };
+    let options = GenerateOptions {
+        max_tokens: 300,
+        response_format: format,
+        render_control_tokens,
+        ..GenerateOptions::default()
+    };
     let mut g = s.generate(&prompt, options).unwrap();
     let text: String = g.by_ref().map(|p| p.text).collect();
     assert!(g.error().is_none(), "{:?}", g.error());
@@ -54,7 +59,12 @@ fn reply(s: &mut Session, choice: &ToolChoice) -> (String, Vec<webslm::ToolCall>
 
 fn validates(name: &str, arguments: &Value) {
     let tools = tools();
-    let tool = tools.as_array().unwrap().iter().find(|t| t["function"]["name"] == name).unwrap_or_else(|| panic!("no tool {name}"));
+    let tool = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}"));
     let validator = jsonschema::validator_for(&tool["function"]["parameters"]).unwrap();
     assert!(validator.is_valid(arguments), "{name}({arguments})");
 }
@@ -69,17 +79,24 @@ fn forced_calls_validate_in_every_syntax() {
         ("mistralai-Mistral-Nemo-Instruct-2407.jinja", ToolSyntax::MistralNemo),
         ("Mistral-Small-3.2-24B-Instruct-2506.jinja", ToolSyntax::Mistral { call_ids: true }),
         ("unsloth-mistral-Devstral-Small-2507.jinja", ToolSyntax::Mistral { call_ids: false }),
+        ("meetkai-functionary-medium-v3.1.jinja", ToolSyntax::FunctionaryV31),
+        ("meetkai-functionary-medium-v3.2.jinja", ToolSyntax::FunctionaryV32),
     ] {
         let mut s = session(template);
         assert_eq!(s.tool_syntax().unwrap(), syntax, "{template}");
         let (_, calls, prompt) = reply(&mut s, &ToolChoice::Required);
-        assert!(prompt.contains("get_weather") && prompt.contains("fahrenheit"), "{template}: the tools are not in the prompt:\n{prompt}");
+        assert!(
+            prompt.contains("get_weather") && prompt.contains("fahrenheit"),
+            "{template}: the tools are not in the prompt:\n{prompt}"
+        );
         // Each syntax's own instructions, from the template or (generic) ours.
         let marker = match syntax {
             ToolSyntax::Hermes => "<tool_call>",
             ToolSyntax::Llama3 => "\"parameters\"",
             ToolSyntax::Generic => "Respond in JSON format",
             ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. } => "[AVAILABLE_TOOLS]",
+            ToolSyntax::FunctionaryV31 => "<function=example_function_name>",
+            ToolSyntax::FunctionaryV32 => "Available functions:",
         };
         assert!(prompt.contains(marker), "{template}: no {marker} in the prompt:\n{prompt}");
         assert_eq!(calls.len(), 1, "{template}");
@@ -121,17 +138,46 @@ fn openai_call_ids_reach_mistral_templates_as_theirs() {
     let messages = [
         Message::new("user", "What time is it?"),
         Message { role: "assistant".into(), tool_calls: Some(vec![call]), ..Default::default() },
-        Message { role: "tool".into(), tool_call_id: Some("call_mxddmkcdzdtmly_0".into()), name: Some("get_time".into()), content: Some("12:00".into()), ..Default::default() },
+        Message {
+            role: "tool".into(),
+            tool_call_id: Some("call_mxddmkcdzdtmly_0".into()),
+            name: Some("get_time".into()),
+            content: Some("12:00".into()),
+            ..Default::default()
+        },
     ];
     for template in ["mistralai-Mistral-Nemo-Instruct-2407.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja"] {
         let s = session(template);
-        let (prompt, _) = s.tool_chat_tokens(&messages, &tools(), &ToolChoice::Auto).unwrap_or_else(|e| panic!("{template}: {e}"));
+        let (prompt, _) =
+            s.tool_chat_tokens(&messages, &tools(), &ToolChoice::Auto).unwrap_or_else(|e| panic!("{template}: {e}"));
         let text = s.detokenize(&prompt);
         let after = ["\"id\": \"", "[CALL_ID]"].iter().find_map(|m| text.split_once(m)).map(|(_, after)| after);
         let id = after.and_then(|a| a.get(..9)).unwrap_or_else(|| panic!("{template}: no call id in {text}"));
         assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{template}: {id}");
         assert_eq!(text.matches(id).count(), 2, "{template}: the call's id and its result's: {text}");
         assert!(!text.contains("call_mxddmkcdzdtmly_0"), "{text}");
+    }
+}
+
+/// Functionary v3.2's template writes a call's arguments as a string (the
+/// others want the object): given either way, they reach it as JSON text.
+#[test]
+fn functionary_v3_2_takes_earlier_calls_arguments_as_text() {
+    let s = session("meetkai-functionary-medium-v3.2.jinja");
+    for arguments in [json!("{\"zone\": \"UTC\"}"), json!({ "zone": "UTC" })] {
+        let call = webslm::ToolCall {
+            id: Some("call_1".into()),
+            kind: "function".into(),
+            function: webslm::FunctionCall { name: "get_time".into(), arguments },
+        };
+        let messages = [
+            Message::new("user", "What time is it?"),
+            Message { role: "assistant".into(), tool_calls: Some(vec![call]), ..Default::default() },
+            Message { role: "tool".into(), name: Some("get_time".into()), content: Some("12:00".into()), ..Default::default() },
+        ];
+        let (prompt, _) = s.tool_chat_tokens(&messages, &tools(), &ToolChoice::Auto).unwrap();
+        let text = s.detokenize(&prompt);
+        assert!(text.contains(">>>get_time\n{\"zone\":") && text.contains("UTC"), "{text}");
     }
 }
 
@@ -148,7 +194,12 @@ fn a_control_token_in_a_grammar_is_that_token_and_shows_in_the_reply() {
     };
     let format = webslm::constraint::ResponseFormat::Grammar(format!("start: <[{id}]> \"yes\""));
     for render_control_tokens in [true, false] {
-        let options = GenerateOptions { max_tokens: 20, response_format: Some(format.clone()), render_control_tokens, ..GenerateOptions::default() };
+        let options = GenerateOptions {
+            max_tokens: 20,
+            response_format: Some(format.clone()),
+            render_control_tokens,
+            ..GenerateOptions::default()
+        };
         let pieces: Vec<_> = s.generate_text("Say yes", options).unwrap().collect();
         assert_eq!(pieces[0].token, id);
         let text: String = pieces.iter().map(|p| p.text.as_str()).collect();

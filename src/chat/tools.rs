@@ -25,6 +25,12 @@ pub enum ToolSyntax {
     /// `[TOOL_CALLS]name[ARGS]{…}` a call, with `[CALL_ID]id` before
     /// `[ARGS]` where the template writes ids.
     Mistral { call_ids: bool },
+    /// Functionary v3.1 (Llama 3.1): `<function=name>{…}</function>`.
+    FunctionaryV31,
+    /// Functionary v3.2: after the prompt's `>>>`, a recipient and a line
+    /// break, then its text (`all`: the reply to the user) or a call's
+    /// arguments (a function's name); `>>>` before each next.
+    FunctionaryV32,
     /// A template that knows no tools (Gemma 3, SmolLM2): the tools are
     /// described in the system message, and the reply is one JSON object,
     /// `{"tool_call": {"name": …, "arguments": {…}}}` or
@@ -107,6 +113,10 @@ impl ToolSyntax {
                 true => ToolSyntax::Mistral { call_ids: source.contains("[CALL_ID]") },
                 false => ToolSyntax::MistralNemo,
             }
+        } else if source.contains(">>>all") {
+            ToolSyntax::FunctionaryV32
+        } else if source.contains("<function=") {
+            ToolSyntax::FunctionaryV31
         } else if source.contains("<|start_header_id|>") && source.contains("\"parameters\"") {
             ToolSyntax::Llama3
         } else {
@@ -117,6 +127,7 @@ impl ToolSyntax {
     /// Whether a reply's control tokens are to be rendered for [`ToolSyntax::read`]:
     /// Mistral's markers are control tokens.
     pub fn renders_control_tokens(self) -> bool {
+        // Functionary's markers are text.
         matches!(self, ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. })
     }
 
@@ -132,7 +143,14 @@ impl ToolSyntax {
     pub fn messages(self, messages: &[Message], tools: &[Tool], choice: &ToolChoice) -> Vec<Message> {
         let mut messages = messages.to_vec();
         for call in messages.iter_mut().flat_map(|m| m.tool_calls.iter_mut().flatten()) {
-            if let Some(Ok(object @ Value::Object(_))) = call.function.arguments.as_str().map(serde_json::from_str) {
+            if self == ToolSyntax::FunctionaryV32 {
+                // Its template writes the arguments as a string.
+                if call.function.arguments.is_object() {
+                    call.function.arguments = Value::String(call.function.arguments.to_string());
+                }
+            } else if let Some(Ok(object @ Value::Object(_))) =
+                call.function.arguments.as_str().map(serde_json::from_str)
+            {
                 call.function.arguments = object;
             }
         }
@@ -232,6 +250,25 @@ impl ToolSyntax {
                 Some(ResponseFormat::Grammar(format!("start: \"<tool_call>\\n\" %json {schema} \"\\n</tool_call>\"")))
             }
             (ToolSyntax::Llama3, _) => Some(ResponseFormat::JsonSchema(call("parameters"))),
+            (ToolSyntax::FunctionaryV31 | ToolSyntax::FunctionaryV32, _) => {
+                let (open, between, close) = if self == ToolSyntax::FunctionaryV31 {
+                    ("<function=", ">", "</function>")
+                } else {
+                    ("", "\n", "")
+                };
+                let each: Vec<String> = callable
+                    .iter()
+                    .map(|tool| {
+                        let schema =
+                            serde_json::to_string(&with_bounded_whitespace(&tool.parameters)).expect("JSON serializes");
+                        let head =
+                            serde_json::to_string(&format!("{open}{}{between}", tool.name)).expect("JSON serializes");
+                        format!("{head} %json {schema}")
+                    })
+                    .collect();
+                let close = if close.is_empty() { String::new() } else { format!(" \"{close}\"") };
+                Some(ResponseFormat::Grammar(format!("start: call{close}\ncall: {}", each.join(" | "))))
+            }
             (ToolSyntax::MistralNemo, _) => {
                 let mut calls = call("arguments");
                 for each in calls["anyOf"].as_array_mut().expect("anyOf is a list") {
@@ -292,41 +329,9 @@ impl ToolSyntax {
     /// sent: a model held to a format by `tool_choice` never writes one.)
     pub fn read(self, reply: &str, done: bool) -> Reading {
         match self {
-            ToolSyntax::Hermes => {
-                let (open, close) = ("<tool_call>", "</tool_call>");
-                let mut reading = Reading::default();
-                let mut rest = reply;
-                while let Some(start) = rest.find(open) {
-                    let body = &rest[start + open.len()..];
-                    let Some(end) = body.find(close) else {
-                        match read_call(body, "arguments", done) {
-                            Some(call) => {
-                                reading.content.push_str(&rest[..start]);
-                                reading.calls.push(call);
-                                rest = "";
-                            }
-                            None if done => {}
-                            // Not yet a call, perhaps never: held back.
-                            None => rest = &rest[..start],
-                        }
-                        break;
-                    };
-                    match read_call(&body[..end], "arguments", true) {
-                        Some(call) => {
-                            reading.content.push_str(&rest[..start]);
-                            reading.calls.push(call);
-                        }
-                        None => reading.content.push_str(&rest[..start + open.len() + end + close.len()]),
-                    }
-                    rest = &body[end + close.len()..];
-                }
-                if !done {
-                    rest = &rest[..rest.len() - partial_suffix(rest, open)];
-                }
-                reading.content.push_str(rest);
-                reading.content = reading.content.trim().to_string();
-                reading
-            }
+            ToolSyntax::Hermes => read_tagged(reply, ("<tool_call>", "</tool_call>"), done, |body, whole| {
+                read_call(body, "arguments", whole)
+            }),
             ToolSyntax::Llama3 => {
                 let tag = "<|python_tag|>";
                 let start = reply.trim_start();
@@ -342,27 +347,59 @@ impl ToolSyntax {
                     None => Reading { content: reply.to_string(), calls: Vec::new() },
                 }
             }
-            ToolSyntax::MistralNemo | ToolSyntax::Mistral { .. } => {
+            ToolSyntax::FunctionaryV31 => read_tagged(reply, ("<function=", "</function>"), done, |body, whole| {
+                let (name, args) = body.split_once('>')?;
+                // Cut off before its arguments begin, not yet a call.
+                let arguments = read_args(args, whole).filter(|a| whole || !a.is_empty())?;
+                Some(RawCall { name: name.to_string(), arguments })
+            }),
+            ToolSyntax::FunctionaryV32 => {
+                let mut reading = Reading::default();
+                let mut rest = reply;
+                loop {
+                    let (segment, next) = match rest.find(">>>") {
+                        Some(at) => (&rest[..at], Some(&rest[at + 3..])),
+                        None if done => (rest, None),
+                        None => (&rest[..rest.len() - partial_suffix(rest, ">>>")], None),
+                    };
+                    let last = next.is_none();
+                    let Some((recipient, body)) = segment.split_once('\n') else {
+                        // No recipient yet; whole, a reply that ignored the format.
+                        if done && !segment.trim().is_empty() {
+                            return Reading { content: reply.trim().to_string(), calls: Vec::new() };
+                        }
+                        break;
+                    };
+                    if recipient.trim() == "all" {
+                        reading.content.push_str(body);
+                    } else {
+                        match read_args(body, done || !last) {
+                            Some(arguments) => {
+                                reading.calls.push(RawCall { name: recipient.trim().to_string(), arguments })
+                            }
+                            None if done || !last => {
+                                return Reading { content: reply.trim().to_string(), calls: Vec::new() }
+                            }
+                            None => {}
+                        }
+                    }
+                    match next {
+                        Some(next) => rest = next,
+                        None => break,
+                    }
+                }
+                reading.content = reading.content.trim().to_string();
+                reading
+            }
+            ToolSyntax::MistralNemo => read_marked_array(reply, "[TOOL_CALLS]", done),
+            ToolSyntax::Mistral { .. } => {
                 let mark = "[TOOL_CALLS]";
                 let Some(start) = reply.find(mark) else {
                     let shown = if done { reply } else { &reply[..reply.len() - partial_suffix(reply, mark)] };
                     return Reading { content: shown.trim().to_string(), calls: Vec::new() };
                 };
                 let content = reply[..start].trim().to_string();
-                let body = &reply[start + mark.len()..];
-                let calls = match self {
-                    ToolSyntax::MistralNemo => {
-                        let items = array_items(body.trim());
-                        let calls: Vec<RawCall> =
-                            items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
-                        let whole = calls.len() == items.len()
-                            && !calls.is_empty()
-                            && serde_json::from_str::<Vec<Value>>(body).is_ok();
-                        (whole || !done).then_some(calls)
-                    }
-                    _ => read_mistral_calls(body, done),
-                };
-                match calls {
+                match read_mistral_calls(&reply[start + mark.len()..], done) {
                     Some(calls) => Reading { content, calls },
                     None => Reading { content: reply.trim().to_string(), calls: Vec::new() },
                 }
@@ -412,6 +449,80 @@ pub struct Reading {
 pub struct RawCall {
     pub name: String,
     pub arguments: String,
+}
+
+/// Calls between `open` and `close` tags, text around them (Hermes'
+/// `<tool_call>`, Functionary v3.1's `<function=`). `call` reads what is
+/// between them, whole or cut off. A block whose call does not parse stays
+/// in the text; one cut off is held back until it is told.
+fn read_tagged(
+    reply: &str,
+    (open, close): (&str, &str),
+    done: bool,
+    call: impl Fn(&str, bool) -> Option<RawCall>,
+) -> Reading {
+    let mut reading = Reading::default();
+    let mut rest = reply;
+    while let Some(start) = rest.find(open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(close) else {
+            match call(body, done) {
+                Some(call) => {
+                    reading.content.push_str(&rest[..start]);
+                    reading.calls.push(call);
+                    rest = "";
+                }
+                None if done => {}
+                // Not yet a call, perhaps never: held back.
+                None => rest = &rest[..start],
+            }
+            break;
+        };
+        match call(&body[..end], true) {
+            Some(call) => {
+                reading.content.push_str(&rest[..start]);
+                reading.calls.push(call);
+            }
+            None => reading.content.push_str(&rest[..start + open.len() + end + close.len()]),
+        }
+        rest = &body[end + close.len()..];
+    }
+    if !done {
+        rest = &rest[..rest.len() - partial_suffix(rest, open)];
+    }
+    reading.content.push_str(rest);
+    reading.content = reading.content.trim().to_string();
+    reading
+}
+
+/// Calls as a JSON array of `{"name", "arguments"}` after `mark`, text
+/// before it (Mistral Nemo's `[TOOL_CALLS]`).
+/// Whole (`done`), the array must parse and hold only calls, or the reply
+/// is all text.
+fn read_marked_array(reply: &str, mark: &str, done: bool) -> Reading {
+    let Some(start) = reply.find(mark) else {
+        let shown = if done { reply } else { &reply[..reply.len() - partial_suffix(reply, mark)] };
+        return Reading { content: shown.trim().to_string(), calls: Vec::new() };
+    };
+    let body = &reply[start + mark.len()..];
+    let items = array_items(body.trim());
+    let calls: Vec<RawCall> = items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
+    let whole = calls.len() == items.len() && !calls.is_empty() && serde_json::from_str::<Vec<Value>>(body).is_ok();
+    match whole || !done {
+        true => Reading { content: reply[..start].trim().to_string(), calls },
+        false => Reading { content: reply.trim().to_string(), calls: Vec::new() },
+    }
+}
+
+/// A call's arguments as written: whole (`complete`), a JSON object and
+/// nothing after it; cut off, what there is of one so far.
+fn read_args(text: &str, complete: bool) -> Option<String> {
+    let text = text.trim();
+    if complete {
+        return serde_json::from_str::<serde_json::Map<String, Value>>(text).is_ok().then(|| text.to_string());
+    }
+    // What follows a whole object is not the arguments (a close tag, say).
+    (text.is_empty() || text.starts_with('{')).then(|| text[..value_len(text).unwrap_or(text.len())].to_string())
 }
 
 /// Mistral's later calls after the first `[TOOL_CALLS]`:
@@ -709,6 +820,10 @@ mod tests {
             (ToolSyntax::Mistral { call_ids: true }, "[TOOL_CALLS]get_weather[CALL_ID]abcdefghi[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]now[CALL_ID]123456789[ARGS]{}", 2),
             (ToolSyntax::Mistral { call_ids: false }, "Let me see.[TOOL_CALLS]f[ARGS]{\"q\": \"[ARGS]\"}", 1),
             (ToolSyntax::Mistral { call_ids: false }, "A plain [ARGS] reply", 0),
+            (ToolSyntax::FunctionaryV31, "Checking.<function=get_weather>{\"city\": \"Oslo\"}</function><function=now>{}</function>", 2),
+            (ToolSyntax::FunctionaryV31, "<function=broken>[1]</function> stays", 0),
+            (ToolSyntax::FunctionaryV32, "all\nI will check.>>>get_weather\n{\"city\": \"Oslo\"}>>>now\n{}", 2),
+            (ToolSyntax::FunctionaryV32, "all\nHello > there >> friend", 0),
             (ToolSyntax::Generic, "{\"response\": \"Caf\\u00e9 \\ud83d\\ude00 \\\"quoted\\\"\\nbye\"}", 0),
         ];
         for (syntax, reply, n) in cases {
@@ -738,6 +853,16 @@ mod tests {
             ("Ok.", "f", "")
         );
         assert_eq!(ToolSyntax::MistralNemo.read("Ok.[TOOL_C", false).content, "Ok.");
+        let cut = ToolSyntax::FunctionaryV32.read("all\nLet me look.>>>get_weather\n{\"ci", false);
+        assert_eq!(
+            (cut.content.as_str(), cut.calls[0].name.as_str(), cut.calls[0].arguments.as_str()),
+            ("Let me look.", "get_weather", "{\"ci")
+        );
+        assert_eq!(ToolSyntax::FunctionaryV32.read("all\nHi >>", false).content, "Hi");
+        assert_eq!(
+            ToolSyntax::FunctionaryV31.read("Hi <function=get_w", false),
+            Reading { content: "Hi".into(), calls: vec![] }
+        );
     }
 
     #[test]
@@ -763,6 +888,8 @@ mod tests {
             ToolSyntax::of_template("'[TOOL_CALLS]' + name + '[ARGS]'"),
             ToolSyntax::Mistral { call_ids: false }
         );
+        assert_eq!(ToolSyntax::of_template("<|start_header_id|>{{ '>>>all\\n' }}"), ToolSyntax::FunctionaryV32);
+        assert_eq!(ToolSyntax::of_template("<|start_header_id|>{{ '<function=' }}"), ToolSyntax::FunctionaryV31);
     }
 
     #[test]

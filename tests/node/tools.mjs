@@ -1,8 +1,9 @@
 // Tool calls through the npm package's chatCompletions: forced and named
 // calls validate against the function's parameters (Ajv) with SmolLM2's and
 // Gemma 3's templates (neither knows tools: the generic JSON syntax) and
-// with llama.cpp's Qwen 2.5, Llama 3.2, Phi-3.5, Mistral Nemo and Mistral
-// Small 3.2 templates on the tiny qwen2 model (chatTemplate); a streamed
+// with llama.cpp's Qwen 2.5, Llama 3.2, Phi-3.5, Mistral Nemo, Mistral
+// Small 3.2 and Functionary v3.2 templates on the tiny qwen2 model
+// (chatTemplate); a streamed
 // call is the same call, its arguments in several deltas; the loop of
 // the package README runs a tool and feeds its result back. tools() registers
 // them as node:test tests; Node runs them from tools.test.mjs, Deno from
@@ -43,6 +44,7 @@ export const TEMPLATES = [
   'microsoft-Phi-3.5-mini-instruct.jinja',
   'mistralai-Mistral-Nemo-Instruct-2407.jinja',
   'Mistral-Small-3.2-24B-Instruct-2506.jinja',
+  'meetkai-functionary-medium-v3.2.jinja',
 ];
 const question = [{ role: 'user', content: 'What is the weather in Paris?' }];
 
