@@ -77,6 +77,21 @@ pub struct ChatTemplate {
 
 const TEMPLATE_NAME: &str = "chat_template";
 
+/// A template comes with the model file, from anyone: a program run on
+/// every chat turn. These bound one rendering, so that a hostile one fails
+/// with `CHAT_TEMPLATE` instead of hanging the tab. Instructions: the real
+/// templates of llama.cpp's collection take at most 36 000 for a
+/// conversation of 81 turns with a nested tool (tests/chat_templates.rs).
+const MAX_INSTRUCTIONS: u64 = 10_000_000;
+/// Nested frames (macro calls, loops): Kimi K3's template prints a tool's
+/// schema with a macro that recurses a level of JSON at a time, about 9
+/// frames a level, so 64 was too few for a tool 7 levels deep. 200 leaves
+/// room for deeper schemas and margin on wasm's 1 MiB stack (tests/wasm.rs;
+/// minijinja's own 500 also fit it there, in a release build).
+const MAX_NESTING: usize = 200;
+/// The prompt's text: 16 MiB is far beyond any context a model here takes.
+const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
 /// What `strftime_now` reports unless [`ChatTemplate::with_date`] says
 /// otherwise: 26 Jul 2024, the date Llama 3.x templates fall back to
 /// themselves, so they render the same whether or not the function exists.
@@ -86,6 +101,8 @@ impl ChatTemplate {
     /// `bos_token`/`eos_token` are the texts of the model's BOS/EOS tokens (templates use them).
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, Error> {
         let mut env = Environment::new();
+        env.set_fuel(Some(MAX_INSTRUCTIONS));
+        env.set_recursion_limit(MAX_NESTING);
         env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(to_error)?);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
@@ -135,7 +152,19 @@ impl ChatTemplate {
             ("tools", tools.map_or_else(jinja2::none, |t| Value::from(Serde(t)))),
             ("add_generation_prompt", Value::from(add_generation_prompt)),
         ]);
-        self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render(context)).map_err(to_error)
+        let mut out = Bounded { text: Vec::new(), full: false };
+        let rendered = self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render_captured_to(context, &mut out).map(drop));
+        match rendered {
+            Ok(()) => Ok(String::from_utf8(out.text).expect("templates write UTF-8")),
+            Err(_) if out.full => Err(Error::ChatTemplate(format!(
+                "the chat template wrote more than its limit of {} MiB of prompt",
+                MAX_OUTPUT_BYTES >> 20
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(Error::ChatTemplate(format!(
+                "the chat template ran past its limit of {MAX_INSTRUCTIONS} instructions (an endless loop?)"
+            ))),
+            Err(e) => Err(to_error(e)),
+        }
     }
 }
 
@@ -235,6 +264,27 @@ fn generation_as_call(source: &str) -> String {
     out
 }
 
+/// A rendering's output, refused past [`MAX_OUTPUT_BYTES`].
+struct Bounded {
+    text: Vec<u8>,
+    full: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + bytes.len() > MAX_OUTPUT_BYTES {
+            self.full = true;
+            return Err(std::io::Error::other("the prompt is too long"));
+        }
+        self.text.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Templates call this to reject a conversation; the message becomes the error.
 fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
@@ -324,6 +374,30 @@ fn weekday(year: i32, month: u32, day: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile templates (a GGUF's is anyone's): an endless loop, a prompt
+    /// past every context, a 1 GiB string, endless recursion. Each fails
+    /// with CHAT_TEMPLATE naming what it ran into (tests/wasm.rs runs the
+    /// loop and the recursion in wasm, whose stack is smaller). minijinja
+    /// refuses to repeat a string past 100 MB but not to concatenate one:
+    /// the doubling loop builds its 1 GiB (4.5 s here) before the output
+    /// limit refuses it.
+    #[test]
+    fn hostile_templates_fail_naming_the_limit() {
+        let cases = [
+            ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "instructions"),
+            ("{% for a in range(100000) %}{% for b in range(100000) %}{{ 'many bytes a time' }}{% endfor %}{% endfor %}", "MiB of prompt"),
+            ("{{ 'x' * 1073741824 }}", "repeated string is too large"),
+            ("{% set ns = namespace(s='x') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", "MiB of prompt"),
+            ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion limit exceeded"),
+        ];
+        for (source, why) in cases {
+            let template = ChatTemplate::new(source, "<s>", "</s>").unwrap();
+            let e = template.render(&[Message::new("user", "hi")], true).unwrap_err();
+            assert_eq!(e.code(), "CHAT_TEMPLATE");
+            assert!(e.to_string().contains(why), "{source}: {e}");
+        }
+    }
 
     fn msg(role: &str, content: &str) -> Message {
         Message::new(role, content)

@@ -8,6 +8,7 @@ use common::tiny_llama;
 use wasm_bindgen_test::wasm_bindgen_test;
 use webslm::cpu::Cpu;
 use webslm::session::Loader;
+use webslm::chat::ChatTemplate;
 use webslm::{GenerateOptions, LoadOptions, Message, Session};
 
 #[wasm_bindgen_test]
@@ -150,5 +151,21 @@ mod js_api {
         loader.push(&js_sys::Uint8Array::from(&bytes[..50])).unwrap();
         assert_eq!(code(loader.finish().err().unwrap()), "INVALID_GGUF");
         assert_eq!(code(ModelLoader::new(-1.0, None, None, None, None).err().unwrap()), "INVALID_ARGUMENT");
+    }
+}
+
+/// A template that recurses without end stops at the nesting limit within
+/// wasm's 1 MiB stack, and one that loops without end at the instruction
+/// limit: errors, not a trap or a hung tab (src/chat.rs has the rest).
+#[wasm_bindgen_test]
+fn hostile_templates_stop_at_their_limits() {
+    for (source, why) in [
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion limit exceeded"),
+        ("{% macro f(n) %}{% for i in [1] %}{% if true %}{{ f(n + 1) }}{% endif %}{% endfor %}{% endmacro %}{{ f(0) }}", "recursion limit exceeded"),
+        ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "instructions"),
+    ] {
+        let template = ChatTemplate::new(source, "<s>", "</s>").unwrap();
+        let e = template.render(&[Message::new("user", "hi")], true).unwrap_err();
+        assert!(e.to_string().contains(why), "{source}: {e}");
     }
 }
