@@ -153,7 +153,8 @@ impl ChatTemplate {
             ("add_generation_prompt", Value::from(add_generation_prompt)),
         ]);
         let mut out = Bounded { text: Vec::new(), full: false };
-        let rendered = self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render_captured_to(context, &mut out).map(drop));
+        let rendered =
+            self.env.get_template(TEMPLATE_NAME).and_then(|t| t.render_captured_to(context, &mut out).map(drop));
         match rendered {
             Ok(()) => Ok(String::from_utf8(out.text).expect("templates write UTF-8")),
             Err(_) if out.full => Err(Error::ChatTemplate(format!(

@@ -6,9 +6,9 @@ mod common;
 
 use common::tiny_llama;
 use wasm_bindgen_test::wasm_bindgen_test;
+use webslm::chat::ChatTemplate;
 use webslm::cpu::Cpu;
 use webslm::session::Loader;
-use webslm::chat::ChatTemplate;
 use webslm::{GenerateOptions, LoadOptions, Message, Session};
 
 #[wasm_bindgen_test]
