@@ -70,6 +70,7 @@ for v in "${variants[@]}"; do
     "$dir/wasm32-unknown-unknown/release/webslm.wasm"
   echo "built webslm-$name ($(du -h "pkg/wasm/webslm-${name}_bg.wasm" | cut -f1)) in $((SECONDS - start)) s"
 done
+if [ -d pkg/wasm/snippets ]; then node scripts/patch-rayon-workers.mjs pkg/wasm/snippets; fi
 cp -r pkg-template/. pkg/
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
 sed -i "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" pkg/package.json

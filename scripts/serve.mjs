@@ -32,12 +32,12 @@ const TYPES = {
  * Serves the files under `root` (default: the repository root) and resolves
  * to `{ url, close() }`. `isolated` adds COOP/COEP so that pages are
  * `crossOriginIsolated`, which the threaded wasm build needs for
- * SharedArrayBuffer.
+ * SharedArrayBuffer. `csp`: a Content-Security-Policy for every response.
  */
-export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', isolated = true } = {}) {
+export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', isolated = true, csp } = {}) {
   const base = resolve(root);
   const server = createServer((req, res) => {
-    handle(base, isolated, req, res).catch((e) => {
+    handle(base, isolated, csp, req, res).catch((e) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': TYPES['.txt'] });
       res.end(`${e.message}\n`);
     });
@@ -58,8 +58,9 @@ export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', iso
   };
 }
 
-async function handle(base, isolated, req, res) {
+async function handle(base, isolated, csp, req, res) {
   const common = { 'cache-control': 'no-cache' };
+  if (csp) common['content-security-policy'] = csp;
   if (isolated) {
     common['cross-origin-opener-policy'] = 'same-origin';
     common['cross-origin-embedder-policy'] = 'require-corp';

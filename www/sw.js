@@ -9,6 +9,7 @@ const SHELL = [
   'index.html',
   'app.js',
   'style.css',
+  'icon.svg',
   '../pkg/index.js',
   '../pkg/remote.js',
   '../pkg/worker.js',
