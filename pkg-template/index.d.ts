@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'CHAT_TEMPLATE'
   | 'INVALID_ARGUMENT'
   | 'IO'
+  | 'BLOCKED'
   | 'INTERNAL';
 
 /** Every error this package throws. */

@@ -14,7 +14,7 @@ export class WebslmError extends Error {
   }
 }
 
-const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'INTEGRITY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'INTERNAL']);
+const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 'NO_WEBGPU', 'OUT_OF_MEMORY', 'QUOTA_EXCEEDED', 'NETWORK', 'ABORTED', 'CONTEXT_OVERFLOW', 'BUSY', 'INTEGRITY', 'TOKENIZER', 'CHAT_TEMPLATE', 'INVALID_ARGUMENT', 'IO', 'BLOCKED', 'INTERNAL']);
 
 /** `e` as a WebslmError; a trap marks `instance`, the engine it came from, unusable. */
 function wrap(e, instance) {
@@ -173,7 +173,13 @@ async function start(build, threads, instance) {
   let module_or_path = url;
   if (isNode) module_or_path = await (await import('node:fs/promises')).readFile(url);
   else if (isDeno && url.protocol === 'file:') module_or_path = await Deno.readFile(url);
-  await glue.default({ module_or_path });
+  await glue.default({ module_or_path }).catch((e) => {
+    // A page's Content-Security-Policy without 'wasm-unsafe-eval' refuses to compile it.
+    if (/Content.Security.Policy/i.test(e?.message)) {
+      throw new WebslmError('BLOCKED', `the page's Content-Security-Policy does not let WebAssembly compile: add 'wasm-unsafe-eval' to script-src (${e.message})`, { cause: e });
+    }
+    throw e;
+  });
   glue.setPanicHandler((message) => {
     instance.poisoned = true;
     instance.panic = message;

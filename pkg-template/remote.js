@@ -7,7 +7,8 @@ import { ChatCompletions, WebslmError } from './index.js';
 
 const disposed = () => new WebslmError('INVALID_ARGUMENT', 'this generator has been disposed');
 const aborted = (signal) => new WebslmError('ABORTED', 'aborted', { cause: signal.reason });
-const died = (reason) => new WebslmError('INTERNAL', `the worker stopped unexpectedly (${reason}); load the model again`);
+const died = (reason) =>
+  reason instanceof WebslmError ? reason : new WebslmError('INTERNAL', `the worker stopped unexpectedly (${reason}); load the model again`);
 
 /**
  * Starts worker.js: a module Web Worker where there is one (browsers, Deno),
@@ -16,11 +17,24 @@ const died = (reason) => new WebslmError('INTERNAL', `the worker stopped unexpec
  */
 async function spawn(message, death) {
   if (typeof Worker === 'function') {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    worker.onmessage = (e) => message(e.data);
+    const url = new URL('./worker.js', import.meta.url);
+    // A page's Content-Security-Policy that refuses the Worker says so only in this event.
+    let refused;
+    const onViolation = (e) => e.blockedURI === url.href && (refused = e);
+    globalThis.document?.addEventListener('securitypolicyviolation', onViolation);
+    const worker = new Worker(url, { type: 'module' });
+    worker.onmessage = (e) => {
+      globalThis.document?.removeEventListener('securitypolicyviolation', onViolation);
+      message(e.data);
+    };
     worker.onmessageerror = () => death('a reply could not be read');
     worker.onerror = (e) => {
       e.preventDefault();
+      globalThis.document?.removeEventListener('securitypolicyviolation', onViolation);
+      if (refused) {
+        const why = `the page's Content-Security-Policy refuses the engine's Worker (${refused.effectiveDirective}): allow 'self' there, or load without worker: true`;
+        return death(new WebslmError('BLOCKED', why));
+      }
       // A worker that cannot load gets a plain Event, without a message.
       death(e.message || 'worker.js did not run');
     };

@@ -25,6 +25,7 @@ const ADVICE = {
   TOKENIZER: 'This model’s tokenizer is not supported.',
   CHAT_TEMPLATE: 'This model’s chat template could not be rendered.',
   IO: 'The file could not be read.',
+  BLOCKED: 'This page’s Content-Security-Policy blocks the engine (see www/README.md for the policy it needs).',
   INTERNAL: 'The engine stopped after an internal error. Load the model again.',
   INVALID_ARGUMENT: 'A setting is out of range. Check the settings.',
 };

@@ -4,7 +4,8 @@
 // on threads in a Worker and chats; the test page (tests/browser/page.html,
 // no inline script) loads SmolLM2 on the page's thread on two threads, in a
 // Worker, and on WebGPU, and generates. No violation may be reported, and a
-// thread pool must start rather than fall back to one thread.
+// thread pool must start rather than fall back to one thread. Under a policy
+// that refuses WebAssembly or the Worker, the demo says so (BLOCKED).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve } from '../../scripts/serve.mjs';
@@ -70,4 +71,22 @@ test("the package on the page's thread (two threads), in a Worker and on WebGPU"
   }
   assert.deepEqual(violations, []);
   await page.close();
+});
+
+test('a policy that refuses WebAssembly or the Worker is named on the demo page', async () => {
+  for (const [policy, named] of [
+    [STRICT_CSP.replace(" 'wasm-unsafe-eval'", ''), /BLOCKED: .*'wasm-unsafe-eval'/],
+    [STRICT_CSP.replace("worker-src 'self'", "worker-src 'none'"), /BLOCKED: .*Worker \(worker-src\)/],
+  ]) {
+    const strict = await serve({ csp: policy });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${strict.url}/www/`);
+      await page.waitForFunction(() => /BLOCKED/.test(document.body.textContent), null, { timeout: 60_000 });
+      assert.match(await page.textContent('body'), named, policy);
+    } finally {
+      await page.close();
+      await strict.close();
+    }
+  }
 });
