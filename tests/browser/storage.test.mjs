@@ -3,10 +3,11 @@
 // DevTools' Storage.overrideQuotaForOrigin, refused before the download or
 // during it, and a page whose IndexedDB cannot be opened. The model loads
 // uncached with a warning, or fails with `cache: 'required'`; a model cached
-// before stays.
+// before stays, and loads offline with the same bytes (its SHA-256 checked).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { serve } from '../../scripts/serve.mjs';
 import { launch } from './chromium.mjs';
 
@@ -116,7 +117,7 @@ test('a quota that runs out during the download (the estimate promised more): it
   }
 });
 
-test("cache: 'required' fails with QUOTA_EXCEEDED where the model does not fit, leaving the cache as it was", async () => {
+test("cache: 'required' fails with QUOTA_EXCEEDED where the model does not fit, leaving the cache as it was: the model cached before loads offline, its bytes the same", async () => {
   const { page, close } = await freshPage({ quota: QUOTA });
   try {
     assert.equal((await load(page, `/${SMALL}`)).cached, true);
@@ -125,6 +126,14 @@ test("cache: 'required' fails with QUOTA_EXCEEDED where the model does not fit, 
     assert.deepEqual(big.list, [{ url: `/${SMALL}`, complete: true }]);
     const bad = await load(page, `/${SMALL}`, { cache: 'sometimes' });
     assert.equal(bad.error, 'INVALID_ARGUMENT', bad.message);
+    // Offline, from the cache alone, hashed against the file on disk.
+    const sha256 = createHash('sha256').update(await readFile(new URL(SMALL, root))).digest('hex');
+    await page.context().setOffline(true);
+    const offline = await load(page, `/${SMALL}`, { cache: 'required', sha256 });
+    assert.equal(offline.error, null, offline.message);
+    assert.equal(offline.cached, true);
+    const wrong = await load(page, `/${SMALL}`, { cache: 'required', sha256: '0'.repeat(64) });
+    assert.equal(wrong.error, 'INTEGRITY', wrong.message);
   } finally {
     await close();
   }
