@@ -417,12 +417,7 @@ impl ToolSyntax {
                     Some(m) if m.key == "tool_call" => read_call(m.value, "arguments", m.complete)
                         .map(|call| Reading { content: String::new(), calls: vec![call] }),
                     Some(m) if m.key == "tool_calls" => {
-                        let items = array_items(m.value);
-                        let calls: Vec<RawCall> =
-                            items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
-                        // Whole, every item must be a call; cut off, the calls so far.
-                        let all = calls.len() == items.len() && !calls.is_empty();
-                        (all || !done).then_some(Reading { content: String::new(), calls })
+                        read_call_array(m.value, done).map(|calls| Reading { content: String::new(), calls })
                     }
                     _ => None,
                 };
@@ -505,13 +500,21 @@ fn read_marked_array(reply: &str, mark: &str, done: bool) -> Reading {
         return Reading { content: shown.trim().to_string(), calls: Vec::new() };
     };
     let body = &reply[start + mark.len()..];
-    let items = array_items(body.trim());
-    let calls: Vec<RawCall> = items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
-    let whole = calls.len() == items.len() && !calls.is_empty() && serde_json::from_str::<Vec<Value>>(body).is_ok();
-    match whole || !done {
-        true => Reading { content: reply[..start].trim().to_string(), calls },
-        false => Reading { content: reply.trim().to_string(), calls: Vec::new() },
+    // Whole, nothing may follow the array either.
+    match read_call_array(body.trim(), done).filter(|_| !done || serde_json::from_str::<Vec<Value>>(body).is_ok()) {
+        Some(calls) => Reading { content: reply[..start].trim().to_string(), calls },
+        None => Reading { content: reply.trim().to_string(), calls: Vec::new() },
     }
+}
+
+/// The calls in a JSON array of `{"name", "arguments"}` that `text` starts:
+/// whole (`done`), every item must be a call, and there must be one; cut
+/// off, the calls so far.
+fn read_call_array(text: &str, done: bool) -> Option<Vec<RawCall>> {
+    let items = array_items(text);
+    let calls: Vec<RawCall> = items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
+    let all = calls.len() == items.len() && !calls.is_empty();
+    (all || !done).then_some(calls)
 }
 
 /// A call's arguments as written: whole (`complete`), a JSON object and
