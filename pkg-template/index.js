@@ -440,10 +440,13 @@ export class ChatCompletions {
       let text = '';
       let sent = '';
       const sentArguments = [];
+      /** What `now` adds to `before`, where it extends it. */
+      const added = (before, now) => (now.length > before.length && now.startsWith(before) ? now.slice(before.length) : '');
       /** The chunks that take the stream from what has gone out to `reading`. */
       const deltas = function* ({ content, toolCalls }) {
-        if (content.length > sent.length && content.startsWith(sent)) {
-          yield chunk({ content: content.slice(sent.length) });
+        const more = added(sent, content);
+        if (more) {
+          yield chunk({ content: more });
           sent = content;
         }
         for (const [index, call] of toolCalls.entries()) {
@@ -451,10 +454,10 @@ export class ChatCompletions {
             yield chunk({ tool_calls: [{ index, id: callId(index), type: 'function', function: { name: call.function.name, arguments: '' } }] });
             sentArguments[index] = '';
           }
-          const args = call.function.arguments;
-          if (args.length > sentArguments[index].length && args.startsWith(sentArguments[index])) {
-            yield chunk({ tool_calls: [{ index, function: { arguments: args.slice(sentArguments[index].length) } }] });
-            sentArguments[index] = args;
+          const args = added(sentArguments[index], call.function.arguments);
+          if (args) {
+            yield chunk({ tool_calls: [{ index, function: { arguments: args } }] });
+            sentArguments[index] = call.function.arguments;
           }
         }
       };
