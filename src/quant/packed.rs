@@ -162,8 +162,9 @@ pub fn pack_group(ty: GgmlType, group: &mut [u8], scratch: &mut Vec<u8>) {
     }
 }
 
-/// Row `r` (0..4) of a packed group, in the file's layout, into `out`.
-pub fn unpack_row(ty: GgmlType, group: &[u8], r: usize, out: &mut [u8]) {
+/// The four rows of a packed group, in the file's layout, row after row
+/// into `out` (as long as `group`).
+pub fn unpack_group(ty: GgmlType, group: &[u8], out: &mut [u8]) {
     let mut decoded;
     let mut group = group;
     if ty == GgmlType::Q4K {
@@ -179,10 +180,9 @@ pub fn unpack_row(ty: GgmlType, group: &[u8], r: usize, out: &mut [u8]) {
         }
         group = &decoded;
     }
-    each_run(ty, out.len(), |row, src, dst, len| {
-        if row == r {
-            out[src..src + len].copy_from_slice(&group[dst..dst + len]);
-        }
+    let row_bytes = out.len() / 4;
+    each_run(ty, row_bytes, |row, src, dst, len| {
+        out[row * row_bytes + src..][..len].copy_from_slice(&group[dst..dst + len]);
     });
 }
 
@@ -264,8 +264,8 @@ pub fn file_row<'a>(ty: GgmlType, data: &'a [u8], row_bytes: usize, row: usize, 
     if !is_packed(ty) || row >= 4 * groups {
         return &data[row * row_bytes..][..row_bytes];
     }
-    scratch.resize(row_bytes, 0);
+    scratch.resize(4 * row_bytes, 0);
     let g = row / 4;
-    unpack_row(ty, &data[4 * g * row_bytes..][..4 * row_bytes], row % 4, scratch);
-    scratch
+    unpack_group(ty, &data[4 * g * row_bytes..][..4 * row_bytes], scratch);
+    &scratch[row % 4 * row_bytes..][..row_bytes]
 }

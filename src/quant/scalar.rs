@@ -526,14 +526,14 @@ macro_rules! packed {
     ($($one:ident => $packed:ident, $ty:ident;)*) => {$(
         pub fn $packed(n: usize, groups: &[&[u8]], acts: &[&[u8]], out: &mut [[f32; 4]]) {
             let ty = super::GgmlType::$ty;
-            let mut row = vec![0u8; groups[0].len() / 4];
+            let mut rows = vec![0u8; groups[0].len()];
             // The rows of `takes_block_sums` types carry sums this leaves aside.
             let a_row = super::vec_dot_type(ty).bytes_for(n as u64).unwrap() as usize;
             for (g, group) in groups.iter().enumerate() {
-                for r in 0..4 {
-                    super::packed::unpack_row(ty, group, r, &mut row);
+                super::packed::unpack_group(ty, group, &mut rows);
+                for (r, row) in rows.chunks_exact(rows.len() / 4).enumerate() {
                     for (t, a) in acts.iter().enumerate() {
-                        out[g * acts.len() + t][r] = $one(n, &row, &a[..a_row]);
+                        out[g * acts.len() + t][r] = $one(n, row, &a[..a_row]);
                     }
                 }
             }
