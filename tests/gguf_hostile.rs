@@ -42,6 +42,7 @@ impl GgufSink for Count {
 }
 
 fn gguf_error(bytes: &[u8]) -> GgufError {
+    common::fuzz_seed(bytes);
     match gguf::read_slice(bytes, &mut Count::default()) {
         Err(Error::InvalidGguf(e)) => e,
         other => panic!("expected an invalid-GGUF error, got {:?}", other.map(|h| h.tensors.len())),
@@ -49,6 +50,7 @@ fn gguf_error(bytes: &[u8]) -> GgufError {
 }
 
 fn load_error(bytes: &[u8]) -> Error {
+    common::fuzz_seed(bytes);
     match Session::load_bytes(bytes, LoadOptions::default()) {
         Err(e) => e,
         Ok(_) => panic!("a damaged file loaded"),
@@ -162,6 +164,36 @@ fn impossible_counts_are_refused_before_allocating() {
     huge.extend_from_slice(&(1u64 << 60).to_le_bytes());
     w.raw("tokenizer.ggml.tokens", 9, huge);
     assert_eq!(gguf_error(&w.build()), GgufError::CountTooLarge { what: "array element", count: 1 << 60 });
+}
+
+/// A count the declared file could hold, in a header whose bytes are not in
+/// yet: nothing is reserved past the bytes at hand. (Found by the fuzzer:
+/// 24 bytes that claimed a 1 TiB file and 2^30 tensors, or an array of 2^30
+/// strings, reserved for them all and aborted on the failed allocation.)
+#[test]
+fn counts_reserve_no_more_than_the_bytes_at_hand() {
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    bytes.extend_from_slice(&(1u64 << 30).to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes());
+    assert!(matches!(gguf::parse_header(&bytes, 1 << 40), Ok(None)));
+
+    let mut w = GgufWriter::default();
+    let mut many = 8u32.to_le_bytes().to_vec();
+    many.extend_from_slice(&(1u64 << 30).to_le_bytes());
+    many.extend_from_slice(&1u64.to_le_bytes());
+    many.push(b'a');
+    w.raw("tokenizer.ggml.tokens", 9, many);
+    let nested = {
+        let mut v = 9u32.to_le_bytes().to_vec();
+        v.extend_from_slice(&(1u64 << 30).to_le_bytes());
+        v
+    };
+    let mut n = GgufWriter::default();
+    n.raw("nested", 9, nested);
+    for bytes in [w.header().0, n.header().0] {
+        assert!(matches!(gguf::parse_header(&bytes, 1 << 40), Ok(None)));
+    }
 }
 
 #[test]

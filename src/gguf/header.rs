@@ -40,6 +40,10 @@ pub fn parse_header(buf: &[u8], file_len: u64) -> Result<Option<Header>, GgufErr
     }
 }
 
+/// The least bytes a tensor info takes: a name length, n_dims, one dim,
+/// type and offset.
+const TENSOR_INFO_MIN: u64 = 8 + 4 + 8 + 4 + 8;
+
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -92,6 +96,15 @@ impl<'a> Cursor<'a> {
         Ok(count as usize)
     }
 
+    /// Room to reserve for `count` items of at least `min_size` bytes: no
+    /// more than the bytes at hand can hold. A count is checked against the
+    /// file's declared length, and the header may be parsed before most of
+    /// the file is in: reserving for the count itself would let a header
+    /// of a few bytes that claims a large file reserve gigabytes.
+    fn room(&self, count: usize, min_size: u64) -> usize {
+        count.min((self.buf.len() - self.pos) / min_size as usize)
+    }
+
     fn string(&mut self) -> Parse<String> {
         Ok(self.str()?.into_owned())
     }
@@ -117,8 +130,7 @@ impl<'a> Cursor<'a> {
         if !(2..=3).contains(&version) {
             return Err(GgufError::UnsupportedVersion(version).into());
         }
-        // Minimal encodings: a tensor info is a name length, n_dims, one dim, type and offset.
-        let n_tensors = self.count("tensor", 8 + 4 + 8 + 4 + 8)?;
+        let n_tensors = self.count("tensor", TENSOR_INFO_MIN)?;
         // A metadata entry is at least a key length, a type and a one-byte value.
         let n_kv = self.count("metadata entry", 8 + 4 + 1)?;
 
@@ -144,8 +156,9 @@ impl<'a> Cursor<'a> {
             },
         };
 
-        let mut tensors = Vec::with_capacity(n_tensors);
-        let mut names = HashSet::with_capacity(n_tensors);
+        let room = self.room(n_tensors, TENSOR_INFO_MIN);
+        let mut tensors = Vec::with_capacity(room);
+        let mut names = HashSet::with_capacity(room);
         for _ in 0..n_tensors {
             let info = self.tensor_info(alignment)?;
             if !names.insert(info.name.clone()) {
@@ -196,7 +209,7 @@ impl<'a> Cursor<'a> {
             6 => Array::F32(self.numbers(n, f32::from_le_bytes)?),
             7 => Array::Bool(self.numbers(n, |[b]| b != 0)?),
             8 => {
-                let mut strings = Strings::with_capacity(n, 0);
+                let mut strings = Strings::with_capacity(self.room(n, min_size), 0);
                 for _ in 0..n {
                     strings.push(&self.str()?)?;
                 }
@@ -204,7 +217,7 @@ impl<'a> Cursor<'a> {
                 Array::String(strings)
             }
             9 => {
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(self.room(n, min_size));
                 for _ in 0..n {
                     items.push(self.array(depth + 1)?);
                 }

@@ -117,10 +117,9 @@ impl GgufWriter {
         out
     }
 
-    /// Writes the file to `out`, each tensor at the next aligned offset; a
-    /// declared tensor's bytes come from `fill(i)` (`i` its place among the
-    /// tensors) as the writing reaches it, one tensor in memory at a time.
-    pub fn write(&self, out: &mut impl Write, mut fill: impl FnMut(usize) -> Vec<u8>) -> io::Result<()> {
+    /// Everything before the tensor data (padded to the alignment), and each
+    /// tensor's offset within the data.
+    pub fn header(&self) -> (Vec<u8>, Vec<u64>) {
         let mut head = b"GGUF".to_vec();
         head.extend_from_slice(&self.version.to_le_bytes());
         head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
@@ -145,6 +144,14 @@ impl GgufWriter {
         }
         let data_start = (head.len() as u64).next_multiple_of(self.alignment);
         head.resize(data_start as usize, 0);
+        (head, offsets)
+    }
+
+    /// Writes the file to `out`, each tensor at the next aligned offset; a
+    /// declared tensor's bytes come from `fill(i)` (`i` its place among the
+    /// tensors) as the writing reaches it, one tensor in memory at a time.
+    pub fn write(&self, out: &mut impl Write, mut fill: impl FnMut(usize) -> Vec<u8>) -> io::Result<()> {
+        let (head, offsets) = self.header();
         out.write_all(&head)?;
         let mut written = 0;
         for (i, (t, off)) in self.tensors.iter().zip(offsets).enumerate() {
@@ -155,6 +162,23 @@ impl GgufWriter {
             written = off + t.size;
         }
         Ok(())
+    }
+}
+
+/// Where `WEBSLM_FUZZ_SEEDS` names a directory, keeps `file` there as a
+/// seed for the GGUF fuzzers (fuzz/): raw for `gguf_header`, after the byte
+/// that seeds the chunk sizes for `gguf_stream`.
+pub fn fuzz_seed(file: &[u8]) {
+    let Some(dir) = std::env::var_os("WEBSLM_FUZZ_SEEDS") else { return };
+    let dir = std::path::Path::new(&dir);
+    // FNV-1a: a name for each distinct file.
+    let name = format!(
+        "hostile-{:016x}",
+        file.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    );
+    for (target, bytes) in [("gguf_header", file.to_vec()), ("gguf_stream", [&[7u8], file].concat())] {
+        std::fs::create_dir_all(dir.join(target)).expect("the corpus directory");
+        std::fs::write(dir.join(target).join(&name), bytes).expect("a seed");
     }
 }
 
