@@ -377,10 +377,16 @@ impl ToolSyntax {
                             Some(arguments) => {
                                 reading.calls.push(RawCall { name: recipient.trim().to_string(), arguments })
                             }
-                            None if done || !last => {
-                                return Reading { content: reply.trim().to_string(), calls: Vec::new() }
+                            None if done => return Reading { content: reply.trim().to_string(), calls: Vec::new() },
+                            // Not JSON while the reply goes on: the call, sent
+                            // once its name was, stays with what of its
+                            // arguments there was, and nothing after it is
+                            // read (whole, the reply is text).
+                            None => {
+                                let arguments = read_args(body, false).unwrap_or_default();
+                                reading.calls.push(RawCall { name: recipient.trim().to_string(), arguments });
+                                break;
                             }
-                            None => {}
                         }
                     }
                     match next {
@@ -410,11 +416,13 @@ impl ToolSyntax {
                     return whole();
                 }
                 let members = object_members(reply.trim());
+                // While the reply goes on, a member is read as far as it goes
+                // even once it is whole: should it prove broken, a reading
+                // that drops it would undo what was streamed.
                 let read = match members.first() {
-                    Some(m) if m.key == "response" => {
-                        json_string_prefix(m.value, m.complete).map(|text| Reading { content: text, calls: Vec::new() })
-                    }
-                    Some(m) if m.key == "tool_call" => read_call(m.value, "arguments", m.complete)
+                    Some(m) if m.key == "response" => json_string_prefix(m.value, m.complete && done)
+                        .map(|text| Reading { content: text, calls: Vec::new() }),
+                    Some(m) if m.key == "tool_call" => read_call(m.value, "arguments", m.complete && done)
                         .map(|call| Reading { content: String::new(), calls: vec![call] }),
                     Some(m) if m.key == "tool_calls" => {
                         read_call_array(m.value, done).map(|calls| Reading { content: String::new(), calls })
@@ -461,6 +469,8 @@ fn read_tagged(
     while let Some(start) = rest.find(open) {
         let body = &rest[start + open.len()..];
         let Some(end) = body.find(close) else {
+            // What may be the close tag coming is not the call's.
+            let body = if done { body } else { &body[..body.len() - partial_suffix(body, close)] };
             match call(body, done) {
                 Some(call) => {
                     reading.content.push_str(&rest[..start]);
@@ -468,8 +478,12 @@ fn read_tagged(
                     rest = "";
                 }
                 None if done => {}
-                // Not yet a call, perhaps never: held back.
-                None => rest = &rest[..start],
+                // Not yet a call, perhaps never: held back (what comes
+                // before it is text, even if it ends as the tag begins).
+                None => {
+                    reading.content.push_str(&rest[..start]);
+                    rest = "";
+                }
             }
             break;
         };
@@ -478,7 +492,17 @@ fn read_tagged(
                 reading.content.push_str(&rest[..start]);
                 reading.calls.push(call);
             }
-            None => reading.content.push_str(&rest[..start + open.len() + end + close.len()]),
+            None => match (!done).then(|| call(&body[..end], false)).flatten() {
+                // Broken while the reply goes on: the call stays as it was
+                // sent, and nothing after it is read (whole, it is text).
+                Some(call) => {
+                    reading.content.push_str(&rest[..start]);
+                    reading.calls.push(call);
+                    rest = "";
+                    break;
+                }
+                None => reading.content.push_str(&rest[..start + open.len() + end + close.len()]),
+            },
         }
         rest = &body[end + close.len()..];
     }
@@ -512,7 +536,10 @@ fn read_marked_array(reply: &str, mark: &str, done: bool) -> Reading {
 /// off, the calls so far.
 fn read_call_array(text: &str, done: bool) -> Option<Vec<RawCall>> {
     let items = array_items(text);
-    let calls: Vec<RawCall> = items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole)).collect();
+    // While the reply goes on, an item is read as far as it goes even once
+    // it is whole: should it prove broken, dropping it would undo what was sent.
+    let calls: Vec<RawCall> =
+        items.iter().map_while(|&(item, whole)| read_call(item, "arguments", whole && done)).collect();
     let all = calls.len() == items.len() && !calls.is_empty();
     (all || !done).then_some(calls)
 }
@@ -554,6 +581,12 @@ fn read_mistral_calls(body: &str, done: bool) -> Option<Vec<RawCall>> {
             Some(len) if serde_json::from_str::<serde_json::Map<String, Value>>(&args[..len]).is_ok() => {
                 calls.push(RawCall { name, arguments: args[..len].to_string() });
                 rest = &args[len..];
+            }
+            // Broken while the reply goes on: the call stays as it was
+            // sent, and nothing after it is read (whole, it is text).
+            Some(len) if !done => {
+                calls.push(RawCall { name, arguments: args[..len].to_string() });
+                return Some(calls);
             }
             Some(_) => return None,
             None if done => return None,
@@ -707,17 +740,58 @@ fn value_len(text: &str) -> Option<usize> {
     None
 }
 
-/// The text of the JSON string that `value` starts, as far as it goes
-/// (short of an escape that is cut off); whole (`complete`), it must parse.
+/// The text of the JSON string that `value` starts, as far as it goes:
+/// short of an escape that is cut off, or of anything JSON does not allow
+/// (from there on the string can only be broken, and stays where it was, so
+/// that a longer prefix never reads as less); whole (`complete`), it must
+/// parse.
 fn json_string_prefix(value: &str, complete: bool) -> Option<String> {
     if complete {
         return serde_json::from_str(value).ok();
     }
-    let body = value.strip_prefix('"')?;
-    // An escape is at most 12 bytes (a surrogate pair): back off that far.
-    (0..=12.min(body.len()))
-        .filter_map(|back| body.get(..body.len() - back))
-        .find_map(|cut| serde_json::from_str(&format!("\"{cut}\"")).ok())
+    let mut rest = value.strip_prefix('"')?;
+    let mut text = String::new();
+    let hex = |s: &str| {
+        s.get(..4).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit())).and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    while let Some(c) = rest.chars().next() {
+        let (decoded, len) = match c {
+            '"' | '\u{0}'..='\u{1f}' => break,
+            '\\' => match rest.as_bytes().get(1) {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'/') => ('/', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'r') => ('\r', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'u') => {
+                    let Some(high) = hex(&rest[2..]) else { break };
+                    match high {
+                        0xd800..=0xdbff => {
+                            // A pair: `\uD83D\uDE00`.
+                            let low = rest.get(6..8).filter(|&u| u == "\\u").and_then(|_| hex(&rest[8..]));
+                            match low {
+                                Some(low @ 0xdc00..=0xdfff) => (
+                                    char::from_u32(0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)).expect("a pair"),
+                                    12,
+                                ),
+                                _ => break,
+                            }
+                        }
+                        0xdc00..=0xdfff => break,
+                        _ => (char::from_u32(high).expect("not a surrogate"), 6),
+                    }
+                }
+                _ => break,
+            },
+            c => (c, c.len_utf8()),
+        };
+        text.push(decoded);
+        rest = &rest[len..];
+    }
+    Some(text)
 }
 
 /// How many bytes at the end of `text` begin `marker` (and may yet become it).
@@ -792,6 +866,43 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert_eq!(ToolSyntax::Generic.parse(r#"{"response": "Hi!"}"#), ("Hi!".into(), vec![]));
         assert_eq!(ToolSyntax::Generic.parse("not json").0, "not json");
+    }
+
+    /// Replies that prove broken as they grow (found by fuzz/'s tool_calls
+    /// target): no reading takes back what an earlier one showed, though the
+    /// whole reply may then read as text.
+    #[test]
+    fn a_reply_that_proves_broken_takes_nothing_back() {
+        let cases = [
+            // An escape JSON does not have; a lone surrogate.
+            (ToolSyntax::Generic, "{\"response\": \"Caf\\u00e. more\"}"),
+            (ToolSyntax::Generic, "{\"response\": \"Caf\\u00e9 \\ud83d\\u0041 x\", \"y\": 1}"),
+            // Arguments that are not JSON, after the call was sent; a
+            // body that is not.
+            (ToolSyntax::FunctionaryV32, "all\nI will check.>>>get_weather\n{\"city\"slo\"}>>>now\n{}"),
+            (ToolSyntax::FunctionaryV32, "l\nla"),
+            (ToolSyntax::FunctionaryV31, "Checking.<function=get_weather>{\"city\": =now>{}</function>"),
+            (ToolSyntax::FunctionaryV31, "<function=gw>{>{\"city\":% \"Oslo\"}</function><function=now>{}</function>"),
+            (ToolSyntax::MistralNemo, "Sure.[TOOL_CALLS][{\"name\": \"f\", \"arguments\": +{\"8a\": e1, {}]}, ]"),
+            (ToolSyntax::Mistral { call_ids: true }, "[TOOL_CALLS]w[CALL_ID]abcdefghi[ARGS]{\"city\":\u{96}\"Rome\"}[TOOL_CALLS]now[CALL_ID]123456789[ARGS]{}"),
+            // Text that ends as the tag begins, before the tag.
+            (ToolSyntax::Hermes, "I will l<tool<tool_call>{\"respo\u{a1}nse\": \"x\"}\n{\"name\": \"get_weather\""),
+        ];
+        for (syntax, reply) in cases {
+            let mut last = Reading::default();
+            for end in (0..=reply.len()).filter(|&e| reply.is_char_boundary(e)) {
+                let now = syntax.read(&reply[..end], false);
+                assert!(now.content.starts_with(&last.content), "{reply:?} at {end}: {last:?} then {now:?}");
+                assert!(now.calls.len() >= last.calls.len(), "{reply:?} at {end}: {last:?} then {now:?}");
+                for (a, b) in last.calls.iter().zip(&now.calls) {
+                    assert!(
+                        a.name == b.name && b.arguments.starts_with(&a.arguments),
+                        "{reply:?} at {end}: {a:?} then {b:?}"
+                    );
+                }
+                last = now;
+            }
+        }
     }
 
     /// Every reading of a growing reply extends the one before, and the
