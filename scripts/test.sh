@@ -13,6 +13,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 step "native tests"
 cargo test --release --all-targets
 
+step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short)"
+bash scripts/fuzz.sh short
+
 step "native tests with the threads feature (ops split over a thread pool)"
 cargo test --release --features threads --lib --test llama_reference
 # Gemma past its window: every op the prompts of 98 tokens use, and the ring

@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod heap;
 pub mod model;
+pub mod options;
 pub mod quant;
 pub mod sampler;
 pub mod session;

@@ -6,11 +6,11 @@
 //! await between calls (to read the next chunk, to yield to the event loop, to
 //! check an `AbortSignal`). Errors become `Error` objects with a stable `code`.
 
-use crate::chat::Message;
 use crate::chat::tools::ToolChoice;
+use crate::chat::Message;
 use crate::constraint::ResponseFormat;
 use crate::cpu::Cpu;
-use crate::sampler::SamplerConfig;
+use crate::options::JsGenerateOptions;
 use crate::session::{GenerateOptions, GenerationState, LoadOptions, Loader, Session};
 #[cfg(feature = "gpu")]
 use crate::session::{LoaderOrCpu, SessionOrCpu};
@@ -210,7 +210,8 @@ impl ModelLoader {
             Some(hex) => return Err(coded_error("INVALID_ARGUMENT", &format!("sha256 `{hex}` is not 64 hex digits"))),
             None => None,
         };
-        let options = LoadOptions { context_length: context_length.map(|c| c as usize), chat_template, ..Default::default() };
+        let options =
+            LoadOptions { context_length: context_length.map(|c| c as usize), chat_template, ..Default::default() };
         let file_len = file_len as u64;
         let inner = match gpu {
             #[cfg(feature = "gpu")]
@@ -300,85 +301,13 @@ fn finished() -> JsValue {
     coded_error("INVALID_ARGUMENT", "this loader has already finished")
 }
 
-/// Sampling and stopping options as the JavaScript API spells them.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct JsGenerateOptions {
-    max_tokens: Option<usize>,
-    temperature: Option<f32>,
-    top_k: Option<usize>,
-    top_p: Option<f32>,
-    min_p: Option<f32>,
-    repeat_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    presence_penalty: Option<f32>,
-    penalty_last_n: Option<usize>,
-    seed: Option<f64>,
-    stop: Option<Vec<String>>,
-    logit_bias: Option<Vec<(u32, f32)>>,
-    response_format: Option<serde_json::Value>,
-    render_control_tokens: Option<bool>,
-}
-
-impl JsGenerateOptions {
-    const KEYS: [&'static str; 14] = [
-        "maxTokens",
-        "temperature",
-        "topK",
-        "topP",
-        "minP",
-        "repeatPenalty",
-        "frequencyPenalty",
-        "presencePenalty",
-        "penaltyLastN",
-        "seed",
-        "stop",
-        "logitBias",
-        "responseFormat",
-        "renderControlTokens",
-    ];
-
-    /// Reads the options object; a misspelt key is an error, not a silent default.
-    fn read(value: JsValue) -> Result<Self, JsValue> {
-        if value.is_object() {
-            for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
-                let key = key.as_string().unwrap_or_default();
-                if !Self::KEYS.contains(&key.as_str()) {
-                    return Err(coded_error(
-                        "INVALID_ARGUMENT",
-                        &format!("unknown generate option `{key}` (known: {})", Self::KEYS.join(", ")),
-                    ));
-                }
-            }
-        }
-        from_js(value, "generate options")
+/// Reads the options object; a misspelt key is an error, not a silent default.
+fn read_generate_options(value: JsValue) -> Result<GenerateOptions, JsValue> {
+    if value.is_object() {
+        let keys = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>());
+        JsGenerateOptions::check_keys(keys.iter().map(|k| k.as_string().unwrap_or_default())).map_err(js_error)?;
     }
-
-    fn into_options(self) -> Result<GenerateOptions, JsValue> {
-        let d = SamplerConfig::default();
-        let response_format = match &self.response_format {
-            Some(f) if !f.is_null() => ResponseFormat::from_json(f).map_err(js_error)?,
-            _ => None,
-        };
-        Ok(GenerateOptions {
-            max_tokens: self.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
-            sampler: SamplerConfig {
-                temperature: self.temperature.unwrap_or(d.temperature),
-                top_k: self.top_k.unwrap_or(d.top_k),
-                top_p: self.top_p.unwrap_or(d.top_p),
-                min_p: self.min_p.unwrap_or(d.min_p),
-                repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
-                frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
-                presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
-                penalty_last_n: self.penalty_last_n.unwrap_or(d.penalty_last_n),
-                logit_bias: self.logit_bias.unwrap_or_default(),
-                seed: self.seed.map_or(d.seed, |s| s as u64),
-            },
-            stop: self.stop.unwrap_or_default(),
-            response_format,
-            render_control_tokens: self.render_control_tokens.unwrap_or(false),
-        })
-    }
+    from_js::<JsGenerateOptions>(value, "generate options")?.into_options().map_err(js_error)
 }
 
 #[derive(Serialize)]
@@ -493,13 +422,22 @@ impl Engine {
     /// for its calls to be read), the
     /// format (or null) in the shape `start` takes.
     #[wasm_bindgen(js_name = toolChatTokens)]
-    pub fn tool_chat_tokens(&self, messages: JsValue, tools: JsValue, tool_choice: JsValue) -> Result<JsValue, JsValue> {
+    pub fn tool_chat_tokens(
+        &self,
+        messages: JsValue,
+        tools: JsValue,
+        tool_choice: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let messages: Vec<Message> = from_js(messages, "messages")?;
         let tools: serde_json::Value = from_js(tools, "tools")?;
-        let choice: Option<serde_json::Value> =
-            if tool_choice.is_undefined() || tool_choice.is_null() { None } else { Some(from_js(tool_choice, "toolChoice")?) };
+        let choice: Option<serde_json::Value> = if tool_choice.is_undefined() || tool_choice.is_null() {
+            None
+        } else {
+            Some(from_js(tool_choice, "toolChoice")?)
+        };
         let choice = ToolChoice::from_json(choice.as_ref()).map_err(js_error)?;
-        let (tokens, format) = on!(&self.session, s => s.tool_chat_tokens(&messages, &tools, &choice)).map_err(js_error)?;
+        let (tokens, format) =
+            on!(&self.session, s => s.tool_chat_tokens(&messages, &tools, &choice)).map_err(js_error)?;
         let render = on!(&self.session, s => s.tool_syntax()).map_err(js_error)?.renders_control_tokens();
         Ok(to_js(&serde_json::json!({
             "tokens": tokens,
@@ -552,7 +490,7 @@ impl Engine {
     #[wasm_bindgen(js_name = startAsync)]
     pub async fn start_async(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
-        let options = JsGenerateOptions::read(options)?.into_options()?;
+        let options = read_generate_options(options)?;
         let g = on!(&mut self.session, s => s.begin(&prompt, options)).map_err(js_error)?;
         self.generation = Some(g);
         Ok(())
