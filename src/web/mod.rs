@@ -280,7 +280,7 @@ impl ModelLoader {
                 SessionOrCpu::Cpu(s) => AnySession::Cpu(s),
             },
         };
-        Ok(Engine { session, generation: None, cached: false })
+        Ok(Engine { session, generation: None, panic_after: None, cached: false })
     }
 }
 
@@ -301,13 +301,25 @@ fn finished() -> JsValue {
     coded_error("INVALID_ARGUMENT", "this loader has already finished")
 }
 
-/// Reads the options object; a misspelt key is an error, not a silent default.
-fn read_generate_options(value: JsValue) -> Result<GenerateOptions, JsValue> {
+/// The test suite's generate option: panic once this many tokens are out,
+/// so that it can check that a panic inside a generation is contained (in a
+/// Worker, on threads).
+const PANIC_FOR_TESTING: &str = "__panicForTesting";
+
+/// Reads the options object; a misspelt key is an error, not a silent
+/// default. Also the tokens after which to panic, for the test suite.
+fn read_generate_options(value: JsValue) -> Result<(GenerateOptions, Option<usize>), JsValue> {
+    let mut panic_after = None;
     if value.is_object() {
         let keys = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>());
-        JsGenerateOptions::check_keys(keys.iter().map(|k| k.as_string().unwrap_or_default())).map_err(js_error)?;
+        let keys: Vec<String> = keys.iter().map(|k| k.as_string().unwrap_or_default()).collect();
+        if keys.iter().any(|k| k == PANIC_FOR_TESTING) {
+            panic_after = js_sys::Reflect::get(&value, &PANIC_FOR_TESTING.into())?.as_f64().map(|n| n as usize);
+        }
+        JsGenerateOptions::check_keys(keys.into_iter().filter(|k| k != PANIC_FOR_TESTING)).map_err(js_error)?;
     }
-    from_js::<JsGenerateOptions>(value, "generate options")?.into_options().map_err(js_error)
+    let options = from_js::<JsGenerateOptions>(value, "generate options")?.into_options().map_err(js_error)?;
+    Ok((options, panic_after))
 }
 
 #[derive(Serialize)]
@@ -361,6 +373,8 @@ struct JsScore {
 pub struct Engine {
     session: AnySession,
     generation: Option<GenerationState>,
+    /// [`PANIC_FOR_TESTING`]: the generated tokens after which `next` panics.
+    panic_after: Option<usize>,
     /// Whether the model's file is in the download cache (a URL load that
     /// stored it or came from it).
     cached: bool,
@@ -490,9 +504,10 @@ impl Engine {
     #[wasm_bindgen(js_name = startAsync)]
     pub async fn start_async(&mut self, prompt: Vec<u32>, options: JsValue) -> Result<(), JsValue> {
         self.check_idle()?;
-        let options = read_generate_options(options)?;
+        let (options, panic_after) = read_generate_options(options)?;
         let g = on!(&mut self.session, s => s.begin(&prompt, options)).map_err(js_error)?;
         self.generation = Some(g);
+        self.panic_after = panic_after;
         Ok(())
     }
 
@@ -507,6 +522,11 @@ impl Engine {
     #[wasm_bindgen(js_name = nextAsync)]
     pub async fn next_async(&mut self) -> Result<JsValue, JsValue> {
         let Some(g) = self.generation.as_mut() else { return Ok(JsValue::NULL) };
+        if let Some(n) = self.panic_after {
+            if on!(&self.session, s => s.stats().generated_tokens) >= n {
+                panic!("deliberate panic after {n} tokens");
+            }
+        }
         if let Some(prefill) = on!(&mut self.session, s => s.prefill_async(g).await) {
             return Ok(to_js(&JsPrefill { prefill }));
         }

@@ -105,21 +105,18 @@ test('a page without cross-origin isolation falls back to one thread', async () 
   }
 });
 
-test('after a panic on a threaded instance the next load gets a fresh one, with its own pool', async () => {
+test('after a panic inside a generation on a threaded instance the next load gets a fresh one, with its own pool', async () => {
   const { page } = await env.open(env.isolated);
   try {
     const result = await page.evaluate(
       async ([url, prompt]) => {
         const { Generator } = await window.webslm;
         const trapped = await Generator.load(url, { threads: 2, contextLength: 64, cache: false });
-        // The glue module index.js loaded first in this page: the instance `trapped` runs on.
-        const glue = await import(`/pkg/wasm/webslm-${trapped.info.build.replace('+', '-')}.js`);
-        let panicked = false;
-        try {
-          glue.__panicForTesting('deliberate panic');
-        } catch (e) {
-          panicked = e instanceof WebAssembly.RuntimeError;
-        }
+        // The test suite's option: the engine panics once two tokens are out.
+        const before = [];
+        const panic = await (async () => {
+          for await (const p of trapped.generate(prompt, { maxTokens: 8, __panicForTesting: 2 })) before.push(p.token);
+        })().catch((e) => ({ code: e.code, message: e.message }));
         const error = await trapped.tokenize('x').catch((e) => ({ code: e.code, message: e.message }));
         await trapped.dispose();
         const fresh = await Generator.load(url, { threads: 2, contextLength: 64, cache: false });
@@ -127,11 +124,13 @@ test('after a panic on a threaded instance the next load gets a fresh one, with 
         for await (const p of fresh.generate(prompt, { maxTokens: 4 })) tokens.push(p.token);
         const info = fresh.info;
         await fresh.dispose();
-        return { panicked, error, tokens, info };
+        return { before, panic, error, tokens, info };
       },
       [MODEL, raw[0].prompt_token_ids],
     );
-    assert.equal(result.panicked, true);
+    assert.deepEqual(result.before, raw[0].generated_token_ids.slice(0, 2));
+    assert.equal(result.panic.code, 'INTERNAL');
+    assert.match(result.panic.message, /deliberate panic after 2 tokens/);
     assert.equal(result.error.code, 'INTERNAL');
     assert.match(result.error.message, /deliberate panic/);
     assert.equal(result.info.threads, 2);

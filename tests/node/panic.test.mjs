@@ -44,3 +44,27 @@ test('a panic stops the generators on its instance; the next load gets a fresh o
   assert.deepEqual(await Generator.cache.list(), []);
   await fresh.dispose();
 });
+
+// Inside a generation, on the page's thread and in a Worker: the test suite's
+// option `__panicForTesting: n` makes the engine panic once n tokens are out.
+for (const worker of [false, true]) {
+  test(`a panic inside a generation${worker ? ' in a Worker' : ''}: INTERNAL, and the next load replies`, async () => {
+    const fox = fixture.prompts.find((p) => p.name === 'raw_fox');
+    const trapped = await Generator.load(modelPath, { contextLength: 64, worker });
+    const before = [];
+    await assert.rejects(
+      (async () => {
+        for await (const p of trapped.generate(fox.prompt_token_ids, { maxTokens: 8, __panicForTesting: 2 })) before.push(p.token);
+      })(),
+      (e) => e instanceof WebslmError && e.code === 'INTERNAL' && /deliberate panic after 2 tokens/.test(e.message),
+    );
+    assert.deepEqual(before, fox.generated_token_ids.slice(0, 2));
+    await assert.rejects(collect(trapped.generate('x', { maxTokens: 1 })), (e) => e.code === 'INTERNAL');
+    await trapped.dispose();
+
+    const fresh = await Generator.load(modelPath, { contextLength: 64, worker });
+    const tokens = (await collect(fresh.generate(fox.prompt_token_ids, { maxTokens: 4 }))).map((p) => p.token);
+    assert.deepEqual(tokens, fox.generated_token_ids.slice(0, 4));
+    await fresh.dispose();
+  });
+}
