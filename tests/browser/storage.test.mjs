@@ -4,6 +4,7 @@
 // during it, and a page whose IndexedDB cannot be opened. The model loads
 // uncached with a warning, or fails with `cache: 'required'`; a model cached
 // before stays, and loads offline with the same bytes (its SHA-256 checked).
+// Two tabs that download the same URL at once keep one copy.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
@@ -160,5 +161,30 @@ test("where IndexedDB cannot be opened the model loads uncached with a warning; 
     assert.deepEqual([off.cached, off.warnings], [false, []]);
   } finally {
     await close();
+  }
+});
+
+test('two tabs download the same URL at once: one copy is kept, both load, and it loads offline with its bytes the same', async () => {
+  const context = await browser.newContext();
+  try {
+    const pages = [await context.newPage(), await context.newPage()];
+    for (const page of pages) await page.goto(`${server.url}/tests/browser/page.html`);
+    const [a, b] = await Promise.all(pages.map((page) => load(page, `/${MODEL}`)));
+    for (const tab of [a, b]) {
+      assert.equal(tab.error, null, tab.message);
+      assert.ok(tab.tokens >= 1);
+    }
+    const stored = await pages[0].evaluate(async () =>
+      (await (await window.webslm).Generator.cache.list()).map((m) => ({ url: new URL(m.url).pathname, complete: m.complete, size: m.size, downloaded: m.downloaded })),
+    );
+    const size = (await stat(new URL(MODEL, root))).size;
+    assert.deepEqual(stored, [{ url: `/${MODEL}`, complete: true, size, downloaded: size }]);
+    const sha256 = createHash('sha256').update(await readFile(new URL(MODEL, root))).digest('hex');
+    await context.setOffline(true);
+    const offline = await load(pages[1], `/${MODEL}`, { cache: 'required', sha256 });
+    assert.equal(offline.error, null, offline.message);
+    assert.equal(offline.cached, true);
+  } finally {
+    await context.close();
   }
 });
