@@ -19,13 +19,23 @@ const CODES = new Set(['INVALID_GGUF', 'UNSUPPORTED_ARCH', 'UNSUPPORTED_QUANT', 
 /** `e` as a WebslmError; a trap marks `instance`, the engine it came from, unusable. */
 function wrap(e, instance) {
   if (e instanceof WebslmError) return e;
-  if (CODES.has(e?.code)) return new WebslmError(e.code, e.message, { cause: e });
+  if (CODES.has(e?.code)) {
+    // Its memory grown as far as it could, and wasm memory never shrinks:
+    // the next load gets a fresh instance (generators on this one go on).
+    if (e.code === 'OUT_OF_MEMORY' && instance) instance.retired = true;
+    return new WebslmError(e.code, e.message, { cause: e });
+  }
   // Node's and Deno's file errors (ENOENT, EACCES, NotFound, ...).
   if (e?.syscall || (isDeno && e instanceof Deno.errors.NotFound)) return new WebslmError('IO', e.message, { cause: e });
   if (e && e.name === 'AbortError') return new WebslmError('ABORTED', 'aborted', { cause: e });
   if (e instanceof WebAssembly.RuntimeError) {
-    // A trap without a panic (out of memory in the allocator, say) leaves the instance as unusable as a panic.
+    // A trap leaves the instance unusable. Without a panic it may be an
+    // allocation that the memory could not grow for, which Rust aborts on.
     if (instance) instance.poisoned = true;
+    const refused = !instance?.panic && instance?.glue ? instance.glue.refusedAllocation() : 0;
+    if (refused > 0) {
+      return new WebslmError('OUT_OF_MEMORY', `not enough memory: an allocation of ${refused} bytes was refused (the engine's memory could not grow); load the model again, with a smaller contextLength or model`, { cause: e });
+    }
     return new WebslmError('INTERNAL', `the engine stopped after an internal error (${instance?.panic ?? e.message}); load the model again`, { cause: e });
   }
   return new WebslmError('NETWORK', e?.message ?? String(e), { cause: e });
@@ -146,8 +156,8 @@ const imports = new Map();
 function engine(threads = 1) {
   const key = threads > 1 && threadsPossible ? threads : 1;
   const current = live.get(key);
-  if (current && !current.poisoned) return current.ready;
-  const instance = { poisoned: false, panic: undefined };
+  if (current && !current.poisoned && !current.retired) return current.ready;
+  const instance = { poisoned: false, retired: false, panic: undefined };
   instance.ready = (async () => {
     const builds = candidates(key);
     for (const [i, build] of builds.entries()) {
@@ -180,6 +190,7 @@ async function start(build, threads, instance) {
     }
     throw e;
   });
+  instance.glue = glue;
   glue.setPanicHandler((message) => {
     instance.poisoned = true;
     instance.panic = message;
@@ -194,7 +205,7 @@ async function start(build, threads, instance) {
 
 /** A live engine for the cache calls, which any build serves. */
 function anyEngine() {
-  const ready = [...live.values()].find((i) => !i.poisoned);
+  const ready = [...live.values()].find((i) => !i.poisoned && !i.retired);
   return ready ? ready.ready : engine();
 }
 

@@ -55,6 +55,13 @@ pub fn thread_count() -> usize {
     crate::cpu::threads()
 }
 
+/// The size of the last allocation refused ([`crate::heap::refused`]), 0
+/// if none: after a trap, whether the instance ran out of memory.
+#[wasm_bindgen(js_name = refusedAllocation)]
+pub fn refused_allocation() -> f64 {
+    crate::heap::refused() as f64
+}
+
 /// Panics, so that the test suite can check that a panic is contained: the
 /// instance is marked unusable and a fresh one serves the next load.
 #[doc(hidden)]
