@@ -33,11 +33,16 @@ const TYPES = {
  * to `{ url, close() }`. `isolated` adds COOP/COEP so that pages are
  * `crossOriginIsolated`, which the threaded wasm build needs for
  * SharedArrayBuffer. `csp`: a Content-Security-Policy for every response.
+ * For the tests of downloads cut short: `throttle` sends GGUF files at that
+ * many bytes a second, unstored (`no-store`: else the browser's HTTP cache
+ * would answer part of a range), and the server's `sent` counts the GGUF
+ * bytes sent and `ranges` lists the Range headers of their requests.
  */
-export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', isolated = true, csp } = {}) {
+export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', isolated = true, csp, throttle } = {}) {
   const base = resolve(root);
+  const log = { sent: 0, ranges: [] };
   const server = createServer((req, res) => {
-    handle(base, isolated, csp, req, res).catch((e) => {
+    handle(base, { isolated, csp, throttle, log }, req, res).catch((e) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': TYPES['.txt'] });
       res.end(`${e.message}\n`);
     });
@@ -50,6 +55,10 @@ export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', iso
   const name = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `http://${name}:${address.port}`,
+    get sent() {
+      return log.sent;
+    },
+    ranges: log.ranges,
     close() {
       // Browsers keep connections alive; without this close() would wait for them.
       server.closeAllConnections();
@@ -58,7 +67,7 @@ export async function serve({ root = repoRoot, port = 0, host = '127.0.0.1', iso
   };
 }
 
-async function handle(base, isolated, csp, req, res) {
+async function handle(base, { isolated, csp, throttle, log }, req, res) {
   const common = { 'cache-control': 'no-cache' };
   if (csp) common['content-security-policy'] = csp;
   if (isolated) {
@@ -98,8 +107,10 @@ async function handle(base, isolated, csp, req, res) {
   const size = info.size;
   const etag = `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
   const lastModified = info.mtime.toUTCString();
+  const gguf = extname(path) === '.gguf';
   const headers = {
     ...common,
+    ...(gguf && throttle ? { 'cache-control': 'no-store' } : {}),
     'content-type': TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
     'accept-ranges': 'bytes',
     etag,
@@ -129,10 +140,23 @@ async function handle(base, isolated, csp, req, res) {
     res.writeHead(200, headers);
   }
   if (req.method === 'HEAD' || size === 0) return res.end();
+
+  if (gguf) log.ranges.push(req.headers.range ?? null);
   const stream = createReadStream(path, range ? { start: range.start, end: range.end } : {});
   stream.on('error', (e) => res.destroy(e));
   res.on('close', () => stream.destroy());
-  stream.pipe(res);
+  if (!gguf) return stream.pipe(res);
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) break;
+      log.sent += chunk.length;
+      if (!res.write(chunk)) await new Promise((ok) => res.once('drain', ok).once('close', ok));
+      if (throttle) await new Promise((ok) => setTimeout(ok, (1000 * chunk.length) / throttle));
+    }
+    res.end();
+  } catch (e) {
+    res.destroy(e);
+  }
 }
 
 /** A conditional GET whose validator still matches. If-None-Match wins over If-Modified-Since. */

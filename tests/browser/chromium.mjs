@@ -8,7 +8,7 @@ export const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 // WebGPU through SwiftShader, so that a machine without a GPU still has an
 // adapter; nothing that reaches out of the machine (sync, updates, QUIC).
-const ARGS = [
+export const ARGS = [
   '--headless',
   '--no-sandbox',
   '--enable-unsafe-webgpu',
