@@ -150,7 +150,15 @@ async function handle(base, { isolated, csp, throttle, log }, req, res) {
     for await (const chunk of stream) {
       if (res.destroyed) break;
       log.sent += chunk.length;
-      if (!res.write(chunk)) await new Promise((ok) => res.once('drain', ok).once('close', ok));
+      if (!res.write(chunk)) {
+        await new Promise((ok) => {
+          const done = () => {
+            res.off('drain', done).off('close', done);
+            ok();
+          };
+          res.on('drain', done).on('close', done);
+        });
+      }
       if (throttle) await new Promise((ok) => setTimeout(ok, (1000 * chunk.length) / throttle));
     }
     res.end();

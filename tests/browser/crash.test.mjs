@@ -1,8 +1,12 @@
-// The browser killed mid-download (SIGKILL: no unload, no last write) and
-// started again on the same profile: the download resumes from the last
-// whole chunk it stored and ends as the file on disk (its SHA-256 checked).
-// Chromium runs as its own process here, so that the test can kill it;
-// playwright-core drives it over the DevTools protocol.
+// Downloads cut short. The browser killed mid-download (SIGKILL: no unload,
+// no last write) and started again on the same profile: the download
+// resumes from the last whole chunk it stored and ends as the file on disk
+// (its SHA-256 checked); Chromium runs as its own process here, so that the
+// test can kill it, and playwright-core drives it over the DevTools
+// protocol. The site's storage cleared behind the page's back mid-download
+// (DevTools' Storage.clearDataForOrigin): the load fails with a clear error
+// or completes, and either way what loads next is the model (llama.cpp's
+// greedy tokens), never a mix of old and new bytes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,7 +16,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { serve } from '../../scripts/serve.mjs';
-import { ARGS, executablePath } from './chromium.mjs';
+import { ARGS, executablePath, launch } from './chromium.mjs';
 
 const root = new URL('../../', import.meta.url);
 const MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -91,5 +95,46 @@ test('a browser killed mid-download resumes it from its last whole chunk on the 
   } finally {
     await second.browser.close();
     second.proc.kill('SIGKILL');
+  }
+});
+
+test('storage cleared mid-download: a clear error or a whole model, and the next load is the model', async (t) => {
+  const fixture = JSON.parse(await readFile(new URL('tests/fixtures/smollm2-q4_1/reference_greedy.json', root)));
+  const fox = fixture.prompts.find((p) => p.name === 'raw_fox');
+  const browser = await launch();
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/tests/browser/page.html`);
+    const run = (url, prompt) =>
+      page.evaluate(
+        async ([url, prompt]) => {
+          const { Generator } = await window.webslm;
+          try {
+            const g = await Generator.load(url);
+            const tokens = [];
+            for await (const p of g.generate(prompt, { maxTokens: 6 })) tokens.push(p.token);
+            await g.dispose();
+            return { tokens };
+          } catch (e) {
+            return { code: e.code, message: e.message };
+          }
+        },
+        [url, prompt],
+      );
+    const sent = server.sent;
+    const first = run(`/${MODEL}`, fox.prompt_token_ids);
+    while (server.sent < sent + 2.5 * CHUNK) await new Promise((ok) => setTimeout(ok, 50));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.clearDataForOrigin', { origin: server.url, storageTypes: 'all' });
+    const cut = await first;
+    t.diagnostic(`the load cleared under: ${cut.code ? `${cut.code}: ${cut.message}` : 'completed'}`);
+    if (cut.code === undefined) assert.deepEqual(cut.tokens, fox.generated_token_ids.slice(0, 6));
+    else assert.ok(['IO', 'NETWORK'].includes(cut.code), `${cut.code}: ${cut.message}`);
+    const next = await run(`/${MODEL}`, fox.prompt_token_ids);
+    assert.equal(next.code, undefined, next.message);
+    assert.deepEqual(next.tokens, fox.generated_token_ids.slice(0, 6));
+  } finally {
+    await browser.close();
   }
 });
