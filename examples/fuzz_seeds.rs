@@ -104,6 +104,21 @@ fn main() -> ExitCode {
     }
 
     // In fuzz/fuzz_targets/tool_calls.rs's order of syntaxes.
+    // Hostile templates of src/chat.rs's tests that the limits stop. Not the
+    // one that doubles a string (nothing bounds it yet), nor the endless loop:
+    // stopped by the instruction limit in 61 ms natively, it takes 7.5 s in
+    // the fuzzer's instrumented build, whose timeout it would trip.
+    for (i, source) in [
+        "{% for a in range(100000) %}{{ 'many bytes a time' * 1000 }}{% endfor %}",
+        "{{ 'x' * 1073741824 }}",
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        put("chat_template", &format!("hostile-{i}"), &[source.as_bytes(), b"\0", conversation.as_bytes()].concat());
+    }
+
     for (i, (syntax, reply)) in [
         (0, "I will look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rio\", \"days\": [1, 2]}}\n</tool_call>"),
         (1, "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"q\": \"a \\\"b\\\"\", \"n\": -1.5e3}}"),

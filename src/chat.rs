@@ -81,8 +81,10 @@ const TEMPLATE_NAME: &str = "chat_template";
 /// every chat turn. These bound one rendering, so that a hostile one fails
 /// with `CHAT_TEMPLATE` instead of hanging the tab. Instructions: the real
 /// templates of llama.cpp's collection take at most 36 000 for a
-/// conversation of 81 turns with a nested tool (tests/chat_templates.rs).
-const MAX_INSTRUCTIONS: u64 = 10_000_000;
+/// conversation of 81 turns with a nested tool (tests/chat_templates.rs), so
+/// 2 million is some 4 000 turns. An endless loop stops within a second
+/// even under the fuzzer's AddressSanitizer (10 million took 3.9 s there).
+const MAX_INSTRUCTIONS: u64 = 2_000_000;
 /// Nested frames (macro calls, loops): Kimi K3's template prints a tool's
 /// schema with a macro that recurses a level of JSON at a time, about 9
 /// frames a level, so 64 was too few for a tool 7 levels deep. 200 leaves
@@ -387,7 +389,7 @@ mod tests {
     fn hostile_templates_fail_naming_the_limit() {
         let cases = [
             ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "instructions"),
-            ("{% for a in range(100000) %}{% for b in range(100000) %}{{ 'many bytes a time' }}{% endfor %}{% endfor %}", "MiB of prompt"),
+            ("{% for a in range(100000) %}{{ 'many bytes a time' * 1000 }}{% endfor %}", "MiB of prompt"),
             ("{{ 'x' * 1073741824 }}", "repeated string is too large"),
             ("{% set ns = namespace(s='x') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", "MiB of prompt"),
             ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion limit exceeded"),
