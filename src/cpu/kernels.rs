@@ -2,7 +2,6 @@
 //! attention loops (`widen_f16`, `dot_keys`, `transpose`, `axpy`,
 //! `weighted_sum`, `softmax`, `round_to_f16`) and `silu_mul` for wasm SIMD builds.
 
-use crate::model::Rope;
 use half::f16;
 use std::sync::OnceLock;
 
@@ -29,23 +28,7 @@ pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// The rotation (cos, sin) of each dimension pair at position `pos`: computed
-/// once a position and shared by every head.
-pub fn rope_angles(pos: usize, rope: &Rope, out: &mut Vec<(f32, f32)>) {
-    let half = rope.dims / 2;
-    let p = pos as f32 * rope.freq_scale;
-    out.clear();
-    out.extend((0..half).map(|i| {
-        let mut theta = p * rope.freq_base.powf(-2.0 * i as f32 / rope.dims as f32);
-        if let Some(f) = &rope.factors {
-            theta /= f[i];
-        }
-        let (sin, cos) = theta.sin_cos();
-        (cos * rope.attn_factor, sin * rope.attn_factor)
-    }));
-}
-
-/// Rotates one head by the angles of [`rope_angles`].
+/// Rotates one head by the angles of [`crate::model::Rope::angles`].
 pub fn rope(head: &mut [f32], angles: &[(f32, f32)], neox: bool) {
     let half = angles.len();
     for (i, &(cos, sin)) in angles.iter().enumerate() {

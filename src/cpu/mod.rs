@@ -346,7 +346,7 @@ impl Backend for Cpu {
             let mut angles = Vec::with_capacity(half);
             cached.angles.clear();
             for p in pos..pos + x.rows {
-                kernels::rope_angles(p, rope, &mut angles);
+                rope.angles(p, &mut angles);
                 cached.angles.extend_from_slice(&angles);
             }
             cached.start = pos;

@@ -14,7 +14,6 @@
 
 mod layout;
 
-use crate::cpu::kernels::rope_angles;
 use crate::gguf::TensorInfo;
 use crate::model::{self, Attention, Backend, Readback, Rope};
 use crate::quant::{self, GgmlType};
@@ -410,7 +409,7 @@ impl Gpu {
         let mut data = Vec::with_capacity(positions * rope.dims);
         let mut angles = Vec::new();
         for pos in 0..positions {
-            rope_angles(pos, rope, &mut angles);
+            rope.angles(pos, &mut angles);
             data.extend(angles.iter().flat_map(|&(c, s)| [c, s]));
         }
         let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -37,6 +37,24 @@ pub struct Rope {
     pub attn_factor: f32,
 }
 
+impl Rope {
+    /// The rotation (cos, sin) of each dimension pair at position `pos`:
+    /// computed once a position and shared by every head, on either backend.
+    pub fn angles(&self, pos: usize, out: &mut Vec<(f32, f32)>) {
+        let half = self.dims / 2;
+        let p = pos as f32 * self.freq_scale;
+        out.clear();
+        out.extend((0..half).map(|i| {
+            let mut theta = p * self.freq_base.powf(-2.0 * i as f32 / self.dims as f32);
+            if let Some(f) = &self.factors {
+                theta /= f[i];
+            }
+            let (sin, cos) = theta.sin_cos();
+            (cos * self.attn_factor, sin * self.attn_factor)
+        }));
+    }
+}
+
 /// Shape of one attention call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attention {
