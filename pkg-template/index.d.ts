@@ -39,6 +39,15 @@ export interface LoadOptions {
    */
   device?: 'auto' | 'webgpu' | 'cpu';
   /**
+   * The GPU's kernel family (default 'auto': 'software' for adapters that
+   * emulate a GPU on the CPU, such as SwiftShader and lavapipe, which run a
+   * workgroup's threads one after another; 'hardware' for real GPUs, whose
+   * kernels keep many lanes busy on one row and reduce their sums together,
+   * with subgroups where the adapter has them). `info.kernels` tells which
+   * runs.
+   */
+  gpuKernels?: 'auto' | 'software' | 'hardware';
+  /**
    * CPU threads for matrix products and attention (default
    * min(navigator.hardwareConcurrency, 4), never more than it). More than one
    * runs the threaded build, whose pool of `threads - 1` Web Workers shares the
@@ -236,6 +245,8 @@ export interface ModelInfo {
   backend: 'cpu' | 'webgpu';
   /** The GPU adapter's name and API, on the WebGPU backend. */
   adapter?: string;
+  /** The GPU kernel family that runs the model, on the WebGPU backend (see the `gpuKernels` load option). */
+  kernels?: 'software' | 'hardware' | 'hardware+subgroups';
   /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
   /**

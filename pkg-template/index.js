@@ -125,6 +125,8 @@ async function hardwareGpu() {
   }
 }
 
+const GPU_KERNELS = ['auto', 'software', 'hardware'];
+
 /** The WebGPU adapter's vendor and architecture as the browser tells them (wgpu has no name for it). */
 async function adapterName() {
   try {
@@ -368,7 +370,7 @@ async function withSize({ size, chunks }, declared) {
   return { size: total, chunks: parts };
 }
 
-const LOAD_KEYS = ['device', 'threads', 'contextLength', 'chatTemplate', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
+const LOAD_KEYS = ['device', 'gpuKernels', 'threads', 'contextLength', 'chatTemplate', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 /** OpenAI's parameters, and webslm's `signal` and `onProgress` (the prompt's progress, as for chat). */
 const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'response_format', 'tools', 'tool_choice', 'n', 'signal', 'onProgress'];
@@ -518,17 +520,19 @@ export class Generator {
   #build;
   #threads;
   #adapter;
+  #kernels;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
-  /** `runtime`: what engine() resolved to (the instance, its build and threads), and the GPU adapter's name. */
-  constructor(engine, { instance, build, threads, adapter }) {
+  /** `runtime`: what engine() resolved to (the instance, its build and threads), and the GPU adapter's name and kernel family. */
+  constructor(engine, { instance, build, threads, adapter, kernels }) {
     this.#engine = engine;
     this.#instance = instance;
     this.#build = build;
     this.#threads = threads;
     this.#adapter = adapter;
+    this.#kernels = kernels;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -543,14 +547,16 @@ export class Generator {
       if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
     }
     if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
-    const { device = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    const { device = 'auto', gpuKernels = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    if (!GPU_KERNELS.includes(gpuKernels)) throw new WebslmError('INVALID_ARGUMENT', `unknown gpuKernels ${JSON.stringify(gpuKernels)} (${GPU_KERNELS.join(', ')})`);
     if (chatTemplate !== undefined && typeof chatTemplate !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'chatTemplate must be a string (a Jinja chat template)');
     if (device !== 'auto' && device !== 'cpu' && device !== 'webgpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     if (device === 'webgpu' && !globalThis.navigator?.gpu) throw new WebslmError('NO_WEBGPU', 'this runtime has no WebGPU (navigator.gpu); use device: "cpu" or "auto"');
     let runtime;
     try {
       checkAbort(signal);
-      const wantGpu = device === 'webgpu' || (device === 'auto' && (await hardwareGpu()));
+      const hardware = device !== 'cpu' && (await hardwareGpu());
+      const wantGpu = device === 'webgpu' || (device === 'auto' && hardware);
       // The GPU runs the model: the single-threaded builds carry its backend.
       runtime = await engine(wantGpu ? 1 : threadCount(threads));
       const { glue } = runtime;
@@ -559,12 +565,15 @@ export class Generator {
         try {
           // 'auto' lets the loader hand the model to the CPU if its header
           // shows that the GPU cannot hold it.
-          gpu = await glue.openGpu(device === 'auto');
+          // The kernels follow the adapter as the browser describes it
+          // (wgpu sees only whether it is a fallback adapter).
+          const kernels = gpuKernels === 'auto' ? (hardware ? 'hardware' : 'software') : gpuKernels;
+          gpu = await glue.openGpu(device === 'auto', kernels);
         } catch (e) {
           if (device === 'webgpu') throw e;
         }
       }
-      if (gpu) runtime = { ...runtime, adapter: await adapterName() };
+      if (gpu) runtime = { ...runtime, adapter: await adapterName(), kernels: gpu.kernels() };
       const url = httpUrl(source);
       if (url) return new Generator(await loadUrl(glue, url, { contextLength, chatTemplate, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
@@ -595,7 +604,7 @@ export class Generator {
   get info() {
     const engine = this.#live();
     const device = engine.device();
-    const backend = device === 'cpu' ? { backend: 'cpu' } : { backend: 'webgpu', adapter: this.#adapter ?? device };
+    const backend = device === 'cpu' ? { backend: 'cpu' } : { backend: 'webgpu', adapter: this.#adapter ?? device, kernels: this.#kernels };
     return { ...engine.info(), ...backend, threads: this.#threads, build: this.#build, worker: false };
   }
 

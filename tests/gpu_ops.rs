@@ -38,7 +38,7 @@ mod common;
 
 use webslm::cpu::{Act as CpuAct, Cpu};
 use webslm::gguf::TensorInfo;
-use webslm::gpu::Gpu;
+use webslm::gpu::{Family, Gpu};
 use webslm::model::{Attention, Backend, Rope};
 use webslm::quant::{self, GgmlType};
 use webslm::session::{LoaderOrCpu, SessionOrCpu};
@@ -81,6 +81,27 @@ async fn gpu() -> Gpu {
     wasm_bindgen_test::console_log!("GPU: {}", gpu.adapter());
     gpu
 }
+
+/// A device running the kernel `family`: software, hardware, or hardware
+/// with subgroups (`None` where the adapter has no subgroups; lavapipe and
+/// real GPUs have them).
+async fn gpu_of(family: Family) -> Option<Gpu> {
+    let gpu = Gpu::request_family(Some(family)).await.expect("no GPU adapter");
+    if gpu.family() != family {
+        let note = format!("{}: no subgroups, so no {} kernels", gpu.adapter(), family.name());
+        // lavapipe has subgroups: there the subgroup kernels must be tested.
+        assert!(!gpu.adapter().contains("llvmpipe"), "{note}");
+        #[cfg(not(target_arch = "wasm32"))]
+        eprintln!("{note}");
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_test::console_log!("{note}");
+        return None;
+    }
+    Some(gpu)
+}
+
+const FAMILIES: [Family; 3] =
+    [Family::Software, Family::Hardware { subgroups: false }, Family::Hardware { subgroups: true }];
 
 async fn read(g: &mut Gpu, x: &webslm::gpu::Act) -> Vec<f32> {
     g.read(x).get().await
@@ -186,47 +207,57 @@ fn cols(ty: GgmlType, k: usize) -> usize {
 
 gpu_test! {
     async fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
-        let mut g = gpu().await;
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for ty in FORMATS {
-            for (rows, k, tokens, split) in [(7, 64, 1, false), (45, 576, 1, true), (33, 576, 13, false), (20, 1536, 9, true)] {
-                // K-quants: 256, 768 and 1536 columns.
-                let k = cols(ty, k);
-                let (bytes, w) = matrix(ty, rows, k, &mut rng);
-                let x = rng.vec(tokens * k, 3.0);
-                let t = info("w", ty, &[k, rows]);
-                let weight = if split {
-                    // Parts of about a third of the rows, filled four rows
-                    // at a time as a stream would, across the parts' ends.
-                    let row_bytes = bytes.len() / rows;
-                    g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
-                    let mut weight = g.alloc(&t).unwrap();
-                    for (i, group) in bytes.chunks(4 * row_bytes).enumerate() {
-                        g.fill(&mut weight, &t, 4 * i as u64, group).unwrap();
-                    }
-                    weight
-                } else {
-                    g.upload(&t, &bytes).unwrap()
-                };
-                g.limit_binding(u32::MAX as u64);
-                let xa = g.act_from(tokens, k, &x);
-                let y = g.matmul(&xa, &weight);
-                let got = read(&mut g, &y).await;
-                assert_eq!(got.len(), tokens * rows);
-                for t in 0..tokens {
-                    for r in 0..rows {
-                        let (wr, xt) = (&w[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
-                        let want: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
-                        let s: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
-                        let budget = (k / 8 + 20) as f64 * U * s;
-                        let d = (got[t * rows + r] as f64 - want).abs();
-                        assert!(
+        for family in FAMILIES {
+            let Some(g) = gpu_of(family).await else { continue };
+            matmul_matches(g).await;
+        }
+    }
+}
+
+/// Every format's GEMV and GEMM on `g`'s kernels against the f64 product.
+async fn matmul_matches(mut g: Gpu) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for ty in FORMATS {
+        for (rows, k, tokens, split) in
+            [(7, 64, 1, false), (45, 576, 1, true), (9, 4096, 1, false), (33, 576, 13, false), (20, 1536, 9, true)]
+        {
+            // K-quants: 256, 768 and 1536 columns.
+            let k = cols(ty, k);
+            let (bytes, w) = matrix(ty, rows, k, &mut rng);
+            let x = rng.vec(tokens * k, 3.0);
+            let t = info("w", ty, &[k, rows]);
+            let weight = if split {
+                // Parts of about a third of the rows, filled four rows
+                // at a time as a stream would, across the parts' ends.
+                let row_bytes = bytes.len() / rows;
+                g.limit_binding((row_bytes * rows.div_ceil(3)) as u64 + 8);
+                let mut weight = g.alloc(&t).unwrap();
+                for (i, group) in bytes.chunks(4 * row_bytes).enumerate() {
+                    g.fill(&mut weight, &t, 4 * i as u64, group).unwrap();
+                }
+                weight
+            } else {
+                g.upload(&t, &bytes).unwrap()
+            };
+            g.limit_binding(u32::MAX as u64);
+            let xa = g.act_from(tokens, k, &x);
+            let y = g.matmul(&xa, &weight);
+            let got = read(&mut g, &y).await;
+            assert_eq!(got.len(), tokens * rows);
+            for t in 0..tokens {
+                for r in 0..rows {
+                    let (wr, xt) = (&w[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+                    let want: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let s: f64 = wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                    let budget = (k / 8 + 20) as f64 * U * s;
+                    let d = (got[t * rows + r] as f64 - want).abs();
+                    assert!(
                             d <= budget,
-                            "{} {rows}x{k}, {tokens} tokens, split {split}: [{t}][{r}] {} vs {want} (budget {budget})",
+                            "{} kernels, {} {rows}x{k}, {tokens} tokens, split {split}: [{t}][{r}] {} vs {want} (budget {budget})",
+                            g.family().name(),
                             ty.name(),
                             got[t * rows + r]
                         );
-                    }
                 }
             }
         }
@@ -645,12 +676,14 @@ gpu_test! {
         use webslm::session::Loader;
         let bytes = common::tiny_gemma();
         let mut cpu = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
-        let options = LoadOptions { max_batch: Some(7), ..Default::default() };
-        let mut loader = Loader::new(gpu().await, bytes.len() as u64, options);
-        loader.push(&bytes).unwrap();
-        let mut gpu: Session<Gpu> = loader.finish().unwrap();
         let tokens: Vec<u32> = (0..65).map(|i| 3 + (i * 37) % 250).collect();
         let want = logits(&mut cpu, &tokens, 1).await;
+        for family in FAMILIES {
+        let Some(device) = gpu_of(family).await else { continue };
+        let options = LoadOptions { max_batch: Some(7), ..Default::default() };
+        let mut loader = Loader::new(device, bytes.len() as u64, options);
+        loader.push(&bytes).unwrap();
+        let mut gpu: Session<Gpu> = loader.finish().unwrap();
         let batch = logits(&mut gpu, &tokens, 1).await;
         // Each prefix scored after the one before: the cache is reused, so one
         // token is fed at a time.
@@ -662,9 +695,14 @@ gpu_test! {
         for (how, got) in [("batch", &batch), ("token by token", &single)] {
             for (pos, (g, c)) in got.iter().zip(&want).enumerate() {
                 for (id, (a, b)) in g.iter().zip(c).enumerate() {
-                    assert!((a - b).abs() <= max / 16.0, "{how}, position {pos}, token {id}: {a} vs {b} (max {max})");
+                    assert!(
+                        (a - b).abs() <= max / 16.0,
+                        "{} kernels, {how}, position {pos}, token {id}: {a} vs {b} (max {max})",
+                        family.name()
+                    );
                 }
             }
+        }
         }
     }
 }

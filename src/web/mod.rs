@@ -120,16 +120,32 @@ pub struct GpuDevice {
 /// is none, or in the builds without the GPU backend (the threaded ones).
 /// With `orCpu`, a loader given this device runs a model on the CPU when
 /// its header shows that the GPU cannot hold it (`device: 'auto'`).
+/// `kernels`: the kernel family, `software` (GPUs emulated on the CPU) or
+/// `hardware` (with subgroups where the adapter has them); left out, wgpu's
+/// view of the adapter decides, which in a browser sees only whether it is
+/// a fallback adapter.
 #[wasm_bindgen(js_name = openGpu)]
-pub async fn open_gpu(or_cpu: Option<bool>) -> Result<GpuDevice, JsValue> {
+pub async fn open_gpu(or_cpu: Option<bool>, kernels: Option<String>) -> Result<GpuDevice, JsValue> {
     #[cfg(feature = "gpu")]
     {
+        use crate::gpu::{Family, Gpu};
         let or_cpu = or_cpu.unwrap_or(false);
-        crate::gpu::Gpu::request().await.map(|gpu| GpuDevice { gpu, or_cpu }).map_err(js_error)
+        let family = match kernels.as_deref() {
+            None => None,
+            Some("software") => Some(Family::Software),
+            Some("hardware") => Some(Family::Hardware { subgroups: true }),
+            Some(other) => {
+                return Err(coded_error(
+                    "INVALID_ARGUMENT",
+                    &format!("unknown GPU kernels `{other}` (software, hardware)"),
+                ))
+            }
+        };
+        Gpu::request_family(family).await.map(|gpu| GpuDevice { gpu, or_cpu }).map_err(js_error)
     }
     #[cfg(not(feature = "gpu"))]
     {
-        let _ = or_cpu;
+        let _ = (or_cpu, kernels);
         Err(coded_error(
             "NO_WEBGPU",
             "this build of the engine has no GPU backend (the threaded builds run on the CPU)",
@@ -143,6 +159,15 @@ impl GpuDevice {
     pub fn adapter(&self) -> String {
         #[cfg(feature = "gpu")]
         return self.gpu.adapter().to_string();
+        #[cfg(not(feature = "gpu"))]
+        String::new()
+    }
+
+    /// The kernel family that runs the ops: `software`, `hardware` or
+    /// `hardware+subgroups`.
+    pub fn kernels(&self) -> String {
+        #[cfg(feature = "gpu")]
+        return self.gpu.family().name().to_string();
         #[cfg(not(feature = "gpu"))]
         String::new()
     }

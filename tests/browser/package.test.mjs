@@ -206,12 +206,36 @@ pageTest("device: 'webgpu' runs on the page's adapter (SwiftShader here): llama.
     },
     [`/${MODEL}`, fox.prompt_token_ids, n],
   );
-  t.diagnostic(`adapter: ${result.info.adapter}`);
+  t.diagnostic(`adapter: ${result.info.adapter}, kernels: ${result.info.kernels}`);
   assert.equal(result.info.backend, 'webgpu');
+  // SwiftShader emulates a GPU on the CPU: the software kernels.
+  assert.equal(result.info.kernels, 'software');
   assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, n));
   assert.deepEqual([result.code, result.pieces], ['ABORTED', 2]);
   assert.ok(result.first.text.length > 0);
   assert.ok(result.second.reused > 0, `second turn reused ${result.second.reused} tokens`);
+});
+
+pageTest("gpuKernels: 'hardware' runs the kernels for real GPUs (here on SwiftShader) to llama.cpp's greedy tokens; an unknown family is INVALID_ARGUMENT", async (t) => {
+  const n = 5;
+  const result = await page.evaluate(
+    async ([url, ids, n]) => {
+      const { Generator } = await window.webslm;
+      const g = await Generator.load(url, { device: 'webgpu', gpuKernels: 'hardware', contextLength: 256 });
+      const tokens = [];
+      for await (const p of g.generate(ids, { maxTokens: n })) tokens.push(p.token);
+      const { kernels } = g.info;
+      await g.dispose();
+      const bad = await Generator.load(url, { device: 'webgpu', gpuKernels: 'fast' }).catch((e) => e.code);
+      window.show(`webgpu, ${kernels} kernels: ${JSON.stringify(tokens)}`);
+      return { kernels, tokens, bad };
+    },
+    [`/${MODEL}`, fox.prompt_token_ids, n],
+  );
+  t.diagnostic(`kernels: ${result.kernels}`);
+  assert.match(result.kernels, /^hardware(\+subgroups)?$/);
+  assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, n));
+  assert.equal(result.bad, 'INVALID_ARGUMENT');
 });
 
 pageTest("device: 'webgpu': a long prompt runs a batch per call with its progress, and an abort from onProgress stops it between batches", async () => {

@@ -1,0 +1,156 @@
+//! The adapter and its device: limits as large as the adapter allows, the
+//! kernel family its kind of GPU wants, and the errors it reports on its own.
+
+use super::{pipelines, Gpu};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which kernels run the ops. The choice follows the adapter: a GPU
+/// emulated on the CPU runs a workgroup's invocations one after another, so
+/// a barrier there costs a switch through every invocation; a hardware GPU
+/// runs them side by side and needs many lanes busy, reading neighbouring
+/// words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// One thread a row and no barrier (SwiftShader, llvmpipe's lavapipe,
+    /// any fallback adapter).
+    Software,
+    /// Cooperative kernels: a workgroup a block of rows, lanes striding over
+    /// a row's blocks, sums reduced in workgroup memory, or by `subgroupAdd`
+    /// where the adapter has the `subgroups` feature.
+    Hardware { subgroups: bool },
+}
+
+impl Family {
+    /// The name `info` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Software => "software",
+            Family::Hardware { subgroups: false } => "hardware",
+            Family::Hardware { subgroups: true } => "hardware+subgroups",
+        }
+    }
+
+    /// The family an adapter gets unless one is asked for: software for
+    /// adapters that emulate a GPU on the CPU (a browser's fallback adapter
+    /// reaches wgpu as `DeviceType::Cpu`), hardware for the rest, with
+    /// subgroups where there are some.
+    fn of(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Family {
+        let name = info.name.to_lowercase();
+        let emulated = ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| name.contains(s));
+        if info.device_type == wgpu::DeviceType::Cpu || emulated {
+            Family::Software
+        } else {
+            Family::Hardware { subgroups: features.contains(wgpu::Features::SUBGROUP) }
+        }
+    }
+}
+
+impl Gpu {
+    /// The first adapter wgpu offers (high performance preferred), with the
+    /// adapter's own limits so that large models get large bindings, and
+    /// the kernel family it runs best ([`Family::of`]).
+    pub async fn request() -> Result<Gpu> {
+        Gpu::request_family(None).await
+    }
+
+    /// [`Gpu::request`] with the kernel family asked for (`None`: chosen
+    /// from the adapter). Subgroups asked of an adapter that has none fall
+    /// back to the hardware family without them: [`Gpu::family`] says
+    /// which runs.
+    pub async fn request_family(family: Option<Family>) -> Result<Gpu> {
+        let instance = wgpu::Instance::default();
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let limits = adapter.limits();
+        let info = adapter.get_info();
+        let has_subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        let family = match family {
+            None => Family::of(&info, adapter.features()),
+            Some(Family::Hardware { subgroups }) => Family::Hardware { subgroups: subgroups && has_subgroups },
+            Some(Family::Software) => Family::Software,
+        };
+        let required_features = match family {
+            Family::Hardware { subgroups: true } => wgpu::Features::SUBGROUP,
+            _ => wgpu::Features::empty(),
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webslm"),
+                required_features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let device_error = Arc::new(Mutex::new(None));
+        let slot = device_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some((matches!(e, wgpu::Error::OutOfMemory { .. }), e.to_string()));
+            }
+        }));
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: pipelines::PARAMS_SLOT * pipelines::PARAMS_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: format!("{} ({:?})", info.name, info.backend),
+            limits,
+            family,
+            kernels: HashMap::new(),
+            bind_groups: HashMap::new(),
+            encoder: None,
+            params: Vec::new(),
+            params_buf,
+            pool: Default::default(),
+            rope_tables: Vec::new(),
+            tokens: None,
+            staging: None,
+            argmax_out: None,
+            staging_bytes: Vec::new(),
+            written: 0,
+            device_error,
+        })
+    }
+
+    /// The error the device reported, if any. Natively it reports at once;
+    /// a browser reports between tasks, so a load finds it a tensor or two
+    /// later.
+    pub(super) fn check_device(&self) -> Result<()> {
+        match &*self.device_error.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => Ok(()),
+            Some((true, _)) => Err(Error::OutOfMemory(
+                "the GPU ran out of memory for this model; load it with a smaller context length, or on the CPU".into(),
+            )),
+            Some((false, text)) => Err(Error::NoGpu(format!("the GPU failed: {text}"))),
+        }
+    }
+
+    /// [`Gpu::request`], blocking.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Gpu> {
+        pollster::block_on(Gpu::request())
+    }
+
+    /// The adapter's name and API.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    /// The kernel family that runs the ops.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+}
