@@ -28,9 +28,16 @@ export type ModelSource = string | URL | Blob | ArrayBuffer | Uint8Array | Reada
 
 export interface LoadOptions {
   /**
-   * 'auto' takes a hardware WebGPU adapter when there is one and the model
+   * 'auto' takes a hardware WebGPU adapter when there is one, the model
    * fits it (formats its shaders read, rows and KV cache within its binding
-   * limits, as the file's header shows), else the CPU; 'webgpu' takes any
+   * limits, as the file's header shows) and it proves faster: after loading,
+   * a short timed decode on the GPU is weighed against the CPU's expected
+   * speed (the model's decode bytes over this CPU's calibrated rate), and
+   * where the CPU wins the model is loaded again on the CPU (a
+   * ReadableStream source, which cannot be read twice, stays on the GPU).
+   * The calibration and the verdict are kept in IndexedDB per adapter (the
+   * verdict per URL or file), so the next load goes straight to the faster
+   * device; `info.deviceReason` says why. Else the CPU; 'webgpu' takes any
    * adapter (software ones too) and fails with NO_WEBGPU where there is none
    * and with UNSUPPORTED_QUANT or OUT_OF_MEMORY where the model does not fit;
    * 'cpu' never uses the GPU. With a GPU adapter the model runs the
@@ -245,6 +252,10 @@ export interface ModelInfo {
   backend: 'cpu' | 'webgpu';
   /** The GPU adapter's name and API, on the WebGPU backend. */
   adapter?: string;
+  /** Why the model runs where it does, e.g. 'auto: the GPU decoded 3.1 tok/s, the CPU is expected at 41.0 tok/s'. */
+  deviceReason: string;
+  /** Bytes of weights one decode step reads (what 'auto' weighs the CPU's speed by). */
+  decodeBytes: number;
   /** The GPU kernel family that runs the model, on the WebGPU backend (see the `gpuKernels` load option). */
   kernels?: 'software' | 'hardware' | 'hardware+subgroups';
   /** Threads the engine really runs on (see the `threads` load option). */

@@ -127,6 +127,80 @@ async function hardwareGpu() {
 
 const GPU_KERNELS = ['auto', 'software', 'hardware'];
 
+/**
+ * Figures `device: 'auto'` keeps between loads (CPU calibrations, verdicts),
+ * in their own IndexedDB database; in memory where there is none (Node,
+ * Deno) or it fails (a private window).
+ */
+const figures = (() => {
+  const memory = new Map();
+  const DB = 'webslm-device-figures';
+  let db;
+  const open = () =>
+    (db ??= new Promise((resolve, reject) => {
+      const request = globalThis.indexedDB.open(DB, 1);
+      request.onupgradeneeded = () => request.result.createObjectStore('figures');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    }));
+  const run = async (mode, op) => {
+    const store = (await open()).transaction('figures', mode).objectStore('figures');
+    return new Promise((resolve, reject) => {
+      const request = op(store);
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+  };
+  return {
+    async get(key) {
+      if (!globalThis.indexedDB) return memory.get(key);
+      return run('readonly', (s) => s.get(key)).catch(() => memory.get(key));
+    },
+    async set(key, value) {
+      memory.set(key, value);
+      if (globalThis.indexedDB) await run('readwrite', (s) => s.put(value, key)).catch(() => {});
+    },
+  };
+})();
+
+/** What identifies a model source between loads: its URL, or a file's name, size and date; null for bytes and streams. */
+function sourceKey(source) {
+  if (typeof source === 'string' || source instanceof URL) return String(source);
+  if (typeof File !== 'undefined' && source instanceof File) return `file:${source.name}:${source.size}:${source.lastModified}`;
+  return null;
+}
+
+/** Whether a source can be read a second time (to load a model again on the CPU). */
+function rereadable(source) {
+  return !(typeof ReadableStream !== 'undefined' && source instanceof ReadableStream);
+}
+
+/**
+ * Decode tokens a second on a loaded generator: the time between the second
+ * and third pieces of a greedy reply (the first decode step makes the
+ * decode kernels' pipelines), retried on other prompts where the model ends
+ * sooner. One step, because on a slow adapter each takes seconds.
+ */
+async function timedDecode(g, signal) {
+  for (const prompt of ['1, 2, 3,', 'The', 'Once upon a time']) {
+    const times = [];
+    for await (const _ of g.generate(prompt, { maxTokens: 3, signal })) times.push(performance.now());
+    if (times.length === 3 && times[2] > times[1]) return 1000 / (times[2] - times[1]);
+  }
+  throw new Error('the model ended every timed prompt within two tokens');
+}
+
+/** This CPU's decode GEMV rate (bytes a millisecond) for a weight type, on the build and threads a CPU load would run, calibrated once an adapter. */
+async function cpuRate(adapter, threads, quantization) {
+  const { glue, build, threads: n } = await engine(threadCount(threads));
+  const key = `cpu|${adapter}|${build}|${n}|${quantization}`;
+  const known = await figures.get(key);
+  if (known) return known;
+  const rate = glue.calibrateCpu(quantization);
+  await figures.set(key, rate);
+  return rate;
+}
+
 /** The WebGPU adapter's vendor and architecture as the browser tells them (wgpu has no name for it). */
 async function adapterName() {
   try {
@@ -370,7 +444,7 @@ async function withSize({ size, chunks }, declared) {
   return { size: total, chunks: parts };
 }
 
-const LOAD_KEYS = ['device', 'gpuKernels', 'threads', 'contextLength', 'chatTemplate', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
+const LOAD_KEYS = ['device', 'gpuKernels', '__cpuRateForTesting', 'threads', 'contextLength', 'chatTemplate', 'cache', 'sha256', 'chunkSize', 'onProgress', 'signal', 'size', 'worker'];
 const FINISH_REASONS = { end_of_generation: 'stop', stop: 'stop', max_tokens: 'length', context_full: 'length' };
 /** OpenAI's parameters, and webslm's `signal` and `onProgress` (the prompt's progress, as for chat). */
 const COMPLETION_KEYS = ['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'response_format', 'tools', 'tool_choice', 'n', 'signal', 'onProgress'];
@@ -521,18 +595,20 @@ export class Generator {
   #threads;
   #adapter;
   #kernels;
+  #reason;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
   /** `runtime`: what engine() resolved to (the instance, its build and threads), and the GPU adapter's name and kernel family. */
-  constructor(engine, { instance, build, threads, adapter, kernels }) {
+  constructor(engine, { instance, build, threads, adapter, kernels, reason }) {
     this.#engine = engine;
     this.#instance = instance;
     this.#build = build;
     this.#threads = threads;
     this.#adapter = adapter;
     this.#kernels = kernels;
+    this.#reason = reason;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -547,33 +623,93 @@ export class Generator {
       if (!LOAD_KEYS.includes(key)) throw new WebslmError('INVALID_ARGUMENT', `unknown load option ${key} (known: ${LOAD_KEYS.join(', ')})`);
     }
     if (options.worker) return (await import('./remote.js')).RemoteGenerator.load(source, options);
-    const { device = 'auto', gpuKernels = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
+    const { device = 'auto', gpuKernels = 'auto', chatTemplate, signal } = options;
     if (!GPU_KERNELS.includes(gpuKernels)) throw new WebslmError('INVALID_ARGUMENT', `unknown gpuKernels ${JSON.stringify(gpuKernels)} (${GPU_KERNELS.join(', ')})`);
     if (chatTemplate !== undefined && typeof chatTemplate !== 'string') throw new WebslmError('INVALID_ARGUMENT', 'chatTemplate must be a string (a Jinja chat template)');
     if (device !== 'auto' && device !== 'cpu' && device !== 'webgpu') throw new WebslmError('INVALID_ARGUMENT', `unknown device ${JSON.stringify(device)} (auto, webgpu, cpu)`);
     if (device === 'webgpu' && !globalThis.navigator?.gpu) throw new WebslmError('NO_WEBGPU', 'this runtime has no WebGPU (navigator.gpu); use device: "cpu" or "auto"');
+    checkAbort(signal);
+    const hardware = device !== 'cpu' && (await hardwareGpu());
+    if (device === 'cpu') return Generator.#loadOn(source, options, { gpu: false, reason: 'asked for the CPU' });
+    if (device === 'webgpu') return Generator.#loadOn(source, options, { gpu: true, hardware, reason: 'asked for WebGPU' });
+    if (!hardware) return Generator.#loadOn(source, options, { gpu: false, reason: 'auto: no hardware WebGPU adapter (a software one runs slower than the CPU path)' });
+    return Generator.#loadAuto(source, options);
+  }
+
+  /**
+   * `device: 'auto'` with a hardware adapter: the GPU unless it proves
+   * slower. After loading, a short timed decode on the GPU is weighed
+   * against the CPU's expected speed (the model's decode bytes over this
+   * CPU's calibrated GEMV rate); where the CPU wins, the model is loaded
+   * again on the CPU. Both the calibration and the verdict are kept in
+   * IndexedDB for the adapter (the verdict for the model's URL or file too),
+   * so that the next load goes straight to the faster device.
+   */
+  static async #loadAuto(source, options) {
+    const adapter = await adapterName();
+    const key = sourceKey(source);
+    const verdictKey = key && `verdict|${adapter}|${options.gpuKernels ?? 'auto'}|${key}`;
+    const past = verdictKey && (await figures.get(verdictKey));
+    const compared = (v) => `the GPU decoded ${v.gpu.toFixed(1)} tok/s, the CPU is expected at ${v.cpu.toFixed(1)} tok/s`;
+    if (past?.backend === 'cpu') return Generator.#loadOn(source, options, { gpu: false, reason: `auto: measured before on this adapter: ${compared(past)}` });
+    const g = await Generator.#loadOn(source, options, { gpu: true, hardware: true, orCpu: true, reason: '' });
+    if (g.#engine.device() === 'cpu') {
+      g.#reason = "auto: the GPU cannot hold this model (its header shows a format or size past the adapter's limits)";
+      return g;
+    }
+    if (past?.backend === 'webgpu') {
+      g.#reason = `auto: measured before on this adapter: ${compared(past)}`;
+      return g;
+    }
+    try {
+      const gpu = await timedDecode(g, options.signal);
+      const { decodeBytes, quantization } = g.info;
+      const rate = options.__cpuRateForTesting ?? (await cpuRate(adapter, options.threads, quantization));
+      const verdict = { gpu, cpu: (rate / decodeBytes) * 1000 };
+      verdict.backend = verdict.cpu > verdict.gpu ? 'cpu' : 'webgpu';
+      if (verdict.backend === 'webgpu') {
+        g.#reason = `auto: ${compared(verdict)}`;
+      } else if (!rereadable(source)) {
+        g.#reason = `auto: ${compared(verdict)}, but a stream cannot be read twice: the GPU kept it`;
+        return g;
+      }
+      if (verdictKey) await figures.set(verdictKey, verdict);
+      if (verdict.backend === 'webgpu') return g;
+      await g.dispose();
+      return Generator.#loadOn(source, options, { gpu: false, reason: `auto: ${compared(verdict)}` });
+    } catch (e) {
+      if (e?.code === 'ABORTED') {
+        await g.dispose();
+        throw e;
+      }
+      g.#reason = `auto: the GPU, not measured (${e?.message ?? e})`;
+      return g;
+    }
+  }
+
+  /** Loads on the CPU, or with `gpu` on the WebGPU adapter (`orCpu`: the CPU where the GPU cannot hold the model). */
+  static async #loadOn(source, options, { gpu: wantGpu, hardware = false, orCpu = false, reason }) {
+    const { gpuKernels = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     let runtime;
     try {
       checkAbort(signal);
-      const hardware = device !== 'cpu' && (await hardwareGpu());
-      const wantGpu = device === 'webgpu' || (device === 'auto' && hardware);
       // The GPU runs the model: the single-threaded builds carry its backend.
       runtime = await engine(wantGpu ? 1 : threadCount(threads));
       const { glue } = runtime;
       let gpu;
       if (wantGpu) {
+        // The kernels follow the adapter as the browser describes it
+        // (wgpu sees only whether it is a fallback adapter).
+        const kernels = gpuKernels === 'auto' ? (hardware ? 'hardware' : 'software') : gpuKernels;
         try {
-          // 'auto' lets the loader hand the model to the CPU if its header
-          // shows that the GPU cannot hold it.
-          // The kernels follow the adapter as the browser describes it
-          // (wgpu sees only whether it is a fallback adapter).
-          const kernels = gpuKernels === 'auto' ? (hardware ? 'hardware' : 'software') : gpuKernels;
-          gpu = await glue.openGpu(device === 'auto', kernels);
+          gpu = await glue.openGpu(orCpu, kernels);
         } catch (e) {
-          if (device === 'webgpu') throw e;
+          if (!orCpu) throw e;
+          reason = `auto: the WebGPU adapter did not open (${e?.message ?? e})`;
         }
       }
       if (gpu) runtime = { ...runtime, adapter: await adapterName(), kernels: gpu.kernels() };
+      runtime.reason = reason;
       const url = httpUrl(source);
       if (url) return new Generator(await loadUrl(glue, url, { contextLength, chatTemplate, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
@@ -605,7 +741,7 @@ export class Generator {
     const engine = this.#live();
     const device = engine.device();
     const backend = device === 'cpu' ? { backend: 'cpu' } : { backend: 'webgpu', adapter: this.#adapter ?? device, kernels: this.#kernels };
-    return { ...engine.info(), ...backend, threads: this.#threads, build: this.#build, worker: false };
+    return { ...engine.info(), ...backend, deviceReason: this.#reason, threads: this.#threads, build: this.#build, worker: false };
   }
 
   /** Figures of the last request. */

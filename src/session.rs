@@ -81,6 +81,10 @@ pub struct ModelInfo {
     pub trained_context_length: usize,
     pub vocab_size: usize,
     pub kv_cache_bytes: usize,
+    /// Bytes of weights one decode step reads: every matrix, the token
+    /// embedding table only where it is also the output projection (one row
+    /// of it otherwise). What `device: 'auto'` weighs the CPU's speed by.
+    pub decode_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -451,7 +455,8 @@ impl<B: Backend> Session<B> {
         let syntax = template.tool_syntax();
         let list = Tool::list_from_json(tools)?;
         let messages = syntax.messages(messages, &list, choice);
-        let offered = (syntax != ToolSyntax::Generic && *choice != ToolChoice::None && !list.is_empty()).then_some(tools);
+        let offered =
+            (syntax != ToolSyntax::Generic && *choice != ToolChoice::None && !list.is_empty()).then_some(tools);
         // A control token by its text: the one id that text tokenizes to as special text, if it is one.
         let control = |text: &str| match self.tokenizer.encode(text, false, true).ok()?.as_slice() {
             &[id] if self.tokenizer.token_text(id) == Some(text) => Some(id),
@@ -481,7 +486,12 @@ impl<B: Backend> Session<B> {
         self.template.as_ref().map_err(|why| Error::ChatTemplate(why.clone()))
     }
 
-    fn render_tokens(&self, template: &ChatTemplate, messages: &[Message], tools: Option<&serde_json::Value>) -> Result<Vec<u32>> {
+    fn render_tokens(
+        &self,
+        template: &ChatTemplate,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<Vec<u32>> {
         let text = template.render_with(messages, tools, true)?;
         let mut ids = self.tokenizer.encode(&text, false, true)?;
         // Templates often write the BOS text themselves; never add a second one.
@@ -979,7 +989,14 @@ fn model_info(header: &Header, h: &Hparams, context: usize, kv_cache_bytes: usiz
         trained_context_length: h.context_length,
         vocab_size: h.n_vocab,
         kv_cache_bytes,
+        decode_bytes: decode_bytes(header),
     }
+}
+
+/// See [`ModelInfo::decode_bytes`].
+fn decode_bytes(header: &Header) -> u64 {
+    let tied = !header.tensors.iter().any(|t| t.name == "output.weight");
+    header.tensors.iter().filter(|t| t.dims.len() > 1 && (tied || t.name != "token_embd.weight")).map(|t| t.size).sum()
 }
 
 impl<B: Backend> GgufSink for LoadSink<B> {
@@ -993,7 +1010,10 @@ impl<B: Backend> GgufSink for LoadSink<B> {
         let text = |id: Option<u32>| id.and_then(|id| tokenizer.token_text(id)).unwrap_or("").to_string();
         let compile = |source: &str| ChatTemplate::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()));
         let source = header.metadata.get("tokenizer.chat_template").and_then(|v| v.as_str());
-        let template = match (&self.options.chat_template, source.or_else(|| header.metadata.architecture().and_then(chat::builtin))) {
+        let template = match (
+            &self.options.chat_template,
+            source.or_else(|| header.metadata.architecture().and_then(chat::builtin)),
+        ) {
             (Some(given), _) => Ok(compile(given)?),
             (None, None) => Err("this model has no chat template; use generate with a plain prompt".to_string()),
             (None, Some(source)) => compile(source).map_err(|e| e.to_string()),

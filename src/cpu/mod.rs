@@ -2,6 +2,7 @@
 //! matrix products run the integer dot-product kernels of [`crate::quant`].
 
 #[doc(hidden)]
+pub mod calibrate;
 pub mod kernels;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[doc(hidden)]

@@ -105,6 +105,31 @@ pub(crate) fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) 
     serde_wasm_bindgen::from_value(value).map_err(|e| coded_error("INVALID_ARGUMENT", &format!("{what}: {e}")))
 }
 
+/// Bytes of `quantization` weights (a ggml type name, as `info.quantization`
+/// gives it) this build's CPU backend multiplies a millisecond in a decode
+/// GEMV, on its threads: what `device: 'auto'` expects of the CPU. Some
+/// 100 ms, 16 MiB of memory for the while.
+#[wasm_bindgen(js_name = calibrateCpu)]
+pub fn calibrate_cpu(quantization: &str) -> Result<f64, JsValue> {
+    let ty = (0..64)
+        .filter_map(crate::quant::GgmlType::from_id)
+        .find(|t| t.name() == quantization)
+        .ok_or_else(|| coded_error("INVALID_ARGUMENT", &format!("unknown weight type `{quantization}`")))?;
+    // performance.now(), in pages, Workers, Node and Deno alike.
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok().filter(|p| p.is_object());
+    let clock = performance.and_then(|p| {
+        let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+        Some((p, wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(now).ok()?))
+    });
+    let now = move || match &clock {
+        Some((p, now)) => now.call0(p).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
+        None => js_sys::Date::now(),
+    };
+    crate::cpu::calibrate::gemv_bytes_per_ms(ty, &now).ok_or_else(|| {
+        coded_error("UNSUPPORTED_QUANT", &format!("the CPU backend has no kernel for {quantization} weights"))
+    })
+}
+
 /// A GPU adapter and device, opened before a load (a browser grants them
 /// asynchronously) and handed to the loader, which then puts the model on it.
 #[wasm_bindgen]

@@ -238,6 +238,96 @@ pageTest("gpuKernels: 'hardware' runs the kernels for real GPUs (here on SwiftSh
   assert.equal(result.bad, 'INVALID_ARGUMENT');
 });
 
+/**
+ * Runs `body` in the page with SwiftShader's adapter disguised as a hardware
+ * GPU named `name` (its info, as the browser tells it, says nothing of
+ * SwiftShader, and it is no fallback adapter): the mocked slow adapter
+ * `device: 'auto'` must find out by measuring.
+ */
+async function withDisguisedAdapter(name, body, arg) {
+  return page.evaluate(
+    async ([name, body, arg]) => {
+      const proto = GPUAdapter.prototype;
+      const saved = ['info', 'isFallbackAdapter'].map((k) => [k, Object.getOwnPropertyDescriptor(proto, k)]);
+      const real = saved[0][1].get;
+      Object.defineProperty(proto, 'info', {
+        configurable: true,
+        get() {
+          const i = real.call(this);
+          return { vendor: 'test', architecture: name, device: '', description: '', isFallbackAdapter: false, subgroupMinSize: i.subgroupMinSize, subgroupMaxSize: i.subgroupMaxSize };
+        },
+      });
+      Object.defineProperty(proto, 'isFallbackAdapter', { configurable: true, get: () => false });
+      try {
+        return await new Function('arg', `return (${body})(arg)`)(arg);
+      } finally {
+        for (const [k, d] of saved) {
+          if (d) Object.defineProperty(proto, k, d);
+          else delete proto[k];
+        }
+      }
+    },
+    [name, body.toString(), arg],
+  );
+}
+
+pageTest("device: 'auto' measures a hardware-looking adapter that is slow (SwiftShader disguised), loads on the CPU instead with llama.cpp's greedy tokens, and the next load goes straight to the CPU", async (t) => {
+  const result = await withDisguisedAdapter(
+    'slow-gpu',
+    async ([url, ids]) => {
+      const { Generator } = await window.webslm;
+      const load = async () => {
+        const start = performance.now();
+        const loaded = [];
+        const g = await Generator.load(url, { device: 'auto', contextLength: 256, onProgress: (e) => loaded.push(e.loaded) });
+        const tokens = [];
+        for await (const p of g.generate(ids, { maxTokens: 5 })) tokens.push(p.token);
+        const { backend, deviceReason } = g.info;
+        await g.dispose();
+        // A load's progress starts again from the file's start.
+        const loads = 1 + loaded.filter((l, i) => i > 0 && l < loaded[i - 1]).length;
+        return { backend, deviceReason, tokens, loads, ms: performance.now() - start };
+      };
+      const first = await load();
+      const second = await load();
+      return { first, second };
+    },
+    [`/${MODEL}`, fox.prompt_token_ids],
+  );
+  t.diagnostic(`first: ${result.first.deviceReason} (${result.first.ms.toFixed(0)} ms); second: ${result.second.deviceReason} (${result.second.ms.toFixed(0)} ms)`);
+  for (const load of [result.first, result.second]) {
+    assert.equal(load.backend, 'cpu');
+    assert.deepEqual(load.tokens, fox.generated_token_ids.slice(0, 5));
+  }
+  assert.match(result.first.deviceReason, /^auto: the GPU decoded [\d.]+ tok\/s, the CPU is expected at [\d.]+ tok\/s$/);
+  // Loaded on the GPU, then again on the CPU; the second time once.
+  assert.equal(result.first.loads, 2);
+  assert.equal(result.second.loads, 1);
+  assert.match(result.second.deviceReason, /^auto: measured before on this adapter/);
+});
+
+pageTest("device: 'auto' keeps the GPU where it decodes faster than the CPU is expected to (a CPU calibrated slow), with llama.cpp's greedy tokens", async (t) => {
+  const result = await withDisguisedAdapter(
+    'fast-gpu',
+    async ([url, ids]) => {
+      const { Generator } = await window.webslm;
+      // One byte a millisecond: a CPU slower than any GPU.
+      const g = await Generator.load(url, { device: 'auto', contextLength: 256, __cpuRateForTesting: 1 });
+      const tokens = [];
+      for await (const p of g.generate(ids, { maxTokens: 5 })) tokens.push(p.token);
+      const { backend, kernels, deviceReason } = g.info;
+      await g.dispose();
+      return { backend, kernels, deviceReason, tokens };
+    },
+    [`/${MODEL}`, fox.prompt_token_ids],
+  );
+  t.diagnostic(`${result.deviceReason} (${result.kernels} kernels)`);
+  assert.equal(result.backend, 'webgpu');
+  assert.match(result.kernels, /^hardware/);
+  assert.match(result.deviceReason, /^auto: the GPU decoded [\d.]+ tok\/s, the CPU is expected at 0\.0 tok\/s$/);
+  assert.deepEqual(result.tokens, fox.generated_token_ids.slice(0, 5));
+});
+
 pageTest("device: 'webgpu': a long prompt runs a batch per call with its progress, and an abort from onProgress stops it between batches", async () => {
   const result = await page.evaluate(async (url) => {
     const { Generator } = await window.webslm;

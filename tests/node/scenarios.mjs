@@ -92,6 +92,10 @@ export function scenarios({ worker }) {
     assert.equal(info.parameters, 134515008);
     assert.equal(info.contextLength, 4096);
     assert.equal(info.backend, 'cpu');
+    // Node and Deno have no WebGPU: 'auto' says so.
+    assert.match(info.deviceReason, /^auto: no hardware WebGPU adapter/);
+    // SmolLM2's matrices, its tied embedding table included (the output projection).
+    assert.ok(info.decodeBytes > 0.95 * info.fileSize && info.decodeBytes < info.fileSize, `${info.decodeBytes} of ${info.fileSize} bytes`);
     assert.equal(info.worker, worker);
     assert.equal(local.info.worker, false);
     assert.deepEqual({ ...info, worker: false }, local.info);
