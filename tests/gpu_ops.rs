@@ -219,7 +219,7 @@ async fn matmul_matches(mut g: Gpu) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for ty in FORMATS {
         for (rows, k, tokens, split) in
-            [(7, 64, 1, false), (45, 576, 1, true), (9, 4096, 1, false), (33, 576, 13, false), (20, 1536, 9, true)]
+            [(7, 64, 1, false), (45, 576, 1, true), (9, 4096, 1, false), (33, 576, 13, false), (20, 1536, 9, true), (70, 256, 40, false)]
         {
             // K-quants: 256, 768 and 1536 columns.
             let k = cols(ty, k);

@@ -1,8 +1,10 @@
 //! Matrix products with quantized weights: a decode GEMV for one token, a
-//! GEMM for a prompt's batch (`matmul_mat`). The GEMV comes in each family's
-//! shape: one thread a row (`matmul_vec`, software), or a workgroup four
-//! rows, its lanes striding over them (`matmul_vec_coop`, or
-//! `matmul_vec_subgroup` where subgroups add the lanes' sums).
+//! GEMM for a prompt's batch, each in its family's shape. Software: one
+//! thread a row (`matmul_vec`; `matmul_mat` with eight tokens a thread).
+//! Hardware: a workgroup four rows, its lanes striding over them
+//! (`matmul_vec_coop`, or `matmul_vec_subgroup` where subgroups add the
+//! lanes' sums); tiles of 32 rows × 32 tokens staged in workgroup memory
+//! (`matmul_mat_tiled`).
 
 use super::buffers::{Act, Weight};
 use super::{grid, layout, Family, Gpu};
@@ -16,10 +18,19 @@ fn vec_kernel(family: Family) -> (&'static str, usize) {
     }
 }
 
+/// The prefill GEMM of a family, and the rows and tokens a workgroup of it
+/// computes.
+fn mat_kernel(family: Family) -> (&'static str, usize, usize) {
+    match family {
+        Family::Software => ("matmul_mat", 64, 8),
+        Family::Hardware { .. } => ("matmul_mat_tiled", 32, 32),
+    }
+}
+
 /// The kernels that read a matrix of a format on this family, made when the
 /// matrix is loaded rather than at its first product.
 pub(super) fn kernels(family: Family) -> [&'static str; 2] {
-    [vec_kernel(family).0, "matmul_mat"]
+    [vec_kernel(family).0, mat_kernel(family).0]
 }
 
 pub(super) fn matmul(gpu: &mut Gpu, x: &Act, w: &Weight) -> Act {
@@ -34,11 +45,11 @@ pub(super) fn matmul(gpu: &mut Gpu, x: &Act, w: &Weight) -> Act {
             let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx];
             gpu.dispatch((kernel, format), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, 1]);
         } else {
-            // One thread a row, 64 a workgroup, eight tokens a tile.
-            let [gx, gy, _] = grid(part.rows.div_ceil(64));
+            let (kernel, rows_a_group, tokens_a_group) = mat_kernel(gpu.family);
+            let [gx, gy, _] = grid(part.rows.div_ceil(rows_a_group));
             let params = [*cols as u32, part.rows as u32, part.row0 as u32, gx, x.rows as u32, *rows as u32];
-            let tiles = x.rows.div_ceil(8) as u32;
-            gpu.dispatch(("matmul_mat", format), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, tiles]);
+            let tiles = x.rows.div_ceil(tokens_a_group) as u32;
+            gpu.dispatch((kernel, format), &params, &[&part.buf, &x.buf, &out.buf], [gx, gy, tiles]);
         }
     }
     out

@@ -173,6 +173,7 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "matmul_vec_coop" => (include_str!("../../shaders/matmul_vec_coop.wgsl"), MATMUL),
         "matmul_vec_subgroup" => (include_str!("../../shaders/matmul_vec_subgroup.wgsl"), MATMUL),
         "matmul_mat" => (include_str!("../../shaders/matmul_mat.wgsl"), MATMUL),
+        "matmul_mat_tiled" => (include_str!("../../shaders/matmul_mat_tiled.wgsl"), MATMUL),
         "embed" => (include_str!("../../shaders/embed.wgsl"), MATMUL),
         "rms_norm" => (include_str!("../../shaders/rms_norm.wgsl"), &[Read, Read, Write]),
         "layer_norm" => (include_str!("../../shaders/layer_norm.wgsl"), &[Read, Read, Read, Write]),
