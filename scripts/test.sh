@@ -27,6 +27,12 @@ cargo test --release --features gpu --lib --test gpu_ops
 cargo test --release --features gpu --test llama_reference gpu_
 cargo test --release --features gpu --test gemma_reference gpu_top20
 cargo test --release --features gpu --test arch_reference gpu_
+# The kernels for real GPUs (slower on lavapipe, but correct there too).
+export WEBSLM_GPU_KERNELS=hardware+subgroups
+cargo test --release --features gpu --test llama_reference gpu_teacher_forced
+cargo test --release --features gpu --test gemma_reference gpu_top20
+cargo test --release --features gpu --test arch_reference gpu_
+unset WEBSLM_GPU_KERNELS
 
 step "wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels

@@ -90,8 +90,7 @@ fn on_cpu(arch: &str) {
 fn on_gpu(arch: &str) {
     for format in FORMATS.map(|t| t.name()) {
         let bytes = model(arch, format);
-        let gpu =
-            webslm::gpu::Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+        let gpu = common::gpu();
         let options = LoadOptions { context_length: Some(CONTEXT), ..LoadOptions::default() };
         let mut loader = webslm::session::Loader::new(gpu, bytes.len() as u64, options);
         loader.push(&bytes).unwrap();

@@ -129,8 +129,7 @@ fn gpu_session() -> Option<std::sync::MutexGuard<'static, Session<webslm::gpu::G
                 eprintln!("skipped: {} is missing (scripts/fetch-models.sh)", path.display());
                 return None;
             }
-            let gpu =
-                webslm::gpu::Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+            let gpu = common::gpu();
             Some(Mutex::new(Session::load_path_on(gpu, path, LoadOptions::default()).unwrap()))
         })
         .as_ref()

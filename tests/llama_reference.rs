@@ -51,11 +51,7 @@ fn gpu_session() -> std::sync::MutexGuard<'static, Session<webslm::gpu::Gpu>> {
     use webslm::gpu::Gpu;
     static SESSION: OnceLock<Mutex<Session<Gpu>>> = OnceLock::new();
     SESSION
-        .get_or_init(|| {
-            let gpu = Gpu::new().expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
-            eprintln!("GPU: {}", gpu.adapter());
-            Mutex::new(Session::load_path_on(gpu, model_path(), LoadOptions::default()).unwrap())
-        })
+        .get_or_init(|| Mutex::new(Session::load_path_on(common::gpu(), model_path(), LoadOptions::default()).unwrap()))
         .lock()
         .unwrap_or_else(|e| e.into_inner())
 }

@@ -425,3 +425,28 @@ pub fn tiny_gemma() -> Vec<u8> {
     }
     w.build()
 }
+
+/// The GPU the reference tests run on: wgpu's first adapter, running the
+/// kernel family that `WEBSLM_GPU_KERNELS` names (`software`, `hardware`,
+/// `hardware+subgroups`; unset: the one the adapter picks), so that
+/// llama.cpp's logits check each family (scripts/test.sh runs the hardware
+/// ones on lavapipe too).
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[allow(dead_code)]
+pub fn gpu() -> webslm::gpu::Gpu {
+    use webslm::gpu::{Family, Gpu};
+    let family = match std::env::var("WEBSLM_GPU_KERNELS").as_deref() {
+        Err(_) | Ok("") => None,
+        Ok("software") => Some(Family::Software),
+        Ok("hardware") => Some(Family::Hardware { subgroups: false }),
+        Ok("hardware+subgroups") => Some(Family::Hardware { subgroups: true }),
+        Ok(other) => panic!("WEBSLM_GPU_KERNELS={other}: software, hardware or hardware+subgroups"),
+    };
+    let gpu = pollster::block_on(Gpu::request_family(family))
+        .expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
+    if let Some(f) = family {
+        assert_eq!(gpu.family(), f, "{} cannot run the {} kernels", gpu.adapter(), f.name());
+    }
+    eprintln!("GPU: {}, {} kernels", gpu.adapter(), gpu.family().name());
+    gpu
+}
