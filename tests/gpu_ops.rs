@@ -218,9 +218,14 @@ gpu_test! {
 async fn matmul_matches(mut g: Gpu) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for ty in FORMATS {
-        for (rows, k, tokens, split) in
-            [(7, 64, 1, false), (45, 576, 1, true), (9, 4096, 1, false), (33, 576, 13, false), (20, 1536, 9, true), (70, 256, 40, false)]
-        {
+        for (rows, k, tokens, split) in [
+            (7, 64, 1, false),
+            (45, 576, 1, true),
+            (9, 4096, 1, false),
+            (33, 576, 13, false),
+            (20, 1536, 9, true),
+            (70, 256, 40, false),
+        ] {
             // K-quants: 256, 768 and 1536 columns.
             let k = cols(ty, k);
             let (bytes, w) = matrix(ty, rows, k, &mut rng);
@@ -552,7 +557,9 @@ gpu_test! {
     /// window + 3 positions (53, 67: as for batches of 4), wrapped twice, the
     /// CPU's one of every position.
     async fn decode_attention_matches_the_cpu_at_every_position() {
-        let mut g = gpu().await;
+        // Software and hardware differ in the scores' kernel.
+        for family in [Family::Software, Family::Hardware { subgroups: false }] {
+        let mut g = gpu_of(family).await.expect("software and hardware kernels run anywhere");
         let mut cpu = Cpu::default();
         let mut rng = Rng(7);
         // Windows that start inside a chunk and on a chunk's boundary.
@@ -575,10 +582,12 @@ gpu_test! {
                     let budget = f64::powi(2.0, -10) * 2.0 + f64::powi(2.0, -12);
                     assert!(
                         (a - b).abs() as f64 <= budget,
-                        "heads {n_head}/{n_head_kv}x{head_dim}, window {window:?} at {pos}, [{i}]: {a} vs {b}"
+                        "{} kernels, heads {n_head}/{n_head_kv}x{head_dim}, window {window:?} at {pos}, [{i}]: {a} vs {b}",
+                        family.name()
                     );
                 }
             }
+        }
         }
     }
 }

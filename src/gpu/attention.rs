@@ -1,9 +1,10 @@
 //! Attention over the KV cache: the new keys and values stored (`kv_store`),
 //! then one token's attention split over chunks of the cache
-//! (`attention_vec*`), or a batch's (`attention_mat`).
+//! (`attention_vec*`; the hardware family scores a chunk with a workgroup,
+//! a lane a position), or a batch's (`attention_mat`).
 
 use super::buffers::{Act, Cache};
-use super::{grid, Gpu};
+use super::{grid, Family, Gpu};
 use crate::model::{self, Attention};
 
 #[allow(clippy::too_many_arguments)]
@@ -81,11 +82,17 @@ fn attention_vec(
         [n_head, group, hd, kv_dim, seen, n_chunks, first, ring].map(|x| x as u32);
     let scale = shape.scale.to_bits();
     let threads = |n: u32| grid((n as usize).div_ceil(64));
+    // The scores: a thread a (head, chunk) in software, a workgroup (a lane
+    // a position) on hardware.
+    let (scores_kernel, scores_groups) = match gpu.family {
+        Family::Software => ("attention_vec_scores", threads(n_head * n_chunks)),
+        Family::Hardware { .. } => ("attention_vec_scores_coop", grid((n_head * n_chunks) as usize)),
+    };
     gpu.dispatch(
-        ("attention_vec_scores", ""),
+        (scores_kernel, ""),
         &[n_head, group, hd, kv_dim, seen, scale, n_chunks, ring, first],
         &[&q.buf, kc, &scores.buf, &stats.buf],
-        threads(n_head * n_chunks),
+        scores_groups,
     );
     gpu.dispatch(
         ("attention_vec", ""),

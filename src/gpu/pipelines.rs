@@ -182,6 +182,9 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "attention_vec_scores" => {
             (include_str!("../../shaders/attention_vec_scores.wgsl"), &[Read, Read, Write, Write])
         }
+        "attention_vec_scores_coop" => {
+            (include_str!("../../shaders/attention_vec_scores_coop.wgsl"), &[Read, Read, Write, Write])
+        }
         "attention_vec" => (include_str!("../../shaders/attention_vec.wgsl"), &[Read, Read, Read, Write]),
         "attention_vec_reduce" => (include_str!("../../shaders/attention_vec_reduce.wgsl"), &[Read, Write]),
         "attention_mat" => (include_str!("../../shaders/attention_mat.wgsl"), &[Read, Read, Read, Write]),
