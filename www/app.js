@@ -117,6 +117,8 @@ async function load(source) {
     gen = await Generator.load(source, { worker: true, device: ui.backend.value, threads, onProgress, signal: controller.signal });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     ui.status.textContent = `${describe(gen.info)} — loaded in ${seconds} s`;
+    // Why this backend (device 'auto' measures the GPU against the CPU).
+    ui.status.title = gen.info.deviceReason ?? '';
     newChat();
     setChatEnabled(true);
     ui.prompt.focus();
@@ -131,7 +133,7 @@ async function load(source) {
 }
 
 function describe(info) {
-  const backend = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU ${info.build ?? 'SIMD128'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  const backend = info.backend === 'webgpu' ? `WebGPU (${info.adapter}, ${info.kernels} kernels)` : `CPU ${info.build ?? 'SIMD128'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
   return `${info.name ?? info.architecture} (${info.quantization}) · ${backend}${info.worker ? ' · in a Worker' : ''}`;
 }
 
