@@ -50,7 +50,7 @@ export interface LoadOptions {
    * emulate a GPU on the CPU, such as SwiftShader and lavapipe, which run a
    * workgroup's threads one after another; 'hardware' for real GPUs, whose
    * kernels keep many lanes busy on one row and reduce their sums together,
-   * with subgroups where the adapter has them). `info.kernels` tells which
+   * natively with subgroups too, not yet in browsers). `info.kernels` tells which
    * runs.
    */
   gpuKernels?: 'auto' | 'software' | 'hardware';
@@ -257,7 +257,7 @@ export interface ModelInfo {
   /** Bytes of weights one decode step reads (what 'auto' weighs the CPU's speed by). */
   decodeBytes: number;
   /** The GPU kernel family that runs the model, on the WebGPU backend (see the `gpuKernels` load option). */
-  kernels?: 'software' | 'hardware' | 'hardware+subgroups';
+  kernels?: 'software' | 'hardware';
   /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
   /**

@@ -4,8 +4,9 @@
 // a subgroup, and how large it is (4 to 128), is the adapter's affair: each
 // subgroup's first lane leaves its subgroup's sum in its own slot of
 // workgroup memory and the other lanes leave zeros, so that every subgroup,
-// reading the 64 slots lane by lane, ends with the whole sum. In a browser
-// the engine puts `enable subgroups;` before this file.
+// reading the 64 slots lane by lane, ends with the whole sum. Native only
+// for now: naga takes the built-ins without WebGPU's `enable subgroups;`,
+// and wgpu's WebGPU backend neither reports nor asks for the feature.
 
 struct Params {
     k: u32,        // columns of w (whole blocks of its format) and length of x

@@ -18,7 +18,8 @@ pub enum Family {
     Software,
     /// Cooperative kernels: a workgroup a block of rows, lanes striding over
     /// a row's blocks, sums reduced in workgroup memory, or by `subgroupAdd`
-    /// where the adapter has the `subgroups` feature.
+    /// where the adapter has the `subgroups` feature (natively: wgpu's
+    /// WebGPU backend does not offer it).
     Hardware { subgroups: bool },
 }
 

@@ -207,12 +207,8 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "matmul_vec_coop" | "matmul_vec_subgroup" => include_str!("../../shaders/matmul_vec_lanes.wgsl"),
         _ => "",
     };
-    // WebGPU wants the subgroup built-ins enabled by a directive, which
-    // naga (natively) does not take: it has them whenever the device has
-    // the feature.
-    let enable = if cfg!(target_arch = "wasm32") && kernel.ends_with("_subgroup") { "enable subgroups;\n" } else { "" };
     debug_assert!(access.len() <= MAX_BUFFERS);
-    (format!("{enable}{wgsl}\n{lanes}\n{appended}"), access)
+    (format!("{wgsl}\n{lanes}\n{appended}"), access)
 }
 
 /// A grid of `n` workgroups: `[x, y, 1]` with `x · y ≥ n`, x ≤ 65535.

@@ -146,7 +146,8 @@ pub struct GpuDevice {
 /// With `orCpu`, a loader given this device runs a model on the CPU when
 /// its header shows that the GPU cannot hold it (`device: 'auto'`).
 /// `kernels`: the kernel family, `software` (GPUs emulated on the CPU) or
-/// `hardware` (with subgroups where the adapter has them); left out, wgpu's
+/// `hardware` (without subgroups: wgpu's WebGPU backend does not offer
+/// them, and the subgroup kernel would need `enable subgroups;`); left out, wgpu's
 /// view of the adapter decides, which in a browser sees only whether it is
 /// a fallback adapter.
 #[wasm_bindgen(js_name = openGpu)]
@@ -158,7 +159,7 @@ pub async fn open_gpu(or_cpu: Option<bool>, kernels: Option<String>) -> Result<G
         let family = match kernels.as_deref() {
             None => None,
             Some("software") => Some(Family::Software),
-            Some("hardware") => Some(Family::Hardware { subgroups: true }),
+            Some("hardware") => Some(Family::Hardware { subgroups: false }),
             Some(other) => {
                 return Err(coded_error(
                     "INVALID_ARGUMENT",
@@ -188,8 +189,7 @@ impl GpuDevice {
         String::new()
     }
 
-    /// The kernel family that runs the ops: `software`, `hardware` or
-    /// `hardware+subgroups`.
+    /// The kernel family that runs the ops: `software` or `hardware`.
     pub fn kernels(&self) -> String {
         #[cfg(feature = "gpu")]
         return self.gpu.family().name().to_string();
