@@ -654,7 +654,8 @@ export class Generator {
     if (past?.backend === 'cpu') return Generator.#loadOn(source, options, { gpu: false, reason: `auto: measured before on this adapter: ${compared(past)}` });
     const g = await Generator.#loadOn(source, options, { gpu: true, hardware: true, orCpu: true, reason: '' });
     if (g.#engine.device() === 'cpu') {
-      g.#reason = "auto: the GPU cannot hold this model (its header shows a format or size past the adapter's limits)";
+      // Unless the adapter did not even open (#loadOn says so).
+      g.#reason ||= "auto: the GPU cannot hold this model (its header shows a format or size past the adapter's limits)";
       return g;
     }
     if (past?.backend === 'webgpu') {
