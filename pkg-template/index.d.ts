@@ -260,6 +260,8 @@ export interface ModelInfo {
   kernels?: 'software' | 'hardware';
   /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
+  /** Where fewer threads run than were asked for: why (not cross-origin isolated, Node or Deno, a pool that did not start). */
+  threadsReason?: string;
   /**
    * The wasm build that runs: SIMD128 everywhere; relaxed SIMD where the
    * runtime has the standard one (Chrome 114+, Node 22+; not Node 20's

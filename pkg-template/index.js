@@ -211,6 +211,13 @@ async function adapterName() {
   }
 }
 
+/** Why this runtime cannot run the threaded build. */
+function singleThreadReason() {
+  if (isNode || isDeno) return 'Node and Deno run one thread (the threaded build needs Web Workers sharing memory)';
+  if (globalThis.crossOriginIsolated !== true) return 'the page is not cross-origin isolated (COOP and COEP headers), so it has no SharedArrayBuffer';
+  return 'this runtime has no SharedArrayBuffer or Worker';
+}
+
 /** The builds to try for `threads`, best first; a threaded one that fails to start falls back to the next. */
 function candidates(threads) {
   return BUILDS.filter((b) => (threads > 1 && threadsPossible) || !b.startsWith('threads+')).filter((b) => relaxedSimd || !b.endsWith('relaxed-simd'));
@@ -236,12 +243,16 @@ function engine(threads = 1) {
   const instance = { poisoned: false, retired: false, panic: undefined };
   instance.ready = (async () => {
     const builds = candidates(key);
+    // Why fewer threads run than were asked for, where they do.
+    let reason = threads > 1 && !threadsPossible ? singleThreadReason() : undefined;
     for (const [i, build] of builds.entries()) {
       try {
-        return await start(build, build.startsWith('threads+') ? key : 1, instance);
+        const runtime = await start(build, build.startsWith('threads+') ? key : 1, instance);
+        return runtime.threads < threads ? { ...runtime, threadsReason: reason ?? `${runtime.threads} of ${threads} threads started` } : runtime;
       } catch (e) {
         // A threads request that cannot be honoured runs on one thread instead.
         if (i === builds.length - 1) throw e;
+        if (build.startsWith('threads+')) reason = `the threaded build did not start (${e?.message ?? e})`;
       }
     }
   })();
@@ -596,12 +607,13 @@ export class Generator {
   #adapter;
   #kernels;
   #reason;
+  #threadsReason;
   #queue = Promise.resolve();
   #pending = 0;
   #disposed = false;
 
   /** `runtime`: what engine() resolved to (the instance, its build and threads), and the GPU adapter's name and kernel family. */
-  constructor(engine, { instance, build, threads, adapter, kernels, reason }) {
+  constructor(engine, { instance, build, threads, threadsReason, adapter, kernels, reason }) {
     this.#engine = engine;
     this.#instance = instance;
     this.#build = build;
@@ -609,6 +621,7 @@ export class Generator {
     this.#adapter = adapter;
     this.#kernels = kernels;
     this.#reason = reason;
+    this.#threadsReason = threadsReason;
     /** OpenAI-style `chatCompletions.create({ messages, stream, max_tokens, ... })`. */
     this.chatCompletions = new ChatCompletions(this);
   }
@@ -742,7 +755,8 @@ export class Generator {
     const engine = this.#live();
     const device = engine.device();
     const backend = device === 'cpu' ? { backend: 'cpu' } : { backend: 'webgpu', adapter: this.#adapter ?? device, kernels: this.#kernels };
-    return { ...engine.info(), ...backend, deviceReason: this.#reason, threads: this.#threads, build: this.#build, worker: false };
+    const fewer = this.#threadsReason ? { threadsReason: this.#threadsReason } : {};
+    return { ...engine.info(), ...backend, deviceReason: this.#reason, threads: this.#threads, ...fewer, build: this.#build, worker: false };
   }
 
   /** Figures of the last request. */

@@ -67,6 +67,7 @@ test('threads: 2 on an isolated page runs the threaded build on two threads, wit
     assert.equal(single.info.threads, 1);
     assert.doesNotMatch(single.info.build, /^threads\+/);
     assert.equal(threaded.info.threads, 2);
+    assert.equal(threaded.info.threadsReason, undefined);
     assert.match(threaded.info.build, /^threads\+(simd128|relaxed-simd)$/);
     assertLlamaCpp(single.tokens);
     assert.deepEqual(threaded.tokens, single.tokens);
@@ -97,6 +98,7 @@ test('a page without cross-origin isolation falls back to one thread', async () 
     assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
     const fallback = await run(page, { threads: 2 });
     assert.equal(fallback.info.threads, 1);
+    assert.match(fallback.info.threadsReason, /not cross-origin isolated/);
     assert.doesNotMatch(fallback.info.build, /^threads\+/);
     assertLlamaCpp(fallback.tokens);
     assert.deepEqual(errors, []);

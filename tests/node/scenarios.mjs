@@ -92,6 +92,9 @@ export function scenarios({ worker }) {
     assert.equal(info.parameters, 134515008);
     assert.equal(info.contextLength, 4096);
     assert.equal(info.backend, 'cpu');
+    // One thread in Node and Deno, and why, where more were asked for.
+    if (info.threads < Math.min(globalThis.navigator?.hardwareConcurrency || 1, 4)) assert.match(info.threadsReason, /Node and Deno run one thread/);
+    else assert.equal(info.threadsReason, undefined);
     // Node and Deno have no WebGPU: 'auto' says so.
     assert.match(info.deviceReason, /^auto: no hardware WebGPU adapter/);
     // SmolLM2's matrices, its tied embedding table included (the output projection).
