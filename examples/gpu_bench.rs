@@ -72,7 +72,6 @@ fn measure<B: Backend>(session: &mut Session<B>, args: &Args) -> Result<(f64, f6
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let families = [Family::Software, Family::Hardware { subgroups: false }, Family::Hardware { subgroups: true }];
     let adapter = Gpu::new()?.adapter().to_string();
     println!(
         "GPU adapter: {adapter}; {}-token prompts, up to {} tokens decoded, best of {}",
@@ -85,7 +84,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let bytes = std::fs::read(path)?;
         let name = std::path::Path::new(path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into_owned());
         let load = LoadOptions { context_length: Some(args.prompt + args.decode + 32), ..Default::default() };
-        for family in families {
+        for family in Family::ALL {
             let gpu = pollster::block_on(Gpu::request_family(Some(family)))?;
             if gpu.family() != family {
                 println!("| {name} | GPU | {} | no subgroups on this adapter | | |", family.name());

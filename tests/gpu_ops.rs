@@ -100,9 +100,6 @@ async fn gpu_of(family: Family) -> Option<Gpu> {
     Some(gpu)
 }
 
-const FAMILIES: [Family; 3] =
-    [Family::Software, Family::Hardware { subgroups: false }, Family::Hardware { subgroups: true }];
-
 async fn read(g: &mut Gpu, x: &webslm::gpu::Act) -> Vec<f32> {
     g.read(x).get().await
 }
@@ -207,7 +204,7 @@ fn cols(ty: GgmlType, k: usize) -> usize {
 
 gpu_test! {
     async fn matmul_vec_and_mat_match_the_dequantized_product_for_every_format() {
-        for family in FAMILIES {
+        for family in Family::ALL {
             let Some(g) = gpu_of(family).await else { continue };
             matmul_matches(g).await;
         }
@@ -687,7 +684,7 @@ gpu_test! {
         let mut cpu = Session::load_bytes(&bytes, LoadOptions::default()).unwrap();
         let tokens: Vec<u32> = (0..65).map(|i| 3 + (i * 37) % 250).collect();
         let want = logits(&mut cpu, &tokens, 1).await;
-        for family in FAMILIES {
+        for family in Family::ALL {
         let Some(device) = gpu_of(family).await else { continue };
         let options = LoadOptions { max_batch: Some(7), ..Default::default() };
         let mut loader = Loader::new(device, bytes.len() as u64, options);

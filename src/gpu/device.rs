@@ -24,6 +24,10 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family, in the order the tests and the benchmark run them.
+    pub const ALL: [Family; 3] =
+        [Family::Software, Family::Hardware { subgroups: false }, Family::Hardware { subgroups: true }];
+
     /// The name `info` reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -37,13 +41,13 @@ impl Family {
     /// adapters that emulate a GPU on the CPU (a browser's fallback adapter
     /// reaches wgpu as `DeviceType::Cpu`), hardware for the rest, with
     /// subgroups where there are some.
-    fn of(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Family {
+    fn of(info: &wgpu::AdapterInfo, has_subgroups: bool) -> Family {
         let name = info.name.to_lowercase();
         let emulated = ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| name.contains(s));
         if info.device_type == wgpu::DeviceType::Cpu || emulated {
             Family::Software
         } else {
-            Family::Hardware { subgroups: features.contains(wgpu::Features::SUBGROUP) }
+            Family::Hardware { subgroups: has_subgroups }
         }
     }
 }
@@ -73,7 +77,7 @@ impl Gpu {
         let info = adapter.get_info();
         let has_subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
         let family = match family {
-            None => Family::of(&info, adapter.features()),
+            None => Family::of(&info, has_subgroups),
             Some(Family::Hardware { subgroups }) => Family::Hardware { subgroups: subgroups && has_subgroups },
             Some(Family::Software) => Family::Software,
         };

@@ -437,10 +437,12 @@ pub fn gpu() -> webslm::gpu::Gpu {
     use webslm::gpu::{Family, Gpu};
     let family = match std::env::var("WEBSLM_GPU_KERNELS").as_deref() {
         Err(_) | Ok("") => None,
-        Ok("software") => Some(Family::Software),
-        Ok("hardware") => Some(Family::Hardware { subgroups: false }),
-        Ok("hardware+subgroups") => Some(Family::Hardware { subgroups: true }),
-        Ok(other) => panic!("WEBSLM_GPU_KERNELS={other}: software, hardware or hardware+subgroups"),
+        Ok(name) => Some(
+            Family::ALL
+                .into_iter()
+                .find(|f| f.name() == name)
+                .unwrap_or_else(|| panic!("WEBSLM_GPU_KERNELS={name}: software, hardware or hardware+subgroups")),
+        ),
     };
     let gpu = pollster::block_on(Gpu::request_family(family))
         .expect("no GPU adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers)");
