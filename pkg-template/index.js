@@ -665,7 +665,7 @@ export class Generator {
     const past = verdictKey && (await figures.get(verdictKey));
     const compared = (v) => `the GPU decoded ${v.gpu.toFixed(1)} tok/s, the CPU is expected at ${v.cpu.toFixed(1)} tok/s`;
     if (past?.backend === 'cpu') return Generator.#loadOn(source, options, { gpu: false, reason: `auto: measured before on this adapter: ${compared(past)}` });
-    const g = await Generator.#loadOn(source, options, { gpu: true, hardware: true, orCpu: true, reason: '' });
+    const g = await Generator.#loadOn(source, options, { gpu: true, hardware: true, orCpu: true, adapter, reason: '' });
     if (g.#engine.device() === 'cpu') {
       // Unless the adapter did not even open (#loadOn says so).
       g.#reason ||= "auto: the GPU cannot hold this model (its header shows a format or size past the adapter's limits)";
@@ -681,10 +681,9 @@ export class Generator {
       const rate = options.__cpuRateForTesting ?? (await cpuRate(adapter, options.threads, quantization));
       const verdict = { gpu, cpu: (rate / decodeBytes) * 1000 };
       verdict.backend = verdict.cpu > verdict.gpu ? 'cpu' : 'webgpu';
-      if (verdict.backend === 'webgpu') {
-        g.#reason = `auto: ${compared(verdict)}`;
-      } else if (!rereadable(source)) {
-        g.#reason = `auto: ${compared(verdict)}, but a stream cannot be read twice: the GPU kept it`;
+      g.#reason = `auto: ${compared(verdict)}`;
+      if (verdict.backend === 'cpu' && !rereadable(source)) {
+        g.#reason += ', but a stream cannot be read twice: the GPU kept it';
         return g;
       }
       if (verdictKey) await figures.set(verdictKey, verdict);
@@ -701,8 +700,12 @@ export class Generator {
     }
   }
 
-  /** Loads on the CPU, or with `gpu` on the WebGPU adapter (`orCpu`: the CPU where the GPU cannot hold the model). */
-  static async #loadOn(source, options, { gpu: wantGpu, hardware = false, orCpu = false, reason }) {
+  /**
+   * Loads on the CPU, or with `gpu` on the WebGPU adapter (`orCpu`: the CPU
+   * where the GPU cannot hold the model; `adapter`: its name, where the
+   * caller has asked for it already).
+   */
+  static async #loadOn(source, options, { gpu: wantGpu, hardware = false, orCpu = false, adapter, reason }) {
     const { gpuKernels = 'auto', threads, contextLength, chatTemplate, onProgress, signal, size, cache = true, sha256, chunkSize } = options;
     let runtime;
     try {
@@ -722,8 +725,8 @@ export class Generator {
           reason = `auto: the WebGPU adapter did not open (${e?.message ?? e})`;
         }
       }
-      if (gpu) runtime = { ...runtime, adapter: await adapterName(), kernels: gpu.kernels() };
-      runtime.reason = reason;
+      // A copy: engine() hands every load the same runtime object.
+      runtime = gpu ? { ...runtime, adapter: adapter ?? (await adapterName()), kernels: gpu.kernels(), reason } : { ...runtime, reason };
       const url = httpUrl(source);
       if (url) return new Generator(await loadUrl(glue, url, { contextLength, chatTemplate, cache, sha256, chunkSize }, onProgress, signal, gpu), runtime);
       const { size: total, chunks } = await withSize(await openSource(source, signal), size);
