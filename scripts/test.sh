@@ -10,28 +10,25 @@ step() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $*"; }
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step "native tests"
-cargo test --release --all-targets
+# No debug info: a quarter off every build here (a failing test's backtrace
+# still names its functions). scripts/build-pkg.sh sets the same.
+export CARGO_PROFILE_RELEASE_DEBUG=0
 
-step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short)"
-bash scripts/fuzz.sh short
-
-step "native tests with the threads feature (ops split over a thread pool)"
-cargo test --release --features threads --lib --test llama_reference
-# Gemma past its window: every op the prompts of 98 tokens use, and the ring
-# caches of its local layers.
-cargo test --release --features threads --test gemma_reference past_the_window
-
-step "GPU backend natively on lavapipe: every kernel against the CPU, then llama.cpp's logits"
-cargo test --release --features gpu --lib --test gpu_ops
-cargo test --release --features gpu --test llama_reference gpu_
-cargo test --release --features gpu --test gemma_reference gpu_top20
-cargo test --release --features gpu --test arch_reference gpu_
+# One native build serves all three: the ops split over a thread pool (the
+# threads feature; the plain build's code runs in every wasm32 step), and the
+# GPU backend on lavapipe, every kernel against the CPU, then llama.cpp's
+# logits (gemma_reference's GPU teacher-forced tests are ignored: minutes on
+# lavapipe, by hand with --include-ignored).
+step "native tests with the threads and gpu features (the GPU on lavapipe)"
+cargo test --release --features threads,gpu --all-targets
 # The kernels for real GPUs (slower on lavapipe, but correct there too): the
 # top-20 of both models (Q4_1, and the K-quants); every teacher-forced
 # prompt and the tiny architectures pass too, by hand
 # (WEBSLM_GPU_KERNELS=hardware+subgroups with the commands above).
-WEBSLM_GPU_KERNELS=hardware+subgroups cargo test --release --features gpu --test llama_reference --test gemma_reference gpu_top20
+WEBSLM_GPU_KERNELS=hardware+subgroups cargo test --release --features threads,gpu --test llama_reference --test gemma_reference gpu_top20
+
+step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short)"
+bash scripts/fuzz.sh short
 
 step "wasm32 (+simd128) tests in Node"
 cargo test --release --target wasm32-unknown-unknown --test wasm --test simd_kernels

@@ -138,6 +138,7 @@ fn gpu_session() -> Option<std::sync::MutexGuard<'static, Session<webslm::gpu::G
 
 #[cfg(feature = "gpu")]
 #[test]
+#[ignore = "minutes on lavapipe: by hand, with --include-ignored"]
 fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
     if let Some(mut s) = gpu_session() {
         reference::every_reference_prompt(&mut s, FIXTURES, "reference_greedy.json", &BUDGETS);
@@ -146,6 +147,7 @@ fn gpu_teacher_forced_logits_match_llama_cpp_on_every_reference_prompt() {
 
 #[cfg(feature = "gpu")]
 #[test]
+#[ignore = "minutes on lavapipe: by hand, with --include-ignored"]
 fn gpu_teacher_forced_logits_match_llama_cpp_past_the_window() {
     if let Some(mut s) = gpu_session() {
         long_prompts(&mut s);
