@@ -87,7 +87,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         for family in Family::ALL {
             let gpu = pollster::block_on(Gpu::request_family(Some(family)))?;
             if gpu.family() != family {
-                println!("| {name} | GPU | {} | no subgroups on this adapter | | |", family.name());
+                println!("| {name} | GPU | {} | not on this adapter | | |", family.name());
                 continue;
             }
             let start = Instant::now();

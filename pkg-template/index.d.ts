@@ -50,8 +50,9 @@ export interface LoadOptions {
    * emulate a GPU on the CPU, such as SwiftShader and lavapipe, which run a
    * workgroup's threads one after another; 'hardware' for real GPUs, whose
    * kernels keep many lanes busy on one row and reduce their sums together,
-   * natively with subgroups too, not yet in browsers). `info.kernels` tells which
-   * runs.
+   * natively with subgroups too, not yet in browsers, and multiply in f16
+   * where the adapter has `shader-f16`: 'hardware+f16'). `info.kernels` tells
+   * which runs.
    */
   gpuKernels?: 'auto' | 'software' | 'hardware';
   /**
@@ -257,7 +258,7 @@ export interface ModelInfo {
   /** Bytes of weights one decode step reads (what 'auto' weighs the CPU's speed by). */
   decodeBytes: number;
   /** The GPU kernel family that runs the model, on the WebGPU backend (see the `gpuKernels` load option). */
-  kernels?: 'software' | 'hardware';
+  kernels?: 'software' | 'hardware' | 'hardware+f16';
   /** Threads the engine really runs on (see the `threads` load option). */
   threads: number;
   /** Where fewer threads run than were asked for: why (not cross-origin isolated, Node or Deno, a pool that did not start). */

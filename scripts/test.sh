@@ -21,11 +21,12 @@ export CARGO_PROFILE_RELEASE_DEBUG=0
 # lavapipe, by hand with --include-ignored).
 step "native tests with the threads and gpu features (the GPU on lavapipe)"
 cargo test --release --features threads,gpu --all-targets
-# The kernels for real GPUs (slower on lavapipe, but correct there too): the
-# top-20 of both models (Q4_1, and the K-quants); every teacher-forced
-# prompt and the tiny architectures pass too, by hand
-# (WEBSLM_GPU_KERNELS=hardware+subgroups with the commands above).
-WEBSLM_GPU_KERNELS=hardware+subgroups cargo test --release --features threads,gpu --test llama_reference --test gemma_reference gpu_top20
+# The kernels for real GPUs (slower on lavapipe, but correct there too), with
+# subgroups and f16: the top-20 of both models (Q4_1, and the K-quants);
+# every teacher-forced prompt and the tiny architectures pass too, by hand
+# (WEBSLM_GPU_KERNELS=hardware+subgroups+f16, or any family of
+# gpu::Family::ALL, with the commands above and --include-ignored).
+WEBSLM_GPU_KERNELS=hardware+subgroups+f16 cargo test --release --features threads,gpu --test llama_reference --test gemma_reference gpu_top20
 
 step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short)"
 bash scripts/fuzz.sh short

@@ -6,6 +6,10 @@
 // softmax a thread, then merged), a second that scores again and weights the
 // values.
 //
+// The queries and the cache are `H` and `CachePair` (precision_f32.wgsl, or
+// f16 with shader-f16: precision_f16.wgsl, the scores' products in f16);
+// sums are f32.
+//
 // Workgroup memory, sized for heads of up to 256 (14 KiB in all):
 // - qs: the tile's queries, f16-rounded, as f32 pairs. Its 512 pairs hold
 //   `p.rows` rows (the host's choice: a power of two, at most 1024 /
@@ -44,16 +48,16 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<u32>;
-@group(0) @binding(3) var<storage, read> v_cache: array<u32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<CachePair>;
+@group(0) @binding(3) var<storage, read> v_cache: array<CachePair>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const THREADS: u32 = 64u;
 const Q_PAIRS: u32 = 512u;
 const KV_WORDS: u32 = 2048u;
 const WEIGHTS: u32 = 512u;
-var<workgroup> qs: array<vec2<f32>, Q_PAIRS>;
-var<workgroup> kv: array<u32, KV_WORDS>;
+var<workgroup> qs: array<vec2<H>, Q_PAIRS>;
+var<workgroup> kv: array<CachePair, KV_WORDS>;
 var<workgroup> w: array<f32, WEIGHTS>;
 
 fn to_f16(v: f32) -> f32 {
@@ -84,14 +88,14 @@ fn score(r: u32, j: u32) -> f32 {
     let pairs = p.head_dim / 2u;
     var s = 0.0;
     for (var i = 0u; i < pairs; i++) {
-        s += dot(qs[r * pairs + i], unpack2x16float(kv[j * pairs + i]));
+        s += f32(dot(qs[r * pairs + i], pair(kv[j * pairs + i])));
     }
     return s * p.scale;
 }
 
 // Weight w[wi] times the staged value pair at ki.
 fn term(wi: u32, ki: u32) -> vec2<f32> {
-    return w[wi] * unpack2x16float(kv[ki]);
+    return w[wi] * vec2<f32>(pair(kv[ki]));
 }
 
 // Output pair o of the tile (row o / pairs), unless past the tile or batch.
@@ -121,7 +125,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let begin = window_start(p.pos + first + 1u);
     for (var x = t; x < p.rows * pairs; x += THREADS) {
         let at = (min(first + x / pairs, last) * p.n_head + head) * p.head_dim + 2u * (x % pairs);
-        qs[x] = unpack2x16float(pack2x16float(vec2<f32>(q[at], q[at + 1u])));
+        qs[x] = half2(vec2<f32>(q[at], q[at + 1u]));
     }
 
     // Pass 1: the maximum score and the sum of exp(score - maximum).

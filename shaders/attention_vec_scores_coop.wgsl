@@ -5,7 +5,8 @@
 // 4 608 here). Each lane writes its position's score (the query rounded to
 // f16 as llama.cpp does, times the key, times `scale`); the chunk's maximum
 // and sum of exp(score - maximum) are then merged pairwise in workgroup
-// memory, halved five times.
+// memory, halved five times. The products are `H`'s (precision_f32.wgsl, or
+// f16 with shader-f16: precision_f16.wgsl), their sum f32.
 
 struct Params {
     n_head: u32,
@@ -21,7 +22,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<u32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<CachePair>;
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<vec2<f32>>;
 
@@ -52,8 +53,8 @@ fn main(
         let q_base = head * p.head_dim;
         var s = 0.0;
         for (var d = 0u; d < p.head_dim / 2u; d++) {
-            let qd = unpack2x16float(pack2x16float(vec2<f32>(q[q_base + 2u * d], q[q_base + 2u * d + 1u])));
-            s += dot(qd, unpack2x16float(k_cache[base + d]));
+            let qd = half2(vec2<f32>(q[q_base + 2u * d], q[q_base + 2u * d + 1u]));
+            s += f32(dot(qd, pair(k_cache[base + d])));
         }
         s *= p.scale;
         scores[head * p.ring + j - p.first] = s;

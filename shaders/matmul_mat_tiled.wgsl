@@ -7,7 +7,8 @@
 // its 4 × 4 from there. A weight is unpacked once for 32 tokens (the
 // software kernel, matmul_mat.wgsl: once for 8) and a value of x read from
 // memory once for 32 rows. Rows and tokens past the end repeat the last and
-// are not stored.
+// are not stored. The tiles hold `H` (precision_f32.wgsl or, with
+// shader-f16, precision_f16.wgsl: f16 values and products, sums in f32).
 
 struct Params {
     k: u32,        // columns of w (whole blocks of its format) and of x
@@ -33,8 +34,8 @@ const TILE: u32 = 32u;
 // nine so that lanes reading different rows reach different banks.
 const STRIDE: u32 = 9u;
 
-var<workgroup> ws: array<vec4<f32>, 288>; // TILE rows × STRIDE
-var<workgroup> xs: array<vec4<f32>, 288>; // TILE tokens × STRIDE
+var<workgroup> ws: array<vec4<H>, 288>; // TILE rows × STRIDE
+var<workgroup> xs: array<vec4<H>, 288>; // TILE tokens × STRIDE
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -52,14 +53,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
             let r = u / 4u;
             let i = u % 4u;
             let q = quads(min(first_row + r, p.rows - 1u) * rw, b, i);
-            ws[r * STRIDE + i] = q.lo;
-            ws[r * STRIDE + 4u + i] = q.hi;
+            ws[r * STRIDE + i] = vec4<H>(q.lo);
+            ws[r * STRIDE + 4u + i] = vec4<H>(q.hi);
         }
         for (var s = 0u; s < 4u; s++) {
             let v = t + s * 64u;
             let tok = v / 8u;
             let c = v % 8u;
-            xs[tok * STRIDE + c] = x[min(first_token + tok, p.n - 1u) * kv + b * 8u + c];
+            xs[tok * STRIDE + c] = vec4<H>(x[min(first_token + tok, p.n - 1u) * kv + b * 8u + c]);
         }
         workgroupBarrier();
         for (var c = 0u; c < 8u; c++) {
@@ -69,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
             let a3 = ws[(lr * 4u + 3u) * STRIDE + c];
             for (var j = 0u; j < 4u; j++) {
                 let xv = xs[(lt * 4u + j) * STRIDE + c];
-                acc[j] += vec4<f32>(dot(a0, xv), dot(a1, xv), dot(a2, xv), dot(a3, xv));
+                acc[j] += vec4<f32>(f32(dot(a0, xv)), f32(dot(a1, xv)), f32(dot(a2, xv)), f32(dot(a3, xv)));
             }
         }
         workgroupBarrier();

@@ -1,7 +1,8 @@
 //! Attention over the KV cache: the new keys and values stored (`kv_store`),
 //! then one token's attention split over chunks of the cache
 //! (`attention_vec*`; the hardware family scores a chunk with a workgroup,
-//! a lane a position), or a batch's (`attention_mat`).
+//! a lane a position), or a batch's (`attention_mat`). With f16 the scores'
+//! products are f16 (the `_f16` kernels).
 
 use super::buffers::{Act, Cache};
 use super::{grid, Family, Gpu};
@@ -49,7 +50,11 @@ pub(super) fn attention(
         ring as u32,
     ];
     let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
-    gpu.dispatch(("attention_mat", ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);
+    let kernel = match gpu.family {
+        Family::Hardware { f16: true, .. } => "attention_mat_f16",
+        _ => "attention_mat",
+    };
+    gpu.dispatch((kernel, ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);
     out
 }
 
@@ -86,7 +91,8 @@ fn attention_vec(
     // a position) on hardware.
     let (scores_kernel, scores_groups) = match gpu.family {
         Family::Software => ("attention_vec_scores", threads(n_head * n_chunks)),
-        Family::Hardware { .. } => ("attention_vec_scores_coop", grid((n_head * n_chunks) as usize)),
+        Family::Hardware { f16: false, .. } => ("attention_vec_scores_coop", grid((n_head * n_chunks) as usize)),
+        Family::Hardware { f16: true, .. } => ("attention_vec_scores_coop_f16", grid((n_head * n_chunks) as usize)),
     };
     gpu.dispatch(
         (scores_kernel, ""),

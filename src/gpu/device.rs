@@ -19,36 +19,59 @@ pub enum Family {
     /// Cooperative kernels: a workgroup a block of rows, lanes striding over
     /// a row's blocks, sums reduced in workgroup memory, or by `subgroupAdd`
     /// where the adapter has the `subgroups` feature (natively: wgpu's
-    /// WebGPU backend does not offer it).
-    Hardware { subgroups: bool },
+    /// WebGPU backend does not offer it). With `f16` (the adapter's
+    /// `shader-f16`), the prefill GEMM stages its tiles and multiplies in
+    /// f16, and the attention kernels read the f16 cache as f16 and
+    /// multiply there; every sum stays f32.
+    Hardware { subgroups: bool, f16: bool },
 }
 
 impl Family {
     /// Every family, in the order the tests and the benchmark run them.
-    pub const ALL: [Family; 3] =
-        [Family::Software, Family::Hardware { subgroups: false }, Family::Hardware { subgroups: true }];
+    pub const ALL: [Family; 5] = [
+        Family::Software,
+        Family::Hardware { subgroups: false, f16: false },
+        Family::Hardware { subgroups: true, f16: false },
+        Family::Hardware { subgroups: false, f16: true },
+        Family::Hardware { subgroups: true, f16: true },
+    ];
 
     /// The name `info` reports.
     pub fn name(self) -> &'static str {
         match self {
             Family::Software => "software",
-            Family::Hardware { subgroups: false } => "hardware",
-            Family::Hardware { subgroups: true } => "hardware+subgroups",
+            Family::Hardware { subgroups: false, f16: false } => "hardware",
+            Family::Hardware { subgroups: true, f16: false } => "hardware+subgroups",
+            Family::Hardware { subgroups: false, f16: true } => "hardware+f16",
+            Family::Hardware { subgroups: true, f16: true } => "hardware+subgroups+f16",
         }
     }
 
     /// The family an adapter gets unless one is asked for: software for
     /// adapters that emulate a GPU on the CPU (a browser's fallback adapter
     /// reaches wgpu as `DeviceType::Cpu`), hardware for the rest, with
-    /// subgroups where there are some.
-    fn of(info: &wgpu::AdapterInfo, has_subgroups: bool) -> Family {
+    /// subgroups and f16 where it has them.
+    fn of(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Family {
         let name = info.name.to_lowercase();
         let emulated = ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| name.contains(s));
         if info.device_type == wgpu::DeviceType::Cpu || emulated {
             Family::Software
         } else {
-            Family::Hardware { subgroups: has_subgroups }
+            Family::Hardware {
+                subgroups: features.contains(wgpu::Features::SUBGROUP),
+                f16: features.contains(wgpu::Features::SHADER_F16),
+            }
         }
+    }
+
+    /// The adapter features this family's kernels need.
+    fn features(self) -> wgpu::Features {
+        let mut features = wgpu::Features::empty();
+        if let Family::Hardware { subgroups, f16 } = self {
+            features.set(wgpu::Features::SUBGROUP, subgroups);
+            features.set(wgpu::Features::SHADER_F16, f16);
+        }
+        features
     }
 }
 
@@ -61,9 +84,9 @@ impl Gpu {
     }
 
     /// [`Gpu::request`] with the kernel family asked for (`None`: chosen
-    /// from the adapter). Subgroups asked of an adapter that has none fall
-    /// back to the hardware family without them: [`Gpu::family`] says
-    /// which runs.
+    /// from the adapter). Subgroups or f16 asked of an adapter that lacks
+    /// them fall back to the hardware family without them: [`Gpu::family`]
+    /// says which runs.
     pub async fn request_family(family: Option<Family>) -> Result<Gpu> {
         let instance = wgpu::Instance::default();
         let adapter = instance
@@ -75,20 +98,19 @@ impl Gpu {
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let limits = adapter.limits();
         let info = adapter.get_info();
-        let has_subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        let features = adapter.features();
         let family = match family {
-            None => Family::of(&info, has_subgroups),
-            Some(Family::Hardware { subgroups }) => Family::Hardware { subgroups: subgroups && has_subgroups },
+            None => Family::of(&info, features),
+            Some(Family::Hardware { subgroups, f16 }) => Family::Hardware {
+                subgroups: subgroups && features.contains(wgpu::Features::SUBGROUP),
+                f16: f16 && features.contains(wgpu::Features::SHADER_F16),
+            },
             Some(Family::Software) => Family::Software,
-        };
-        let required_features = match family {
-            Family::Hardware { subgroups: true } => wgpu::Features::SUBGROUP,
-            _ => wgpu::Features::empty(),
         };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webslm"),
-                required_features,
+                required_features: family.features(),
                 required_limits: limits.clone(),
                 ..Default::default()
             })

@@ -4,7 +4,7 @@
 //! Hardware: a workgroup four rows, its lanes striding over them
 //! (`matmul_vec_coop`, or `matmul_vec_subgroup` where subgroups add the
 //! lanes' sums); tiles of 32 rows × 32 tokens staged in workgroup memory
-//! (`matmul_mat_tiled`).
+//! (`matmul_mat_tiled`, in f16 where the adapter has it).
 
 use super::buffers::{Act, Weight};
 use super::{grid, layout, Family, Gpu};
@@ -13,8 +13,8 @@ use super::{grid, layout, Family, Gpu};
 fn vec_kernel(family: Family) -> (&'static str, usize) {
     match family {
         Family::Software => ("matmul_vec", 64),
-        Family::Hardware { subgroups: false } => ("matmul_vec_coop", 4),
-        Family::Hardware { subgroups: true } => ("matmul_vec_subgroup", 4),
+        Family::Hardware { subgroups: false, .. } => ("matmul_vec_coop", 4),
+        Family::Hardware { subgroups: true, .. } => ("matmul_vec_subgroup", 4),
     }
 }
 
@@ -23,7 +23,8 @@ fn vec_kernel(family: Family) -> (&'static str, usize) {
 fn mat_kernel(family: Family) -> (&'static str, usize, usize) {
     match family {
         Family::Software => ("matmul_mat", 64, 8),
-        Family::Hardware { .. } => ("matmul_mat_tiled", 32, 32),
+        Family::Hardware { f16: false, .. } => ("matmul_mat_tiled", 32, 32),
+        Family::Hardware { f16: true, .. } => ("matmul_mat_tiled_f16", 32, 32),
     }
 }
 

@@ -165,9 +165,19 @@ impl Gpu {
 }
 
 /// A pipeline's WGSL (the kernel, with its format's `quads` appended) and
-/// how the kernel uses its buffers.
-fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
+/// how the kernel uses its buffers. The kernels written over `H` (the
+/// matrix product's tiles, the attention's products) get their arithmetic
+/// prepended: f32, or f16 for the name with `_f16` appended.
+fn source((name, format): KernelKey) -> (String, &'static [Access]) {
     const MATMUL: &[Access] = &[Read, Read, Write];
+    let (kernel, precision) = match name.strip_suffix("_f16") {
+        Some(kernel) => (kernel, include_str!("../../shaders/precision_f16.wgsl")),
+        None => (name, include_str!("../../shaders/precision_f32.wgsl")),
+    };
+    let precision = match kernel {
+        "matmul_mat_tiled" | "attention_vec_scores_coop" | "attention_mat" => precision,
+        _ => "",
+    };
     let (wgsl, access): (&str, &'static [Access]) = match kernel {
         "matmul_vec" => (include_str!("../../shaders/matmul_vec.wgsl"), MATMUL),
         "matmul_vec_coop" => (include_str!("../../shaders/matmul_vec_coop.wgsl"), MATMUL),
@@ -195,7 +205,7 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         "add" => (include_str!("../../shaders/add.wgsl"), &[Read, Write]),
         "add_bias" => (include_str!("../../shaders/add_bias.wgsl"), &[Read, Write]),
         "argmax" => (include_str!("../../shaders/argmax.wgsl"), &[Read, Write]),
-        other => unreachable!("no kernel `{other}`"),
+        _ => unreachable!("no kernel `{name}`"),
     };
     // What a kernel's source calls and another file defines.
     let appended = match (kernel, format) {
@@ -208,7 +218,7 @@ fn source((kernel, format): KernelKey) -> (String, &'static [Access]) {
         _ => "",
     };
     debug_assert!(access.len() <= MAX_BUFFERS);
-    (format!("{wgsl}\n{lanes}\n{appended}"), access)
+    (format!("{precision}\n{wgsl}\n{lanes}\n{appended}"), access)
 }
 
 /// A grid of `n` workgroups: `[x, y, 1]` with `x · y ≥ n`, x ≤ 65535.

@@ -146,8 +146,9 @@ pub struct GpuDevice {
 /// With `orCpu`, a loader given this device runs a model on the CPU when
 /// its header shows that the GPU cannot hold it (`device: 'auto'`).
 /// `kernels`: the kernel family, `software` (GPUs emulated on the CPU) or
-/// `hardware` (without subgroups: wgpu's WebGPU backend does not offer
-/// them, and the subgroup kernel would need `enable subgroups;`); left out, wgpu's
+/// `hardware` (in f16 where the adapter has `shader-f16`; without subgroups:
+/// wgpu's WebGPU backend does not offer them, and the subgroup kernel would
+/// need `enable subgroups;`); left out, wgpu's
 /// view of the adapter decides, which in a browser sees only whether it is
 /// a fallback adapter.
 #[wasm_bindgen(js_name = openGpu)]
@@ -159,7 +160,7 @@ pub async fn open_gpu(or_cpu: Option<bool>, kernels: Option<String>) -> Result<G
         let family = match kernels.as_deref() {
             None => None,
             Some("software") => Some(Family::Software),
-            Some("hardware") => Some(Family::Hardware { subgroups: false }),
+            Some("hardware") => Some(Family::Hardware { subgroups: false, f16: true }),
             Some(other) => {
                 return Err(coded_error(
                     "INVALID_ARGUMENT",
@@ -189,7 +190,8 @@ impl GpuDevice {
         String::new()
     }
 
-    /// The kernel family that runs the ops: `software` or `hardware`.
+    /// The kernel family that runs the ops: `software`, `hardware` or
+    /// `hardware+f16`.
     pub fn kernels(&self) -> String {
         #[cfg(feature = "gpu")]
         return self.gpu.family().name().to_string();

@@ -428,7 +428,8 @@ pub fn tiny_gemma() -> Vec<u8> {
 
 /// The GPU the reference tests run on: wgpu's first adapter, running the
 /// kernel family that `WEBSLM_GPU_KERNELS` names (`software`, `hardware`,
-/// `hardware+subgroups`; unset: the one the adapter picks), so that
+/// `hardware+subgroups`, `hardware+f16`, `hardware+subgroups+f16`; unset:
+/// the one the adapter picks), so that
 /// llama.cpp's logits check each family (scripts/test.sh runs the hardware
 /// ones on lavapipe too).
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
@@ -441,7 +442,7 @@ pub fn gpu() -> webslm::gpu::Gpu {
             Family::ALL
                 .into_iter()
                 .find(|f| f.name() == name)
-                .unwrap_or_else(|| panic!("WEBSLM_GPU_KERNELS={name}: software, hardware or hardware+subgroups")),
+                .unwrap_or_else(|| panic!("WEBSLM_GPU_KERNELS={name}: {:?}", Family::ALL.map(Family::name))),
         ),
     };
     let gpu = pollster::block_on(Gpu::request_family(family))
