@@ -41,10 +41,14 @@ cp Cargo.lock fuzz/Cargo.lock
 (cd fuzz && cargo "${toolchain[@]}" fuzz build -O)
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 
+# The seeds come from the crate's native build: with WEBSLM_FEATURES's
+# features (scripts/test.sh's), that build is the one already made.
+features=()
+if [ -n "${WEBSLM_FEATURES:-}" ]; then features=(--features "$WEBSLM_FEATURES"); fi
 seeds() {
   rm -rf fuzz/corpus
-  cargo run --quiet --release --example fuzz_seeds -- fuzz/corpus
-  WEBSLM_FUZZ_SEEDS=fuzz/corpus cargo test --quiet --release --test gguf_hostile >/dev/null
+  cargo run --quiet --release "${features[@]}" --example fuzz_seeds -- fuzz/corpus
+  WEBSLM_FUZZ_SEEDS=fuzz/corpus cargo test --quiet --release "${features[@]}" --test gguf_hostile >/dev/null
 }
 
 mode=${1:-short}

@@ -19,16 +19,17 @@ export CARGO_PROFILE_RELEASE_DEBUG=0
 # GPU backend on lavapipe, every kernel against the CPU, then llama.cpp's
 # logits (gemma_reference's GPU teacher-forced tests are ignored: minutes on
 # lavapipe, by hand with --include-ignored).
+export WEBSLM_FEATURES=threads,gpu
 step "native tests with the threads and gpu features (the GPU on lavapipe)"
-cargo test --release --features threads,gpu --all-targets
+cargo test --release --features "$WEBSLM_FEATURES" --all-targets
 # The kernels for real GPUs (slower on lavapipe, but correct there too), with
 # subgroups and f16: the top-20 of both models (Q4_1, and the K-quants);
 # every teacher-forced prompt and the tiny architectures pass too, by hand
 # (WEBSLM_GPU_KERNELS=hardware+subgroups+f16, or any family of
 # gpu::Family::ALL, with the commands above and --include-ignored).
-WEBSLM_GPU_KERNELS=hardware+subgroups+f16 cargo test --release --features threads,gpu --test llama_reference --test gemma_reference gpu_top20
+WEBSLM_GPU_KERNELS=hardware+subgroups+f16 cargo test --release --features "$WEBSLM_FEATURES" --test llama_reference --test gemma_reference gpu_top20
 
-step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short)"
+step "fuzzers: each target a fixed number of runs from its seeds (scripts/fuzz.sh short, its seeds from the build above)"
 bash scripts/fuzz.sh short
 
 step "wasm32 (+simd128) tests in Node"
