@@ -47,7 +47,7 @@ step "every GPU kernel against the CPU in headless Chromium on SwiftShader's Web
 WASM_BINDGEN_USE_BROWSER=1 WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --target wasm32-unknown-unknown --features gpu --test gpu_ops
 step "the tiny architecture models (tests/common/arch.rs) as files, for the Node and Chromium tests"
-cargo run --quiet --release --example reference_models -- tiny models/tiny-arch F16 Q8_0 Q4_0 > /dev/null
+cargo run --quiet --release --features "$WEBSLM_FEATURES" --example reference_models -- tiny models/tiny-arch F16 Q8_0 Q4_0 > /dev/null
 step "npm package tests in Deno"
 # Deno 2.9.6 sometimes aborts on its way out after every test has passed
 # ("malloc_consolidate(): invalid chunk size", "corrupted size vs. prev_size":
