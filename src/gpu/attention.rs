@@ -5,6 +5,7 @@
 //! products are f16 (the `_f16` kernels).
 
 use super::buffers::{Act, Cache};
+use super::pipelines::precise;
 use super::{grid, Family, Gpu};
 use crate::model::{self, Attention};
 
@@ -50,10 +51,7 @@ pub(super) fn attention(
         ring as u32,
     ];
     let groups = [shape.n_head as u32, q.rows.div_ceil(rows) as u32, 1];
-    let kernel = match gpu.family {
-        Family::Hardware { f16: true, .. } => "attention_mat_f16",
-        _ => "attention_mat",
-    };
+    let kernel = precise(gpu.family, "attention_mat");
     gpu.dispatch((kernel, ""), &params, &[&q.buf, &kc, &vc, &out.buf], groups);
     out
 }
@@ -91,8 +89,9 @@ fn attention_vec(
     // a position) on hardware.
     let (scores_kernel, scores_groups) = match gpu.family {
         Family::Software => ("attention_vec_scores", threads(n_head * n_chunks)),
-        Family::Hardware { f16: false, .. } => ("attention_vec_scores_coop", grid((n_head * n_chunks) as usize)),
-        Family::Hardware { f16: true, .. } => ("attention_vec_scores_coop_f16", grid((n_head * n_chunks) as usize)),
+        Family::Hardware { .. } => {
+            (precise(gpu.family, "attention_vec_scores_coop"), grid((n_head * n_chunks) as usize))
+        }
     };
     gpu.dispatch(
         (scores_kernel, ""),

@@ -7,6 +7,7 @@
 //! (`matmul_mat_tiled`, in f16 where the adapter has it).
 
 use super::buffers::{Act, Weight};
+use super::pipelines::precise;
 use super::{grid, layout, Family, Gpu};
 
 /// The decode GEMV of a family, and the rows a workgroup of it computes.
@@ -23,8 +24,7 @@ fn vec_kernel(family: Family) -> (&'static str, usize) {
 fn mat_kernel(family: Family) -> (&'static str, usize, usize) {
     match family {
         Family::Software => ("matmul_mat", 64, 8),
-        Family::Hardware { f16: false, .. } => ("matmul_mat_tiled", 32, 32),
-        Family::Hardware { f16: true, .. } => ("matmul_mat_tiled_f16", 32, 32),
+        Family::Hardware { .. } => (precise(family, "matmul_mat_tiled"), 32, 32),
     }
 }
 

@@ -3,7 +3,7 @@
 //! groups kept for reuse, one command encoder submitted when the host needs
 //! a result.
 
-use super::{layout, Gpu};
+use super::{layout, Family, Gpu};
 
 /// Bytes of one dispatch's parameters in the shared uniform buffer (the
 /// largest dynamic-offset alignment WebGPU allows an adapter to ask for).
@@ -164,19 +164,33 @@ impl Gpu {
     }
 }
 
+/// The kernels written over an arithmetic type `H` (the matrix product's
+/// tiles, the attention's products), each with the name of its f16
+/// pipeline.
+const OVER_H: [(&str, &str); 3] = [
+    ("matmul_mat_tiled", "matmul_mat_tiled_f16"),
+    ("attention_vec_scores_coop", "attention_vec_scores_coop_f16"),
+    ("attention_mat", "attention_mat_f16"),
+];
+
+/// The pipeline that runs `kernel` on `family`: its f16 twin where the
+/// family multiplies in f16 and the kernel is written over `H`.
+pub(super) fn precise(family: Family, kernel: &'static str) -> &'static str {
+    match family {
+        Family::Hardware { f16: true, .. } => OVER_H.iter().find(|(k, _)| *k == kernel).map_or(kernel, |(_, f16)| f16),
+        _ => kernel,
+    }
+}
+
 /// A pipeline's WGSL (the kernel, with its format's `quads` appended) and
-/// how the kernel uses its buffers. The kernels written over `H` (the
-/// matrix product's tiles, the attention's products) get their arithmetic
-/// prepended: f32, or f16 for the name with `_f16` appended.
+/// how the kernel uses its buffers. The kernels written over `H` get their
+/// arithmetic prepended: f32, or f16 for their f16 pipelines.
 fn source((name, format): KernelKey) -> (String, &'static [Access]) {
     const MATMUL: &[Access] = &[Read, Read, Write];
-    let (kernel, precision) = match name.strip_suffix("_f16") {
-        Some(kernel) => (kernel, include_str!("../../shaders/precision_f16.wgsl")),
-        None => (name, include_str!("../../shaders/precision_f32.wgsl")),
-    };
-    let precision = match kernel {
-        "matmul_mat_tiled" | "attention_vec_scores_coop" | "attention_mat" => precision,
-        _ => "",
+    let (kernel, precision) = match OVER_H.iter().find(|(k, f16)| *k == name || *f16 == name) {
+        Some((kernel, f16)) if *f16 == name => (*kernel, include_str!("../../shaders/precision_f16.wgsl")),
+        Some((kernel, _)) => (*kernel, include_str!("../../shaders/precision_f32.wgsl")),
+        None => (name, ""),
     };
     let (wgsl, access): (&str, &'static [Access]) = match kernel {
         "matmul_vec" => (include_str!("../../shaders/matmul_vec.wgsl"), MATMUL),
