@@ -3,8 +3,9 @@
 # (mesa's lavapipe where there is no GPU): SmolLM2 and Gemma 3, prefill and
 # decode tokens a second for each GPU kernel family (software, hardware, and
 # hardware with subgroups, f16 or both where the adapter has them) beside
-# the CPU backend, in a table that names the adapter. A few minutes on a real GPU; on lavapipe, which emulates one on
-# the CPU, more (fewer tokens: PROMPT=32 DECODE=16 RUNS=1).
+# the CPU backend, in a table that names the adapter. A few minutes on a
+# real GPU; on lavapipe, which emulates one on the CPU, more (fewer tokens:
+# PROMPT=32 DECODE=16 RUNS=1).
 #
 #   scripts/gpu-bench.sh [MODEL.gguf...]     (default: the two test models)
 set -euo pipefail

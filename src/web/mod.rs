@@ -148,9 +148,8 @@ pub struct GpuDevice {
 /// `kernels`: the kernel family, `software` (GPUs emulated on the CPU) or
 /// `hardware` (in f16 where the adapter has `shader-f16`; without subgroups:
 /// wgpu's WebGPU backend does not offer them, and the subgroup kernel would
-/// need `enable subgroups;`); left out, wgpu's
-/// view of the adapter decides, which in a browser sees only whether it is
-/// a fallback adapter.
+/// need `enable subgroups;`); left out, wgpu's view of the adapter decides,
+/// which in a browser sees only whether it is a fallback adapter.
 #[wasm_bindgen(js_name = openGpu)]
 pub async fn open_gpu(or_cpu: Option<bool>, kernels: Option<String>) -> Result<GpuDevice, JsValue> {
     #[cfg(feature = "gpu")]
